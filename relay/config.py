@@ -1,0 +1,245 @@
+"""Configuration: one TOML file → validated, immutable settings.
+
+Reads the file given by --config, else $RELAY_CONFIG, else config/relay.toml.
+Errors name the key and the problem; the CLI exits with status 78 (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_PATH = Path("config/relay.toml")
+EX_CONFIG = 78
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*$", re.I)
+_SIZE_UNITS = {"b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1 << 20, "mb": 10**6, "mib": 1 << 20,
+               "g": 1 << 30, "gb": 10**9, "gib": 1 << 30, None: 1}
+
+
+def parse_duration(value: Any) -> float:
+    """"30d", "24h", "90s", "250ms" or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as \"30d\" or \"24h\"")
+    if isinstance(value, int | float):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"expected a duration such as \"30d\" or \"24h\", got {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_size(value: Any) -> int:
+    """"10MiB", "10MB", "512k" or a number of bytes → bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size such as \"10MiB\"")
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(f"expected a size such as \"10MiB\", got {value!r}")
+    unit = m.group(2).lower() if m.group(2) else None
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+def split_hostport(value: str, default_port: int | None = None) -> tuple[str, int]:
+    """"127.0.0.1:2525", "[::1]:25", "mx.example" (with a default port) → (host, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        port_s = rest[1:] if rest.startswith(":") else ""
+    elif value.count(":") == 1:
+        host, port_s = value.split(":")
+    else:
+        host, port_s = value, ""
+    if not port_s:
+        if default_port is None:
+            raise ValueError(f"expected host:port, got {value!r}")
+        return host, default_port
+    if not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise ValueError(f"invalid port in {value!r}")
+    if not host:
+        raise ValueError(f"missing host in {value!r}")
+    return host, int(port_s)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RelaySection(_Section):
+    domain: str = "relay.localhost"
+    state_dir: Path = Path("var")
+    #: Public HTTPS base URL (for RFC 8058 one-click unsubscribe links); optional.
+    http_base_url: str | None = None
+    #: Address that sends the relay's own notices (bounces, confirmations).
+    notice_from: str = "postmaster"
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        v = v.strip().lower().rstrip(".")
+        if not re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+", v):
+            raise ValueError(f"not a domain name: {v!r}")
+        return v
+
+
+class SmtpSection(_Section):
+    listen: list[str] = Field(default_factory=lambda: ["127.0.0.1:2525"])
+    hostname: str | None = None
+    max_message_size: Size = 25 * 1024 * 1024
+    max_recipients: int = Field(default=50, ge=1)
+    max_connections: int = Field(default=200, ge=1)
+    max_connections_per_ip: int = Field(default=20, ge=1)
+    max_messages_per_ip_per_minute: int = Field(default=600, ge=1)
+    max_header_bytes: Size = 256 * 1024
+    max_mime_depth: int = Field(default=20, ge=1)
+    max_mime_parts: int = Field(default=500, ge=1)
+    command_timeout: Duration = 300.0
+    data_timeout: Duration = 600.0
+    max_inflight_bytes: Size = 512 * 1024 * 1024
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one listen address is needed")
+        for item in v:
+            split_hostport(item)
+        return v
+
+
+class DeliverySection(_Section):
+    transport: Literal["maildir", "smtp"] = "maildir"
+    maildir: Path | None = None  # default: <state_dir>/outbox
+    smarthost: str | None = None
+    tls: Literal["required", "opportunistic", "off"] = "opportunistic"
+    concurrency: int = Field(default=20, ge=1, le=1000)
+    connect_timeout: Duration = 30.0
+    command_timeout: Duration = 60.0
+    #: first retry after retry_base, then doubling up to retry_max
+    retry_base: Duration = 60.0
+    retry_max: Duration = 3600.0
+    lifetime: Duration = 5 * 86400.0
+
+    @field_validator("smarthost")
+    @classmethod
+    def _smarthost(cls, v: str | None) -> str | None:
+        if v is not None:
+            split_hostport(v, 25)
+        return v
+
+
+class DkimSection(_Section):
+    selector: str = "relay"
+    private_key: Path | None = None  # default: <state_dir>/dkim/<selector>.pem
+    ed25519_key: Path | None = None
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9_-]*)(\.[A-Za-z0-9_-]+)*", v):
+            raise ValueError(f"not a DKIM selector: {v!r}")
+        return v
+
+
+class AuditSection(_Section):
+    retention: Duration = 365 * 86400.0
+
+
+class LoggingSection(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class StoreSection(_Section):
+    #: Longest a ready commit waits for company before the group is written (seconds).
+    group_commit_window: Duration = 0.002
+    #: Largest number of units written in one transaction.
+    group_commit_max: int = Field(default=256, ge=1)
+
+
+class Settings(_Section):
+    relay: RelaySection = Field(default_factory=RelaySection)
+    smtp: SmtpSection = Field(default_factory=SmtpSection)
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
+    dkim: DkimSection = Field(default_factory=DkimSection)
+    audit: AuditSection = Field(default_factory=AuditSection)
+    logging: LoggingSection = Field(default_factory=LoggingSection)
+    store: StoreSection = Field(default_factory=StoreSection)
+
+    # Derived paths: relative paths in the file are relative to the working directory.
+    @property
+    def db_path(self) -> Path:
+        return self.relay.state_dir / "relay.db"
+
+    @property
+    def maildir_path(self) -> Path:
+        return self.delivery.maildir or (self.relay.state_dir / "outbox")
+
+    @property
+    def dkim_key_path(self) -> Path:
+        return self.dkim.private_key or (self.relay.state_dir / "dkim" / f"{self.dkim.selector}.pem")
+
+    @property
+    def smtp_hostname(self) -> str:
+        return self.smtp.hostname or self.relay.domain
+
+
+class ConfigError(Exception):
+    """A configuration problem; its text names the key and what is wrong."""
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{source}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+    if settings.delivery.transport == "smtp" and not settings.delivery.smarthost:
+        raise ConfigError(f"{source}: delivery.smarthost: required when delivery.transport = \"smtp\"")
+    return settings
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("RELAY_CONFIG")
+    return Path(env) if env else DEFAULT_PATH
+
+
+def load(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate the configuration; raise ConfigError with a readable text."""
+    p = resolve_path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    return settings_from_dict(data, str(p))

@@ -1,0 +1,167 @@
+"""The SQLite store: one writer with group commit, one reader, both through aiosqlite.
+
+Reads config: store.group_commit_max; the database file is <relay.state_dir>/relay.db.
+Every repository function in relay/store/ is a plain synchronous function taking a
+sqlite3.Connection; Database.write() runs it inside the writer's next transaction and
+Database.read() on the reader connection, both on aiosqlite's worker threads.
+
+Group commit: while one transaction is being written and fsynced, new units queue up;
+the next transaction takes all of them (up to group_commit_max), each inside its own
+SAVEPOINT so that one failing unit does not spoil its neighbours. A unit's future is
+resolved only after COMMIT returned, i.e. after the WAL was fsynced (synchronous=FULL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+T = TypeVar("T")
+Unit = Callable[[sqlite3.Connection], Any]
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take a write now (disk full, locked, closed): answer 4xx, lose nothing."""
+
+
+def connect_sync(path: Path | str) -> sqlite3.Connection:
+    """A plain connection with the store's pragmas (used by the migrator and the CLI)."""
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not path.exists():
+            # Owner-only from the first byte: the file holds real addresses.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10.0)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+def run_in_transaction(conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[bool, Any]]:
+    """Run units in one IMMEDIATE transaction; each in its own savepoint."""
+    results: list[tuple[bool, Any]] = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for unit in units:
+            conn.execute("SAVEPOINT unit")
+            try:
+                value = unit(conn)
+            except Exception as exc:  # the unit's own failure: roll back only that unit
+                conn.execute("ROLLBACK TO unit")
+                conn.execute("RELEASE unit")
+                results.append((False, exc))
+            else:
+                conn.execute("RELEASE unit")
+                results.append((True, value))
+        conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        raise
+    return results
+
+
+class Database:
+    def __init__(self, path: Path | str, *, group_commit_max: int = 256) -> None:
+        self.path = Path(path)
+        self.group_commit_max = group_commit_max
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        #: Number of transactions and units written, for metrics and benchmarks.
+        self.transactions = 0
+        self.units = 0
+
+    async def open(self) -> None:
+        connect_sync(self.path).close()  # create with the right mode and WAL
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None, timeout=10.0)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None, timeout=10.0)
+        for conn in (self._writer, self._reader):
+            for pragma in PRAGMAS:
+                await conn.execute(pragma)
+        self._task = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wakeup.set()
+        if self._task:
+            await self._task
+        for conn in (self._writer, self._reader):
+            if conn is not None:
+                await conn.close()
+        self._writer = self._reader = None
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def write(self, unit: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `unit` in a transaction; return once it is durable.
+
+        The caller may be cancelled (aiosmtpd cancels slow handlers); the write still
+        completes or fails as a whole, because the future is shielded from the caller.
+        """
+        if self._closing or self._task is None:
+            raise StoreUnavailable("store is closed")
+        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((unit, fut))
+        self._wakeup.set()
+        return await asyncio.shield(fut)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            raise StoreUnavailable("store is closed")
+        reader = self._reader
+        result: T = await reader._execute(fn, reader._conn)
+        return result
+
+    async def _write_loop(self) -> None:
+        assert self._writer is not None
+        writer = self._writer
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                batch = self._pending[: self.group_commit_max]
+                del self._pending[: len(batch)]
+                units = [u for u, _ in batch]
+                try:
+                    results = await writer._execute(run_in_transaction, writer._conn, units)
+                except Exception as exc:  # the whole transaction failed (disk full, locked…)
+                    failure = StoreUnavailable(f"store write failed: {exc}")
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(failure)
+                    continue
+                self.transactions += 1
+                self.units += len(batch)
+                for (_, fut), (ok, value) in zip(batch, results, strict=True):
+                    if fut.done():
+                        continue
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+            if self._closing and not self._pending:
+                return
