@@ -1,0 +1,108 @@
+"""relay audit tail [-f] [--thread ID] [--party ID] [--event TYPE] [--since TIME] [--json]."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from relay.cli.common import CliError, add_json, store
+from relay.config import parse_duration
+from relay.store import audit
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("audit", help="the audit trail")
+    asub = p.add_subparsers(dest="audit_command", required=True)
+    t = asub.add_parser("tail", help="print audit events; -f follows new ones")
+    t.add_argument("-f", "--follow", action="store_true")
+    t.add_argument("-n", "--lines", type=int, default=20, help="how many past events (default 20; 0 = all)")
+    t.add_argument("--thread", type=int)
+    t.add_argument("--party", type=int)
+    t.add_argument("--event", help="event type or prefix, e.g. message or delivery.bounced")
+    t.add_argument("--since", help="ISO time or a duration ago such as 2h")
+    t.add_argument("--interval", type=float, default=0.2, help=argparse.SUPPRESS)
+    add_json(t)
+    t.set_defaults(handler=tail)
+
+
+def parse_since(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return time.time() - parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--since: expected an ISO time or a duration such as 2h, got {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def human(ev: audit.AuditEvent) -> str:
+    when = datetime.fromtimestamp(ev.ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z"
+    ids = " ".join(f"{k}={v}" for k, v in (("thread", ev.thread_id), ("message", ev.message_id),
+                                              ("party", ev.party_id)) if v is not None)
+    detail = " ".join(f"{k}={_short(v)}" for k, v in ev.detail.items())
+    return f"{when} #{ev.seq} {ev.event} {ev.reason} {ids} {detail}".rstrip()
+
+
+def _short(v: Any) -> str:
+    s = v if isinstance(v, str) else orjson.dumps(v).decode()
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+def tail(args: argparse.Namespace) -> int:
+    filters: dict[str, Any] = {"thread_id": args.thread, "party_id": args.party, "event": args.event,
+                               "since": parse_since(args.since)}
+    out = sys.stdout
+    with store(args) as conn:
+        # Fix the head first: the history is everything up to it, following starts after it,
+        # so an event committed meanwhile is printed once, by the follow loop.
+        last = audit.head(conn)[0]
+        if args.lines:
+            events = audit.last_events(conn, args.lines, **filters)
+        else:
+            events = list(audit.iter_all(conn))
+            events = [e for e in events if _match(e, filters)]
+        for ev in events:
+            if ev.seq > last:
+                continue
+            _print(args, out, ev)
+        out.flush()
+        if not args.follow:
+            return 0
+        try:
+            while True:
+                new = audit.events_after(conn, last, limit=1000)
+                for ev in new:
+                    last = ev.seq
+                    if _match(ev, filters):
+                        _print(args, out, ev)
+                if new:
+                    out.flush()
+                else:
+                    time.sleep(args.interval)
+        except (KeyboardInterrupt, BrokenPipeError):
+            return 0
+
+
+def _match(ev: audit.AuditEvent, f: dict[str, Any]) -> bool:
+    if f["thread_id"] is not None and ev.thread_id != f["thread_id"]:
+        return False
+    if f["party_id"] is not None and ev.party_id != f["party_id"]:
+        return False
+    if f["event"] and not (ev.event == f["event"] or ev.event.startswith(f["event"] + ".")):
+        return False
+    return not (f["since"] is not None and ev.ts < f["since"])
+
+
+def _print(args: argparse.Namespace, out: Any, ev: audit.AuditEvent) -> None:
+    out.write((orjson.dumps(ev.as_dict()).decode() if args.json else human(ev)) + "\n")

@@ -1,0 +1,36 @@
+"""relay serve — run the daemon (migrates the store first); relay db migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from relay import logging as relay_logging
+from relay.app import Relay, migrate_store
+from relay.cli.common import add_json, emit, settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("serve", help="run the relay daemon")
+    p.set_defaults(handler=serve)
+    db = sub.add_parser("db", help="store maintenance")
+    dbsub = db.add_subparsers(dest="db_command", required=True)
+    m = dbsub.add_parser("migrate", help="apply pending migrations")
+    add_json(m)
+    m.set_defaults(handler=db_migrate)
+
+
+def serve(args: argparse.Namespace) -> int:
+    s = settings(args)
+    relay_logging.configure(s.logging.level, s.logging.format)
+    asyncio.run(Relay(s).run())
+    return 0
+
+
+def db_migrate(args: argparse.Namespace) -> int:
+    s = settings(args)
+    s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    applied = migrate_store(s.db_path)
+    emit(args, {"applied": applied, "database": str(s.db_path)},
+         "\n".join(f"applied {a}" for a in applied) or "store is up to date")
+    return 0

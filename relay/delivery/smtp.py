@@ -1,0 +1,110 @@
+"""Smarthost transport: aiosmtplib with a small pool of kept-alive connections.
+
+Reads: delivery.smarthost, delivery.tls ("required": STARTTLS with certificate checks;
+"opportunistic": STARTTLS when offered, no checks; "off"), delivery.connect_timeout,
+delivery.command_timeout, delivery.concurrency (pool size).
+4xx answers, refused connections and timeouts are temporary; 5xx answers are permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+
+import aiosmtplib
+
+from relay.config import Settings, split_hostport
+from relay.delivery.transport import DeliveryError
+
+IDLE_SECONDS = 20.0  # a pooled connection idle longer than this is not reused
+
+
+class SmtpTransport:
+    def __init__(self, settings: Settings, tls_context: ssl.SSLContext | None = None) -> None:
+        assert settings.delivery.smarthost
+        self.host, self.port = split_hostport(settings.delivery.smarthost, 25)
+        self.mode = settings.delivery.tls
+        self.connect_timeout = settings.delivery.connect_timeout
+        self.command_timeout = settings.delivery.command_timeout
+        self.hostname = settings.smtp_hostname
+        self.tls_context = tls_context
+        self.max_idle = settings.delivery.concurrency
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+
+    def _client(self) -> aiosmtplib.SMTP:
+        start_tls: bool | None = {"required": True, "opportunistic": None, "off": False}[self.mode]
+        return aiosmtplib.SMTP(
+            hostname=self.host, port=self.port, local_hostname=self.hostname, timeout=self.command_timeout,
+            start_tls=start_tls, validate_certs=self.mode == "required", tls_context=self.tls_context,
+        )
+
+    async def _acquire(self) -> tuple[aiosmtplib.SMTP, bool]:
+        now = time.monotonic()
+        while self._idle:
+            client, since = self._idle.pop()
+            if client.is_connected and now - since < IDLE_SECONDS:
+                return client, True
+            await _quietly_close(client)
+        client = self._client()
+        try:
+            await asyncio.wait_for(client.connect(), self.connect_timeout)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            # with delivery.tls = "required", a missing STARTTLS fails here too (aiosmtplib refuses)
+            raise DeliveryError(f"connect to smarthost failed: {type(exc).__name__}: {exc}", permanent=False) from exc
+        return client, False
+
+    def _release(self, client: aiosmtplib.SMTP) -> None:
+        if client.is_connected and len(self._idle) < self.max_idle:
+            self._idle.append((client, time.monotonic()))
+        else:
+            asyncio.ensure_future(_quietly_close(client))
+
+    async def send(self, envelope_from: str, recipient: str, data: bytes) -> str:
+        for _ in range(2):
+            client, reused = await self._acquire()
+            try:
+                errors, response = await client.sendmail(envelope_from, [recipient], data)
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                await self._reset_or_close(client)
+                refused = exc.recipients[0] if exc.recipients else None
+                code = refused.code if refused is not None else 550
+                raise DeliveryError(f"recipient refused: {code}", permanent=code >= 500, code=code) from exc
+            except aiosmtplib.SMTPServerDisconnected as exc:
+                await _quietly_close(client)
+                if reused:
+                    continue  # the pooled connection had gone stale: try once on a fresh one
+                raise DeliveryError(f"smarthost disconnected: {exc}", permanent=False) from exc
+            except aiosmtplib.SMTPResponseException as exc:
+                await self._reset_or_close(client)
+                raise DeliveryError(f"smarthost answered {exc.code}: {exc.message[:200]}",
+                                    permanent=exc.code >= 500, code=exc.code) from exc
+            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+                await _quietly_close(client)
+                raise DeliveryError(f"delivery failed: {type(exc).__name__}: {exc}", permanent=False) from exc
+            self._release(client)
+            return response
+        raise DeliveryError("smarthost keeps dropping connections", permanent=False)
+
+    async def _reset_or_close(self, client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.rset()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            await _quietly_close(client)
+            return
+        self._release(client)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for client, _ in idle:
+            await _quietly_close(client)
+
+
+async def _quietly_close(client: aiosmtplib.SMTP) -> None:
+    try:
+        if client.is_connected:
+            await asyncio.wait_for(client.quit(), 5)
+    except (aiosmtplib.SMTPException, OSError, TimeoutError):
+        pass
+    finally:
+        client.close()

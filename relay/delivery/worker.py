@@ -1,0 +1,161 @@
+"""Delivery worker: due queue rows → transport → result; backoff; bounce notices.
+
+Reads: delivery.concurrency, delivery.retry_base, delivery.retry_max, delivery.lifetime,
+relay.domain, relay.notice_from. Each attempt is recorded ('sending', attempts+1) before
+the transport is called and its result right after, so a crash leaves at most the
+in-flight rows to be retried (recover() on start). 4xx/timeouts back off exponentially
+until the row's lifetime ends; a 5xx or an expired lifetime bounces it, and a notice goes
+to the sender's registered address. Audit: delivery.delivered|deferred|bounced|recovered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from relay.config import Settings
+from relay.delivery.notices import build_notice
+from relay.delivery.transport import DeliveryError, Transport
+from relay.store import messages as messages_repo
+from relay.store import queue as queue_repo
+from relay.store.db import Database, StoreUnavailable
+
+log = structlog.get_logger("relay.delivery")
+
+
+def backoff(settings: Settings, attempts: int) -> float:
+    base, cap = settings.delivery.retry_base, settings.delivery.retry_max
+    return float(min(cap, base * (2 ** max(0, attempts - 1))))
+
+
+class DeliveryWorker:
+    def __init__(self, settings: Settings, db: Database, transport: Transport, *, signer: Any = None,
+                 clock: Callable[[], float] = time.time, poll_interval: float = 1.0) -> None:
+        self.settings = settings
+        self.db = db
+        self.transport = transport
+        self.signer = signer
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.delivered = 0
+        self.deferred = 0
+        self.bounced = 0
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        now = self.clock()
+        recovered = await self.db.write(lambda conn: queue_repo.recover(conn, now))
+        if recovered:
+            log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
+        self._task = asyncio.create_task(self._loop(), name="delivery")
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop taking rows; let deliveries in flight finish (bounded), the rest stay queued."""
+        self._stopping = True
+        self._wake.set()
+        if self._task:
+            await self._task
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        await self.transport.close()
+
+    async def _loop(self) -> None:
+        concurrency = self.settings.delivery.concurrency
+        while not self._stopping:
+            free = concurrency - len(self._inflight)
+            claimed: list[queue_repo.QueueItem] = []
+            if free > 0:
+                # Only claim what there are free slots for: claimed rows never wait in memory.
+                now = self.clock()
+                try:
+                    claimed = await self.db.write(lambda conn: queue_repo.claim_due(conn, now, free))
+                except (StoreUnavailable, sqlite3.Error) as exc:
+                    log.error("could not read the queue", error=str(exc))
+            for item in claimed:
+                task = asyncio.create_task(self._deliver(item))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+            if claimed and len(claimed) < free:
+                continue  # there may be more due and there are slots left
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+
+    async def _deliver(self, item: queue_repo.QueueItem) -> None:
+        try:
+            data = await self.db.read(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
+            if data is None:
+                await self._record_bounce(item, "delivery.content_missing", "message content is gone")
+                return
+            try:
+                response = await self.transport.send(item.envelope_from, item.recipient, data)
+            except DeliveryError as exc:
+                await self._failed(item, exc)
+                return
+            now = self.clock()
+            await self.db.write(lambda conn: queue_repo.mark_delivered(conn, item, now, response))
+            self.delivered += 1
+            log.info("delivered", queue=item.id, message=item.message_id, thread=item.thread_id,
+                     attempt=item.attempts, kind=item.kind)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug or a store failure: the row stays 'sending' and recover() retries it on restart.
+            log.exception("delivery crashed", queue=item.id)
+        finally:
+            self._wake.set()
+
+    async def _failed(self, item: queue_repo.QueueItem, exc: DeliveryError) -> None:
+        now = self.clock()
+        if exc.permanent:
+            await self._record_bounce(item, "delivery.rejected", exc.text)
+            return
+        next_at = now + backoff(self.settings, item.attempts)
+        if next_at >= item.expires_at:
+            await self._record_bounce(item, "delivery.expired", exc.text)
+            return
+        await self.db.write(lambda conn: queue_repo.defer(conn, item, now, next_at, exc.text))
+        self.deferred += 1
+        log.info("deferred", queue=item.id, message=item.message_id, attempt=item.attempts, error=exc.text[:200])
+
+    async def _record_bounce(self, item: queue_repo.QueueItem, reason: str, error: str) -> None:
+        now = self.clock()
+        notice = None
+        if item.kind == "message":
+            notice = await self._notice_for(item, reason)
+        await self.db.write(lambda conn: queue_repo.bounce(conn, item, now, reason, error, notice))
+        self.bounced += 1
+        log.warning("bounced", queue=item.id, message=item.message_id, reason=reason, kind=item.kind)
+
+    async def _notice_for(self, item: queue_repo.QueueItem, reason: str) -> tuple[str, str, bytes] | None:
+        return await notice_for_message(self.settings, self.db, self.signer, item.message_id, reason)
+
+
+async def notice_for_message(settings: Settings, db: Database, signer: Any, message_id: int,
+                             reason: str) -> tuple[str, str, bytes] | None:
+    """(recipient, envelope sender, signed notice) for the sender of `message_id`, or None."""
+    row = await db.read(lambda conn: messages_repo.get(conn, message_id))
+    if row is None or not row.envelope_from:
+        return None
+    data = build_notice(domain=settings.relay.domain, notice_from=settings.relay.notice_from,
+                        to=row.envelope_from, alias=f"{row.rcpt_alias}@{settings.relay.domain}",
+                        subject=" ".join((row.subject or "").split()), received_at=row.received_at, reason=reason)
+    if signer is not None:
+        data = signer.sign(data)
+    return row.envelope_from, "", data

@@ -1,0 +1,45 @@
+"""resolve: alias → thread, sender and recipient parties; header facts.
+
+Reads: nothing beyond the store. Replies: 550 5.1.1 when the alias vanished since RCPT.
+Audit reasons: resolve.alias_gone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import ClassVar
+
+from relay.model import Action, Party, Thread, Verdict
+from relay.pipeline.context import Context
+from relay.pipeline.headers import facts
+from relay.pipeline.transit import Transit
+from relay.smtp import replies
+from relay.store import parties, threads
+
+
+class Resolve:
+    name: ClassVar[str] = "resolve"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def run(self, tx: Transit) -> Verdict:
+        target = tx.target
+
+        def load(conn: sqlite3.Connection) -> tuple[Thread, Party, Party] | None:
+            t = threads.resolve_alias(conn, target.alias)
+            if t is None or t.revoked:
+                return None
+            thread = threads.get(conn, t.thread_id)
+            recipient = parties.get(conn, t.party_id)
+            other = thread.seller_id if t.party_id == thread.buyer_id else thread.buyer_id
+            return thread, parties.get(conn, other), recipient
+
+        found = await self.ctx.db.read(load)
+        if found is None:
+            return Verdict(Action.REJECT, replies.NO_SUCH_ALIAS, "resolve.alias_gone")
+        tx.thread, tx.sender, tx.recipient = found
+        tx.facts = facts(tx.raw)
+        tx.subject = tx.facts.subject
+        tx.orig_message_id = tx.facts.message_id
+        return Verdict.ok()

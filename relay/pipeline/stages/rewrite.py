@@ -1,0 +1,90 @@
+"""rewrite: apply the privacy rules (DESIGN.md) — alias From, real To, no trace of real addresses.
+
+Reads: relay.domain. Replies: 554 5.6.0 when the message cannot be made safe; 451 4.3.0
+when the leak check still finds a registered address after rewriting (a bug: never deliver it).
+Audit reasons: rewrite.unparseable, rewrite.leak, rewrite.parts (how many parts were re-encoded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import sqlite3
+from email.utils import format_datetime
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from relay.model import Action, Verdict
+from relay.pipeline.context import Context
+from relay.pipeline.headers import fields
+from relay.pipeline.transit import Transit
+from relay.rewrite import RewritePlan, Unparseable, find_leaks, rewrite
+from relay.smtp import replies
+from relay.store import messages, parties, threads
+
+_MSGID = re.compile(r"<[^<>\s]+>")
+#: Above this size the CPU-heavy work leaves the event loop.
+OFFLOAD_BYTES = 256 * 1024
+
+
+def new_message_id(domain: str) -> str:
+    return f"<{secrets.token_hex(12)}@{domain}>"
+
+
+class Rewrite:
+    name: ClassVar[str] = "rewrite"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def run(self, tx: Transit) -> Verdict:
+        assert tx.thread is not None and tx.sender is not None and tx.recipient is not None
+        thread, sender, recipient = tx.thread, tx.sender, tx.recipient
+        quoted = [m for name, value in fields(tx.raw) if name in ("in-reply-to", "references")
+                  for m in _MSGID.findall(value)]
+
+        def load(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[int, tuple[str, ...]], str | None, str | None]:
+            ids = messages.translate_ids(conn, thread.id, recipient.id, quoted) if quoted else {}
+            addrs = parties.addresses_of(conn, [sender.id, recipient.id])
+            return (ids, addrs, threads.alias_of(conn, thread.id, sender.id),
+                    threads.alias_of(conn, thread.id, recipient.id))
+
+        id_map, addrs, sender_alias, recipient_alias = await self.ctx.db.read(load)
+        if sender_alias is None or recipient_alias is None:
+            return Verdict(Action.REJECT, replies.NO_SUCH_ALIAS, "rewrite.alias_revoked")
+        alias_of = {sender.id: self.ctx.alias_address(sender_alias),
+                    recipient.id: self.ctx.alias_address(recipient_alias)}
+        address_map = {addr: alias_of[pid] for pid, group in addrs.items() for addr in group}
+        tx.relay_message_id = new_message_id(self.ctx.settings.relay.domain)
+        plan = RewritePlan(
+            from_addr=alias_of[sender.id],
+            from_name=sender.name,
+            to_addr=recipient.emails[0],
+            to_name=recipient.name,
+            message_id=tx.relay_message_id,
+            address_map=address_map,
+            alias_domain=self.ctx.settings.relay.domain,
+            keep_aliases=frozenset(),
+            translate_id=id_map.get,
+            extra_headers=tuple(tx.extra_headers),
+            date_if_missing=format_datetime(datetime.fromtimestamp(tx.received_at, UTC)),
+        )
+
+        def work() -> tuple[bytes, int, list[str]]:
+            result = rewrite(tx.raw, plan)
+            return result.message, result.parts_rewritten, find_leaks(result.message, address_map)
+
+        try:
+            if len(tx.raw) > OFFLOAD_BYTES:
+                out, parts, leaks = await asyncio.to_thread(work)
+            else:
+                out, parts, leaks = work()
+        except Unparseable as exc:
+            return Verdict(Action.REJECT, replies.UNPARSEABLE, "rewrite.unparseable", {"error": str(exc)[:200]})
+        if leaks:
+            return Verdict(Action.TEMPFAIL, replies.INTERNAL_ERROR, "rewrite.leak", {"where": leaks[:5]})
+        tx.message = out
+        if parts:
+            tx.record("stage.rewrite", "rewrite.parts", parts=parts)
+        return Verdict.ok()

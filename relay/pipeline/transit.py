@@ -1,0 +1,44 @@
+"""Transit: one message on its way to one recipient, and what the stages learned about it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.model import AliasTarget, Direction, Party, Thread
+from relay.pipeline.headers import HeaderFacts
+from relay.store.messages import PendingEvent
+
+
+@dataclass(slots=True)
+class Transit:
+    peer: str
+    helo: str
+    envelope_from: str
+    rcpt: str  # the alias address as the client wrote it
+    target: AliasTarget
+    raw: bytes  # the message as received (CRLF, checked for bare CR/LF)
+    received_at: float = field(default_factory=time.time)
+    # filled by stages
+    facts: HeaderFacts | None = None
+    thread: Thread | None = None
+    sender: Party | None = None
+    recipient: Party | None = None
+    message: bytes = b""  # the version that will be delivered
+    subject: str = ""
+    orig_message_id: str | None = None
+    relay_message_id: str = ""
+    held: bool = False
+    events: list[PendingEvent] = field(default_factory=list)
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def direction(self) -> Direction:
+        assert self.sender is not None
+        return Direction.from_sender(self.sender.role)
+
+    def record(self, event: str, reason: str = "", **detail: Any) -> None:
+        """Queue an audit event; it is written in the same transaction as the message."""
+        self.events.append(PendingEvent(event, reason, detail))

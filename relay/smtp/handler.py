@@ -1,0 +1,169 @@
+"""Thin aiosmtpd adapter: MAIL → syntax, RCPT → resolve the alias, DATA → pipeline → commit → reply.
+
+Reads: relay.domain, smtp.max_recipients. Replies: all from replies.py; any unexpected
+exception becomes 451 4.3.0 (aiosmtpd's default is a permanent 500 that leaks internals).
+Audit reasons: rcpt.foreign_domain, rcpt.unknown_alias, rcpt.revoked_alias,
+rcpt.sender_not_party, data.bare_line_ending, plus whatever the stages record.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from email_validator import EmailNotValidError, validate_email
+
+from relay.model import Action, AliasTarget, Reply, Verdict
+from relay.pipeline.context import Context
+from relay.pipeline.runner import Pipeline
+from relay.pipeline.stages import enqueue
+from relay.pipeline.transit import Transit
+from relay.smtp import replies
+from relay.store import audit, parties, threads
+
+log = structlog.get_logger("relay.smtp")
+
+#: RFC 5321 §2.3.8: CR and LF only as CRLF. A bare one (or a NUL) is how SMTP smuggling
+#: hides a second message; we refuse rather than guess (Postfix: smtpd_forbid_bare_newline).
+BARE_LINE_ENDING = re.compile(rb"(?<!\r)\n|\r(?!\n)|\x00")
+
+
+def valid_address(address: str) -> bool:
+    if any(c in address for c in "\r\n\x00<> "):
+        return False
+    try:
+        validate_email(address, check_deliverability=False, allow_smtputf8=True, test_environment=True)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+class RelayHandler:
+    def __init__(self, ctx: Context, pipeline: Pipeline, on_queued: Callable[[], None] | None = None) -> None:
+        self.ctx = ctx
+        self.pipeline = pipeline
+        self.on_queued = on_queued or (lambda: None)
+        self.domain = ctx.settings.relay.domain
+
+    # -- hooks called by aiosmtpd --------------------------------------------------------
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("unexpected error in SMTP session", exc_info=error)
+        return str(replies.INTERNAL_ERROR)
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if address and not valid_address(address):
+            return str(replies.BAD_SENDER_SYNTAX)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        setattr(envelope, "relay_targets", [])
+        return str(replies.SENDER_OK)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        targets: list[AliasTarget] = getattr(envelope, "relay_targets", [])
+        if len(envelope.rcpt_tos) >= self.ctx.settings.smtp.max_recipients:
+            return str(replies.TOO_MANY_RECIPIENTS)
+        local, _, domain = address.rpartition("@")
+        if not local or any(c in address for c in "\r\n\x00"):
+            return str(replies.BAD_RECIPIENT_SYNTAX)
+        peer = _peer(session)
+        if domain.lower().rstrip(".") != self.domain:
+            await self._audit_rcpt("rcpt.foreign_domain", peer, envelope.mail_from, address)
+            return str(replies.RELAY_DENIED)
+        sender = (envelope.mail_from or "").lower()
+
+        def lookup(conn: sqlite3.Connection) -> tuple[AliasTarget | None, int | None, int | None]:
+            target = threads.resolve_alias(conn, local)
+            if target is None or target.revoked:
+                return target, None, None
+            thread = threads.get(conn, target.thread_id)
+            other = thread.seller_id if target.party_id == thread.buyer_id else thread.buyer_id
+            return target, parties.by_address(conn, sender) if sender else None, other
+
+        target, sender_party, other = await self.ctx.db.read(lookup)
+        if target is None:
+            await self._audit_rcpt("rcpt.unknown_alias", peer, envelope.mail_from, address)
+            return str(replies.NO_SUCH_ALIAS)
+        if target.revoked:
+            await self._audit_rcpt("rcpt.revoked_alias", peer, envelope.mail_from, address, target)
+            return str(replies.NO_SUCH_ALIAS)
+        if sender_party is None or sender_party != other:
+            # Deny early: the envelope sender is not the other party of this thread.
+            await self._audit_rcpt("rcpt.sender_not_party", peer, envelope.mail_from, address, target)
+            return str(replies.NOT_AUTHORIZED)
+        targets.append(target)
+        setattr(envelope, "relay_targets", targets)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return str(replies.RECIPIENT_OK)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        targets: list[AliasTarget] = getattr(envelope, "relay_targets", [])
+        peer = _peer(session)
+        if BARE_LINE_ENDING.search(raw):
+            await self._audit_data("data.bare_line_ending", peer, envelope, targets)
+            return str(replies.BARE_LINE_ENDING)
+        now = self.ctx.clock()
+        helo = session.host_name or ""
+        transits = [Transit(peer=peer, helo=helo, envelope_from=envelope.mail_from or "", rcpt=rcpt,
+                            target=target, raw=raw, received_at=now)
+                    for rcpt, target in zip(envelope.rcpt_tos, targets, strict=True)]
+        started = time.perf_counter()
+        for tx in transits:
+            verdict = await self.pipeline.run(tx)
+            if verdict.action in (Action.REJECT, Action.TEMPFAIL):
+                return await self._refuse(tx, verdict)
+        reply, ids = await enqueue.accept(self.ctx, transits)
+        if ids:
+            self.on_queued()
+            for tx, (message_id, queue_id) in zip(transits, ids, strict=True):
+                log.info("message accepted", message=message_id, queue=queue_id,
+                         thread=tx.thread.id if tx.thread else None, direction=tx.direction.value,
+                         size=len(raw), held=tx.held, ms=round((time.perf_counter() - started) * 1000, 2))
+        return str(reply)
+
+    # -- helpers -----------------------------------------------------------------------------
+    async def _refuse(self, tx: Transit, verdict: Verdict) -> str:
+        reply: Reply = verdict.reply or replies.INTERNAL_ERROR
+        log.info("message refused", reason=verdict.reason, reply=f"{reply.code} {reply.status}",
+                 thread=tx.target.thread_id, peer=tx.peer)
+        if verdict.action is Action.REJECT:
+            await enqueue.refuse(self.ctx, tx, verdict)
+        else:
+            await self._write_event("message.tempfailed", verdict.reason, thread_id=tx.target.thread_id,
+                                    detail={"reply": f"{reply.code} {reply.status}", "alias": tx.target.alias})
+        return str(reply)
+
+    async def _audit_rcpt(self, reason: str, peer: str, mail_from: str | None, rcpt: str,
+                          target: AliasTarget | None = None) -> None:
+        log.info("recipient refused", reason=reason, peer=peer)
+        await self._write_event("rcpt.refused", reason, thread_id=target.thread_id if target else None,
+                                detail={"peer": peer, "mail_from": mail_from or "", "rcpt": rcpt[:320]})
+
+    async def _audit_data(self, reason: str, peer: str, envelope: Envelope, targets: list[AliasTarget]) -> None:
+        log.info("data refused", reason=reason, peer=peer)
+        await self._write_event("message.rejected", reason, thread_id=targets[0].thread_id if targets else None,
+                                detail={"peer": peer, "mail_from": envelope.mail_from or "",
+                                        "size": len(envelope.original_content or b"")})
+
+    async def _write_event(self, event: str, reason: str, *, thread_id: int | None = None,
+                           detail: dict[str, Any] | None = None) -> None:
+        try:
+            await self.ctx.db.write(lambda conn: audit.append(conn, event, reason=reason, thread_id=thread_id,
+                                                              detail=detail or {}))
+        except Exception as exc:  # auditing a refusal must not turn it into a crash
+            log.error("audit write failed", error=str(exc), reason=reason)
+
+
+def _peer(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "")

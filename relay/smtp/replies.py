@@ -1,0 +1,52 @@
+"""Every SMTP reply the relay gives, in one table.
+
+Texts name the rule a sender broke in plain words; they never contain an address, a
+pattern, a stack trace or anything else from inside the server. The first digit of the
+code and of the enhanced status (RFC 3463) always agree; tests check every entry.
+"""
+
+from __future__ import annotations
+
+from relay.model import Reply
+
+# --- success -----------------------------------------------------------------------------
+OK = Reply(250, "2.0.0", "OK")
+SENDER_OK = Reply(250, "2.1.0", "Sender OK")
+RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
+QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
+HELD = Reply(250, "2.0.0", "Message accepted and held for review")
+
+# --- temporary failures (the client keeps the message and tries again) -----------------
+INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, please try again later")
+STORE_UNAVAILABLE = Reply(451, "4.3.0", "Temporary problem storing the message, please try again later")
+STORAGE_FULL = Reply(452, "4.3.1", "Insufficient system storage, please try again later")
+TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections, please try again later")
+TOO_MANY_FROM_IP = Reply(421, "4.7.0", "Too many connections from your address, please try again later")
+SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, please try again later")
+DNS_TEMPFAIL = Reply(451, "4.7.0", "Temporary problem checking the sender, please try again later")
+RATE_LIMITED = Reply(451, "4.7.1", "Too many messages from your address, please slow down")
+INFLIGHT_FULL = Reply(452, "4.3.1", "Too much mail in progress, please try again later")
+TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
+
+# --- permanent failures -------------------------------------------------------------------
+NO_SUCH_ALIAS = Reply(550, "5.1.1", "No such recipient here")
+RELAY_DENIED = Reply(554, "5.7.1", "Relaying denied: this server only accepts mail for its own addresses")
+BAD_RECIPIENT_SYNTAX = Reply(553, "5.1.3", "Recipient address is not valid")
+BAD_SENDER_SYNTAX = Reply(553, "5.1.7", "Sender address is not valid")
+NOT_AUTHORIZED = Reply(550, "5.7.1", "Sender is not a participant of this conversation")
+SPOOFED = Reply(550, "5.7.1", "Sender could not be authenticated for this address")
+BARE_LINE_ENDING = Reply(550, "5.6.0", "Message contains a bare CR or LF or a NUL byte (RFC 5321 section 2.3.8)")
+MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message too big")
+HEADER_TOO_BIG = Reply(552, "5.3.4", "Message header too big")
+MIME_TOO_COMPLEX = Reply(554, "5.6.0", "Message structure too deeply nested or too many parts")
+UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")
+LOOP_DETECTED = Reply(554, "5.4.6", "Mail loop detected")
+PARTY_SUSPENDED = Reply(550, "5.7.1", "This account may not send messages at the moment")
+NEED_TLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
+
+ALL: dict[str, Reply] = {name: value for name, value in globals().items() if isinstance(value, Reply)}
+
+
+def reject_policy(category_text: str) -> Reply:
+    """550 for a content policy category; `category_text` comes from the policy file, in plain words."""
+    return Reply(550, "5.7.1", f"Message refused: {category_text}")

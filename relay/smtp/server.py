@@ -1,0 +1,178 @@
+"""SMTP listeners on our own event loop: aiosmtpd sessions with the relay's limits.
+
+Reads: smtp.listen, smtp.hostname, smtp.max_message_size, smtp.max_connections,
+smtp.max_connections_per_ip, smtp.command_timeout, smtp.data_timeout.
+Replies: 421 4.7.0 over the connection limits, 552 5.3.4 over the size limit.
+DATA is read in large chunks up to <CRLF>.<CRLF> (not line by line as aiosmtpd does), so
+long lines are accepted and receiving costs one scan of the bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from aiosmtpd.smtp import MISSING, SMTP
+
+from relay.config import Settings, split_hostport
+from relay.smtp import replies
+
+log = structlog.get_logger("relay.smtp")
+
+END_OF_DATA = b"\r\n.\r\n"
+
+
+@dataclass
+class Limits:
+    """Shared, live-updatable limits and counters for all sessions of one process."""
+
+    max_connections: int
+    max_connections_per_ip: int
+    data_timeout: float
+    active: int = 0
+    per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
+    accepting: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.smtp.max_connections, settings.smtp.max_connections_per_ip, settings.smtp.data_timeout)
+
+
+def unstuff(data: bytes) -> bytes:
+    """RFC 5321 §4.5.2: remove the leading dot of every line that has one."""
+    if data.startswith(b"."):
+        data = data[1:]
+    return data.replace(b"\r\n.", b"\r\n")
+
+
+class RelaySMTP(SMTP):
+    def __init__(self, handler: object, *, limits: Limits, **kwargs: object) -> None:
+        super().__init__(handler, **kwargs)  # type: ignore[arg-type]
+        self.limits = limits
+        self._counted_ip: str | None = None
+
+    # -- connection limits ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        first = self.transport is None  # STARTTLS calls this again for the same session
+        super().connection_made(transport)
+        if not first:
+            return
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        refusal = None
+        if not self.limits.accepting:
+            refusal = replies.SHUTTING_DOWN
+        elif self.limits.active >= self.limits.max_connections:
+            refusal = replies.TOO_MANY_CONNECTIONS
+        elif self.limits.per_ip[ip] >= self.limits.max_connections_per_ip:
+            refusal = replies.TOO_MANY_FROM_IP
+        self.limits.active += 1
+        self.limits.per_ip[ip] += 1
+        self._counted_ip = ip
+        if refusal is not None:
+            log.info("connection refused", peer=ip, reply=str(refusal))
+            if self._handler_coroutine is not None:
+                self._handler_coroutine.cancel()
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(f"{refusal}\r\n".encode())
+            transport.close()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._counted_ip is not None:
+            self.limits.active -= 1
+            self.limits.per_ip[self._counted_ip] -= 1
+            if self.limits.per_ip[self._counted_ip] <= 0:
+                del self.limits.per_ip[self._counted_ip]
+            self._counted_ip = None
+        super().connection_lost(error)
+
+    # -- DATA in chunks -------------------------------------------------------------------
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        self._reset_timeout(self.limits.data_timeout)
+        content, too_big = await self._read_data()
+        if too_big:
+            self._set_post_data_state()
+            await self.push(str(replies.MESSAGE_TOO_BIG))
+            return
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    async def _read_data(self) -> tuple[bytes, bool]:
+        """Read up to the end-of-data line; return (unstuffed content, over the size limit)."""
+        reader = self._reader
+        limit = self.data_size_limit or (1 << 62)
+        # The CRLF that ended the DATA command starts the buffer, so an empty message
+        # (".\r\n" right away) is found by the same search.
+        buf = bytearray(b"\r\n")
+        too_big = False
+        search_from = 0
+        while True:
+            idx = buf.find(END_OF_DATA, search_from)
+            if idx >= 0:
+                break
+            search_from = max(0, len(buf) - len(END_OF_DATA) + 1)
+            chunk = await reader.read(256 * 1024)
+            if not chunk:
+                raise ConnectionResetError("connection closed during DATA")
+            buf += chunk
+            if len(buf) - 2 > limit:
+                # Over the limit: keep reading to the terminator, but keep nothing.
+                too_big = True
+                del buf[: -(len(END_OF_DATA) - 1)]
+                search_from = 0
+        leftover = buf[idx + len(END_OF_DATA):]
+        if leftover:  # pipelined commands after the terminator stay for the command loop
+            reader._buffer[:0] = leftover  # type: ignore[attr-defined]
+        if too_big or idx > limit:
+            return b"", True
+        content = bytes(buf[2 : idx + 2])
+        del buf
+        return unstuff(content), False
+
+
+def make_factory(settings: Settings, handler: object, limits: Limits) -> Callable[[], RelaySMTP]:
+    def factory() -> RelaySMTP:
+        return RelaySMTP(
+            handler,
+            limits=limits,
+            data_size_limit=settings.smtp.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=settings.smtp_hostname,
+            ident="relay",
+            timeout=settings.smtp.command_timeout,
+        )
+
+    return factory
+
+
+async def start_listeners(settings: Settings, factory: Callable[[], RelaySMTP]) -> list[asyncio.Server]:
+    servers = []
+    for item in settings.smtp.listen:
+        host, port = split_hostport(item)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server = await asyncio.get_running_loop().create_server(factory, host=host, port=port, family=family,
+                                                                reuse_address=True)
+        for sock in server.sockets:
+            log.info("listening", address=sock.getsockname()[:2])
+        servers.append(server)
+    return servers

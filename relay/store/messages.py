@@ -1,0 +1,190 @@
+"""Relayed messages: contents (by hash), rows, the two-way Message-ID map, and their queue rows."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relay.store import audit
+
+
+def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, ?)", (digest, len(data), data))
+    return digest
+
+
+def get_blob(conn: sqlite3.Connection, digest: str) -> bytes | None:
+    row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
+    return bytes(row[0]) if row and row[0] is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    event: str
+    reason: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Everything one accepted message (for one recipient) writes in the DATA transaction."""
+
+    thread_id: int
+    direction: str
+    sender_id: int
+    recipient_id: int
+    received_at: float
+    envelope_from: str
+    rcpt_alias: str
+    subject: str
+    original: bytes
+    delivered: bytes
+    orig_message_id: str | None
+    relay_message_id: str
+    out_envelope_from: str
+    out_recipient: str
+    expires_at: float
+    held: bool = False
+    events: Sequence[PendingEvent] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A message refused at DATA time: audited, and its original kept when the sender is a party."""
+
+    thread_id: int | None
+    direction: str | None
+    sender_id: int | None
+    recipient_id: int | None
+    received_at: float
+    envelope_from: str
+    rcpt_alias: str
+    subject: str
+    original: bytes | None
+    reason: str
+    reply: str
+    events: Sequence[PendingEvent] = ()
+
+
+def record_accepted(conn: sqlite3.Connection, msg: Accepted) -> tuple[int, int]:
+    """Insert message, blobs, id map, queue row and audit events; return (message id, queue id)."""
+    orig = put_blob(conn, msg.original)
+    out = put_blob(conn, msg.delivered)
+    state = "held" if msg.held else "queued"
+    cur = conn.execute(
+        "INSERT INTO messages (thread_id, direction, sender_id, recipient_id, state, reason, received_at,"
+        " envelope_from, rcpt_alias, subject, original_sha256, delivered_sha256, orig_message_id, relay_message_id)"
+        " VALUES (?, ?, ?, ?, ?, 'ok', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (msg.thread_id, msg.direction, msg.sender_id, msg.recipient_id, state, msg.received_at, msg.envelope_from,
+         msg.rcpt_alias, msg.subject, orig, out, msg.orig_message_id, msg.relay_message_id),
+    )
+    message_id = int(cur.lastrowid or 0)
+    conn.execute(
+        "INSERT OR IGNORE INTO message_ids (relay_id, orig_id, thread_id, sender_id, message_id) VALUES (?, ?, ?, ?, ?)",
+        (msg.relay_message_id, msg.orig_message_id or msg.relay_message_id, msg.thread_id, msg.sender_id, message_id),
+    )
+    cur = conn.execute(
+        "INSERT INTO queue (message_id, recipient, envelope_from, blob_sha256, state, created_at, next_attempt_at,"
+        " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, msg.out_recipient, msg.out_envelope_from, out, state, msg.received_at, msg.received_at,
+         msg.expires_at),
+    )
+    queue_id = int(cur.lastrowid or 0)
+    common = {"thread_id": msg.thread_id, "message_id": message_id, "ts": msg.received_at}
+    audit.append(conn, "message.accepted", reason="ok", party_id=msg.sender_id,
+                 detail={"direction": msg.direction, "alias": msg.rcpt_alias, "size": len(msg.original),
+                         "original_sha256": orig, "delivered_sha256": out}, **common)
+    for ev in msg.events:
+        audit.append(conn, ev.event, reason=ev.reason, party_id=msg.sender_id, detail=ev.detail, **common)
+    audit.append(conn, "message.held" if msg.held else "message.queued", reason="ok",
+                 party_id=msg.recipient_id, detail={"queue": queue_id}, **common)
+    return message_id, queue_id
+
+
+def record_refused(conn: sqlite3.Connection, msg: Refused) -> int:
+    orig = put_blob(conn, msg.original) if msg.original is not None else None
+    cur = conn.execute(
+        "INSERT INTO messages (thread_id, direction, sender_id, recipient_id, state, reason, received_at,"
+        " envelope_from, rcpt_alias, subject, original_sha256) VALUES (?, ?, ?, ?, 'rejected', ?, ?, ?, ?, ?, ?)",
+        (msg.thread_id, msg.direction, msg.sender_id, msg.recipient_id, msg.reason, msg.received_at,
+         msg.envelope_from, msg.rcpt_alias, msg.subject, orig),
+    )
+    message_id = int(cur.lastrowid or 0)
+    for ev in msg.events:
+        audit.append(conn, ev.event, reason=ev.reason, thread_id=msg.thread_id, party_id=msg.sender_id,
+                     message_id=message_id, detail=ev.detail, ts=msg.received_at)
+    audit.append(conn, "message.rejected", reason=msg.reason, thread_id=msg.thread_id, party_id=msg.sender_id,
+                 message_id=message_id, detail={"reply": msg.reply, "alias": msg.rcpt_alias,
+                                                "original_sha256": orig}, ts=msg.received_at)
+    return message_id
+
+
+def translate_ids(conn: sqlite3.Connection, thread_id: int, recipient_id: int,
+                  ids: Iterable[str]) -> dict[str, str]:
+    """Map msg-ids a sender quoted to the ones the recipient knows; unknown ids are left out.
+
+    An id the recipient's own client made (orig) was shown to the sender as a relay id;
+    an id the relay made for a message the recipient received stays as it is.
+    """
+    out: dict[str, str] = {}
+    for mid in ids:
+        row = conn.execute(
+            "SELECT orig_id, sender_id FROM message_ids WHERE relay_id = ? AND thread_id = ?", (mid, thread_id)
+        ).fetchone()
+        if row is not None:
+            orig_id, sender_id = row
+            # the recipient wrote it: give back their own id; otherwise they know our relay id
+            out[mid] = orig_id if sender_id == recipient_id else mid
+            continue
+        row = conn.execute(
+            "SELECT relay_id, sender_id FROM message_ids WHERE orig_id = ? AND thread_id = ? ORDER BY message_id",
+            (mid, thread_id),
+        ).fetchone()
+        if row is not None:
+            relay_id, sender_id = row
+            out[mid] = mid if sender_id == recipient_id else relay_id
+    return out
+
+
+def set_state(conn: sqlite3.Connection, message_id: int, state: str, reason: str | None = None) -> None:
+    if reason is None:
+        conn.execute("UPDATE messages SET state = ? WHERE id = ?", (state, message_id))
+    else:
+        conn.execute("UPDATE messages SET state = ?, reason = ? WHERE id = ?", (state, reason, message_id))
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: int
+    thread_id: int | None
+    direction: str | None
+    sender_id: int | None
+    recipient_id: int | None
+    state: str
+    reason: str
+    received_at: float
+    envelope_from: str
+    rcpt_alias: str
+    subject: str | None
+    original_sha256: str | None
+    delivered_sha256: str | None
+    orig_message_id: str | None
+    relay_message_id: str | None
+
+
+_MSG_COLS = ("id, thread_id, direction, sender_id, recipient_id, state, reason, received_at, envelope_from,"
+             " rcpt_alias, subject, original_sha256, delivered_sha256, orig_message_id, relay_message_id")
+
+
+def get(conn: sqlite3.Connection, message_id: int) -> MessageRow | None:
+    row = conn.execute(f"SELECT {_MSG_COLS} FROM messages WHERE id = ?", (message_id,)).fetchone()
+    return MessageRow(*row) if row else None
+
+
+def of_thread(conn: sqlite3.Connection, thread_id: int) -> list[MessageRow]:
+    return [MessageRow(*r) for r in conn.execute(
+        f"SELECT {_MSG_COLS} FROM messages WHERE thread_id = ? ORDER BY received_at, id", (thread_id,))]

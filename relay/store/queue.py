@@ -1,0 +1,150 @@
+"""The delivery queue: due rows, claims, results, and the audit events that go with them.
+
+A row is claimed ('sending', attempts+1) in its own committed transaction before the
+transport is called, and its result is recorded right after; a crash in between leaves
+it 'sending', and recover() returns it to 'queued' on the next start.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from relay.store import audit
+from relay.store import messages as messages_repo
+from relay.store.errors import Conflict, NotFound
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    id: int
+    message_id: int
+    recipient: str
+    envelope_from: str
+    blob_sha256: str
+    state: str
+    attempts: int
+    created_at: float
+    next_attempt_at: float
+    last_attempt_at: float | None
+    expires_at: float
+    last_error: str | None
+    kind: str
+    thread_id: int | None = None
+
+
+_COLS = ("q.id, q.message_id, q.recipient, q.envelope_from, q.blob_sha256, q.state, q.attempts, q.created_at,"
+         " q.next_attempt_at, q.last_attempt_at, q.expires_at, q.last_error, q.kind, m.thread_id")
+_FROM = "FROM queue q JOIN messages m ON m.id = q.message_id"
+
+
+def _item(row: tuple[object, ...]) -> QueueItem:
+    return QueueItem(*row)  # type: ignore[arg-type]
+
+
+def get(conn: sqlite3.Connection, queue_id: int) -> QueueItem:
+    row = conn.execute(f"SELECT {_COLS} {_FROM} WHERE q.id = ?", (queue_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no such queue entry: {queue_id}")
+    return _item(row)
+
+
+def listing(conn: sqlite3.Connection, state: str | None = None, limit: int = 1000) -> list[QueueItem]:
+    if state:
+        rows = conn.execute(f"SELECT {_COLS} {_FROM} WHERE q.state = ? ORDER BY q.id LIMIT ?", (state, limit))
+    else:
+        rows = conn.execute(f"SELECT {_COLS} {_FROM} ORDER BY q.id LIMIT ?", (limit,))
+    return [_item(r) for r in rows]
+
+
+def claim_due(conn: sqlite3.Connection, now: float, limit: int) -> list[QueueItem]:
+    """Mark up to `limit` due rows as 'sending' (attempt recorded before the send) and return them."""
+    rows = conn.execute(
+        f"SELECT {_COLS} {_FROM} WHERE q.state = 'queued' AND q.next_attempt_at <= ? ORDER BY q.next_attempt_at, q.id"
+        " LIMIT ?", (now, limit)).fetchall()
+    items = []
+    for row in rows:
+        item = _item(row)
+        conn.execute("UPDATE queue SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
+                     (now, item.id))
+        items.append(QueueItem(item.id, item.message_id, item.recipient, item.envelope_from, item.blob_sha256,
+                               "sending", item.attempts + 1, item.created_at, item.next_attempt_at, now,
+                               item.expires_at, item.last_error, item.kind, item.thread_id))
+    return items
+
+
+def next_due_at(conn: sqlite3.Connection) -> float | None:
+    row = conn.execute("SELECT MIN(next_attempt_at) FROM queue WHERE state = 'queued'").fetchone()
+    return row[0] if row else None
+
+
+def mark_delivered(conn: sqlite3.Connection, item: QueueItem, now: float, response: str) -> None:
+    conn.execute("UPDATE queue SET state = 'delivered', last_error = NULL WHERE id = ? AND state = 'sending'",
+                 (item.id,))
+    if item.kind == "message":
+        messages_repo.set_state(conn, item.message_id, "delivered")
+    audit.append(conn, "delivery.delivered" if item.kind == "message" else "notice.delivered", reason="ok",
+                 thread_id=item.thread_id, message_id=item.message_id,
+                 detail={"queue": item.id, "attempt": item.attempts, "response": response[:200]}, ts=now)
+
+
+def defer(conn: sqlite3.Connection, item: QueueItem, now: float, next_at: float, error: str) -> None:
+    conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = ?, last_error = ? WHERE id = ?",
+                 (next_at, error[:500], item.id))
+    audit.append(conn, "delivery.deferred", reason="delivery.tempfail", thread_id=item.thread_id,
+                 message_id=item.message_id,
+                 detail={"queue": item.id, "attempt": item.attempts, "error": error[:200], "next_attempt_at": next_at},
+                 ts=now)
+
+
+def bounce(conn: sqlite3.Connection, item: QueueItem, now: float, reason: str, error: str,
+           notice: tuple[str, str, bytes] | None) -> int | None:
+    """Mark bounced; queue `notice` = (envelope recipient, envelope sender, message) if given."""
+    conn.execute("UPDATE queue SET state = 'bounced', last_error = ? WHERE id = ?", (error[:500], item.id))
+    if item.kind == "message":
+        messages_repo.set_state(conn, item.message_id, "bounced", reason)
+    audit.append(conn, "delivery.bounced" if item.kind == "message" else "notice.bounced", reason=reason,
+                 thread_id=item.thread_id, message_id=item.message_id,
+                 detail={"queue": item.id, "attempt": item.attempts, "error": error[:200]}, ts=now)
+    if notice is None:
+        return None
+    return enqueue_notice(conn, item.message_id, item.thread_id, now, *notice)
+
+
+def enqueue_notice(conn: sqlite3.Connection, message_id: int, thread_id: int | None, now: float,
+                   recipient: str, envelope_from: str, data: bytes, lifetime: float = 5 * 86400) -> int:
+    digest = messages_repo.put_blob(conn, data)
+    cur = conn.execute(
+        "INSERT INTO queue (message_id, recipient, envelope_from, blob_sha256, state, created_at, next_attempt_at,"
+        " expires_at, kind) VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, 'notice')",
+        (message_id, recipient, envelope_from, digest, now, now, now + lifetime))
+    qid = int(cur.lastrowid or 0)
+    audit.append(conn, "notice.queued", reason="notice", thread_id=thread_id, message_id=message_id,
+                 detail={"queue": qid, "notice_sha256": digest}, ts=now)
+    return qid
+
+
+def recover(conn: sqlite3.Connection, now: float) -> int:
+    """Rows left 'sending' by a crash go back to the queue (the send may or may not have happened)."""
+    rows = conn.execute("SELECT q.id, q.message_id, m.thread_id FROM queue q JOIN messages m ON m.id = q.message_id"
+                        " WHERE q.state = 'sending'").fetchall()
+    for qid, mid, tid in rows:
+        conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = ? WHERE id = ?", (now, qid))
+        audit.append(conn, "delivery.recovered", reason="delivery.interrupted", thread_id=tid, message_id=mid,
+                     detail={"queue": qid}, ts=now)
+    return len(rows)
+
+
+def set_held(conn: sqlite3.Connection, queue_id: int, held: bool, now: float, reason: str) -> QueueItem:
+    item = get(conn, queue_id)
+    if held and item.state != "queued":
+        raise Conflict(f"queue entry {queue_id} is {item.state}, not queued")
+    if not held and item.state != "held":
+        raise Conflict(f"queue entry {queue_id} is {item.state}, not held")
+    new = "held" if held else "queued"
+    conn.execute("UPDATE queue SET state = ?, next_attempt_at = ? WHERE id = ?", (new, now, queue_id))
+    if item.kind == "message":
+        messages_repo.set_state(conn, item.message_id, new)
+    audit.append(conn, "queue.held" if held else "queue.released", reason=reason, thread_id=item.thread_id,
+                 message_id=item.message_id, detail={"queue": queue_id}, ts=now)
+    return get(conn, queue_id)
