@@ -1,0 +1,52 @@
+from pathlib import Path
+
+import pytest
+
+from relay import config
+from relay.cli import main
+
+
+def test_defaults_load_from_the_embedded_file() -> None:
+    s = config.load(Path(__file__).resolve().parents[2] / "config" / "relay.toml")
+    assert s.smtp.listen == ["127.0.0.1:2525"]
+    assert s.delivery.transport == "maildir"
+    assert s.maildir_path == Path("var/outbox")
+    assert s.db_path == Path("var/relay.db")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('[smtp]\nlisten = ["127.0.0.1:99999"]', "smtp.listen"),
+    ('[relay]\ndomain = "not a domain"', "relay.domain"),
+    ('[delivery]\ntransport = "pigeon"', "delivery.transport"),
+    ('[delivery]\ntransport = "smtp"', "delivery.smarthost"),
+    ('[smtp]\nmax_message_size = "ten"', "smtp.max_message_size"),
+    ('[smtp]\nlisten_on = 1', "smtp.listen_on: unknown key"),
+    ('[audit]\nretention = "soon"', "audit.retention"),
+    ("[relay\n", "not valid TOML"),
+])
+def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    p = tmp_path / "relay.toml"
+    p.write_text(text)
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(p)
+    assert needle in str(exc.value)
+
+
+def test_cli_exits_78_on_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "relay.toml"
+    p.write_text('[smtp]\nmax_connections = -1\n')
+    assert main(["--config", str(p), "db", "migrate"]) == 78
+    assert "smtp.max_connections" in capsys.readouterr().err
+
+
+def test_env_variable_selects_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "x.toml"
+    p.write_text('[relay]\ndomain = "mail.example"\n')
+    monkeypatch.setenv("RELAY_CONFIG", str(p))
+    assert config.load().relay.domain == "mail.example"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("30d", 2592000), ("24h", 86400), ("90s", 90), (15, 15),
+                                                ("250ms", 0.25)])
+def test_durations(value: object, seconds: float) -> None:
+    assert config.parse_duration(value) == seconds
