@@ -90,7 +90,7 @@ def canonicalize_body_relaxed(body: bytes) -> bytes:
     """RFC 6376 §3.4.4 on a CRLF body: runs of WSP → one SP, no WSP at line ends, no empty lines at the end.
 
     A non-empty body always ends with exactly one CRLF (one is added to an unterminated last line);
-    an empty body, or one made only of empty lines, canonicalizes to the empty string (RFC 6376 erratum 3871).
+    an empty body, or one made only of empty lines, canonicalizes to the empty string (so bh= is the SHA-256 of nothing).
     """
     # bytes.replace loops instead of re.sub: ~30x faster on long bodies (each pass halves every SP run).
     if b"\t" in body:
