@@ -12,7 +12,7 @@ blob with no header), ``ValueError`` from ``RewritePlan`` for an unsafe name/add
 
 from __future__ import annotations
 
-from relay.rewrite.addresses import AddressMatcher
+from relay.rewrite.addresses import matcher_for
 from relay.rewrite.body import Walker, apply_edits, content_type
 from relay.rewrite.headers import build_headers
 from relay.rewrite.leaks import find_leaks
@@ -31,7 +31,7 @@ def rewrite(raw: bytes, plan: RewritePlan) -> RewriteResult:
             raise Unparseable("no header block and no text body")
         body_start = 0  # a bare body: it gets our headers and is scanned as text
     result = RewriteResult(message=b"")
-    matcher = AddressMatcher(plan.address_map)
+    matcher = matcher_for(plan.address_map)
     edits, fields_changed = Walker(matcher, result).entity(buf, fields, body_start, len(buf), 0)
     if fields_changed and first(fields, "mime-version") is None:
         fields.append(Field.make("MIME-Version", b" 1.0"))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from relay.rewrite.addresses import AddressMatcher
+from relay.rewrite.addresses import AddressMatcher, matcher_for
 from relay.rewrite.body import IDENTITY, NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION, content_type
 from relay.rewrite.headers import decode_words, raw_to_str
 from relay.rewrite.mime import (
@@ -32,7 +32,7 @@ _PERCENT_RE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
 
 def find_leaks(message: bytes, addresses: Iterable[str]) -> list[str]:
     """Descriptions of every place one of ``addresses`` still appears (empty: none)."""
-    matcher = AddressMatcher({a: a for a in addresses if a and "@" in a})
+    matcher = matcher_for({a.lower(): a for a in addresses if a and "@" in a})
     if matcher.empty:
         return []
     buf = normalize_eol(message)
