@@ -172,7 +172,8 @@ def smtp_send(port: int, mail_from: str, rcpts: list[str], data: bytes) -> dict[
     """Send with the stdlib client (blocking: call through asyncio.to_thread)."""
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
         client.ehlo("client.test")
-        return client.sendmail(mail_from, rcpts, data)
+        utf8 = not (mail_from.isascii() and all(r.isascii() for r in rcpts))
+        return client.sendmail(mail_from, rcpts, data, mail_options=["SMTPUTF8"] if utf8 else [])
 
 
 async def send(port: int, mail_from: str, rcpts: list[str], data: bytes) -> dict[str, Any]:
@@ -213,3 +214,15 @@ def dkim_ok(relay: Relay, data: bytes) -> bool:
 def maildir_messages(settings: Settings) -> list[bytes]:
     new = settings.maildir_path / "new"
     return [p.read_bytes() for p in sorted(new.iterdir())] if new.exists() else []
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll `check` until it returns something truthy (for state written just after a reply)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -31,7 +31,12 @@ def keygen(args: argparse.Namespace) -> int:
         path = s.dkim_key_path
     if path.exists() and not args.force:
         raise CliError(f"{path} exists; use --force to replace it")
-    txt = dkim.generate_ed25519_key(path) if args.ed25519 else dkim.generate_rsa_key(path)
+    if args.ed25519:
+        # The signer signs Ed25519 with s=<selector>-ed, beside the RSA key's own record.
+        txt = dkim.generate_ed25519_key(path, overwrite=args.force)
+        selector = f"{selector}-ed"
+    else:
+        txt = dkim.generate_rsa_key(path, overwrite=args.force)
     record = dkim.txt_record(selector, s.relay.domain, txt)
     emit(args, {"selector": selector, "domain": s.relay.domain, "key_file": str(path),
                 "name": f"{selector}._domainkey.{s.relay.domain}", "txt": txt, "record": record},

@@ -16,6 +16,7 @@ from tests.support import (
     DOMAIN,
     Sink,
     World,
+    eventually,
     dkim_ok,
     maildir_messages,
     message,
@@ -142,8 +143,8 @@ async def test_seller_to_buyer_round_trip_via_smarthost(start_relay, sink: Sink)
     assert msg3["In-Reply-To"] == "<buyer-1@buyer.example>"
     assert msg3["References"].split() == [relay_id_1, "<buyer-1@buyer.example>"]
 
-    names = [e.event for e in events(world)]
-    assert names.count("message.accepted") == 3 and names.count("delivery.delivered") == 3
+    await eventually(lambda: [e.event for e in events(world)].count("delivery.delivered") == 3)
+    assert [e.event for e in events(world)].count("message.accepted") == 3
 
 
 async def test_maildir_delivery_and_multiple_alias_recipients(start_relay) -> None:
@@ -173,7 +174,8 @@ async def test_smarthost_451_then_250_delivers_once(start_relay, sink: Sink) -> 
     await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
                message(world.seller_email, world.buyer_alias))
     await sink.wait_for(1)
-    await asyncio.sleep(0.5)
+    await eventually(lambda: "delivery.delivered" in [e.event for e in events(world)])
+    await asyncio.sleep(0.3)
     assert len(sink.received) == 1 and sink.refused == 1
     names = [e.event for e in events(world)]
     assert names.count("delivery.deferred") == 1 and names.count("delivery.delivered") == 1
@@ -187,12 +189,13 @@ async def test_smarthost_550_sends_notice_without_recipient_address(start_relay,
                message(world.seller_email, world.buyer_alias, "Where is it"))
     notice = (await sink.wait_for(1))[0]
     assert notice.rcpt_tos == [world.seller_email]
-    assert notice.mail_from == ""
+    assert notice.mail_from in ("", "<>")
     assert world.buyer_email not in notice.data.decode()
     assert world.buyer_alias in notice.message.get_content()
     assert notice.message["Auto-Submitted"] == "auto-replied"
     assert dkim_ok(relay, notice.data)
     assert "delivery.bounced" in [e.event for e in events(world)]
+    await eventually(lambda: "notice.delivered" in [e.event for e in events(world)])
 
 
 async def test_smarthost_down_across_restart(start_relay, sink: Sink) -> None:

@@ -71,9 +71,12 @@ class Rewrite:
             date_if_missing=format_datetime(datetime.fromtimestamp(tx.received_at, UTC)),
         )
 
+        # The recipient may see their own address (it is in To); never the sender's.
+        sender_addresses = addrs[sender.id]
+
         def work() -> tuple[bytes, int, list[str]]:
             result = rewrite(tx.raw, plan)
-            return result.message, result.parts_rewritten, find_leaks(result.message, address_map)
+            return result.message, result.parts_rewritten, find_leaks(result.message, sender_addresses)
 
         try:
             if len(tx.raw) > OFFLOAD_BYTES:
