@@ -175,15 +175,18 @@ def split_multipart(buf: bytes, start: int, end: int, boundary: bytes) -> Multip
     the same). A part's span excludes the CRLF that belongs to the next delimiter.
     """
     dash = b"--" + boundary
+    needle = CRLF + dash  # longer needles make bytes.find much faster on big attachments
     delims: list[tuple[int, int, bool]] = []
     i = start
     while True:
-        k = buf.find(dash, i, end)
-        if k < 0:
-            break
+        if i == start and buf.startswith(dash, start):
+            k = start
+        else:
+            k = buf.find(needle, max(start, i - 2), end)
+            if k < 0:
+                break
+            k += 2
         i = k + len(dash)
-        if k != start and buf[k - 2 : k] != CRLF:
-            continue
         j = k + len(dash)
         closing = buf.startswith(b"--", j)
         if closing:
