@@ -48,7 +48,9 @@ def text_5k() -> bytes:
 
 def html_50k() -> bytes:
     row = "<tr><td>Item</td><td>1</td><td>&yen;1,200</td><td>in stock</td></tr>\r\n"
-    html = "<html><body><table>\r\n" + row * 700 + "</table><p>taro.yamada&#64;gmail.com</p></body></html>\r\n"
+    html = (
+        "<html><body><table>\r\n" + row * 700 + "</table><p>taro.yamada&#64;gmail.com</p></body></html>\r\n"
+    )
     return (
         HEAD
         + 'Content-Type: multipart/alternative; boundary="b"\r\n\r\n--b\r\n'

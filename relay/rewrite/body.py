@@ -67,7 +67,7 @@ _CHARSET_PARAM_RE: Final = re.compile(rb'(;\s*charset\s*=\s*)("[^"]*"|[^;\s]*)',
 def apply_edits(buf: bytes, edits: list[Edit]) -> bytes:
     if not edits:
         return buf
-    edits.sort(key=lambda e: e[0])
+    edits.sort(key=lambda e: (e[0], e[1]))
     view = memoryview(buf)
     out: list[bytes | memoryview] = []
     pos = 0
