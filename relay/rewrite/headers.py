@@ -233,16 +233,6 @@ def copy_field(
 # ---- the top-level header block ------------------------------------------------------------
 
 
-def mailbox(name: str, addr: str) -> str:
-    """``name <addr>`` as header text (name RFC 2047-encoded when not ASCII)."""
-    name = clean_name(name)
-    if not name:
-        return addr
-    if name.isascii() and "=?" not in name:
-        return f"{quote_name(name)} <{addr}>"
-    return " ".join(encode_words(name)) + f" <{addr}>"
-
-
 def msg_ids(value: bytes) -> list[str]:
     text = unfold(value).decode("latin-1")
     ids = ["<" + "".join(m.group(1).split()) + ">" for m in _MSGID_RE.finditer(text)]
