@@ -23,9 +23,12 @@ from relay.delivery.transport import Transport
 from relay.delivery.worker import DeliveryWorker
 from relay.pipeline.context import Context
 from relay.pipeline.runner import Pipeline, Stage
+from relay.pipeline.stages.authenticate import Authenticate
 from relay.pipeline.stages.authorize import Authorize
+from relay.pipeline.stages.content import Content
 from relay.pipeline.stages.resolve import Resolve
 from relay.pipeline.stages.rewrite import Rewrite
+from relay.pipeline.stages.rules import Rules
 from relay.pipeline.stages.sign import Sign
 from relay.smtp.handler import RelayHandler
 from relay.smtp.server import Limits, RelaySMTP, make_factory, start_listeners
@@ -37,7 +40,7 @@ log = structlog.get_logger("relay")
 
 def build_stages(ctx: Context) -> list[Stage]:
     """The fixed stage order (a security property: authorize before rewrite, sign last)."""
-    return [Resolve(ctx), Authorize(ctx), Rewrite(ctx), Sign(ctx)]
+    return [Resolve(ctx), Authorize(ctx), Authenticate(ctx), Rules(ctx), Content(ctx), Rewrite(ctx), Sign(ctx)]
 
 
 def migrate_store(path: Path) -> list[str]:
@@ -61,7 +64,7 @@ def load_signer(settings: Settings, *, create: bool = False) -> Any:
                     record=dkim.txt_record(settings.dkim.selector, settings.relay.domain, txt))
     ed_key = settings.dkim.ed25519_key.read_bytes() if settings.dkim.ed25519_key else None
     return dkim.Signer(domain=settings.relay.domain, selector=settings.dkim.selector,
-                       private_key=key_path.read_bytes(), ed25519_key=ed_key)
+                       rsa_key_pem=key_path.read_bytes(), ed25519_key=ed_key)
 
 
 def build_transport(settings: Settings) -> Transport:

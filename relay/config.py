@@ -170,6 +170,32 @@ class StoreSection(_Section):
     group_commit_max: int = Field(default=256, ge=1)
 
 
+class PolicySection(_Section):
+    """Content policy (issue: messaging policy). Fields are added by the content stage."""
+
+    path: Path = Path("config/policy.toml")
+
+
+class RulesSection(_Section):
+    """Messaging rules (issue: opt-out, [Important], over-messaging). Fields added by the rules stage."""
+
+
+class DnsSection(_Section):
+    """Resolver used for inbound authentication (issue: trust)."""
+
+
+class TrustSection(_Section):
+    """Front MTA trust (issue: trust)."""
+
+
+class TlsSection(_Section):
+    """Inbound TLS (issue: trust)."""
+
+
+class HttpSection(_Section):
+    """Metrics and health listener (issue: running it for real)."""
+
+
 class Settings(_Section):
     relay: RelaySection = Field(default_factory=RelaySection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
@@ -178,6 +204,17 @@ class Settings(_Section):
     audit: AuditSection = Field(default_factory=AuditSection)
     logging: LoggingSection = Field(default_factory=LoggingSection)
     store: StoreSection = Field(default_factory=StoreSection)
+    policy: PolicySection = Field(default_factory=PolicySection)
+
+    rules: RulesSection = Field(default_factory=RulesSection)
+
+    dns: DnsSection = Field(default_factory=DnsSection)
+
+    trust: TrustSection = Field(default_factory=TrustSection)
+
+    tls: TlsSection = Field(default_factory=TlsSection)
+
+    http: HttpSection = Field(default_factory=HttpSection)
 
     # Derived paths: relative paths in the file are relative to the working directory.
     @property

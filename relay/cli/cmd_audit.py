@@ -10,14 +10,13 @@ from typing import Any
 
 import orjson
 
-from relay.cli.common import CliError, add_json, store
+from relay.cli.common import CliError, add_json, group, store
 from relay.config import parse_duration
 from relay.store import audit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("audit", help="the audit trail")
-    asub = p.add_subparsers(dest="audit_command", required=True)
+    asub = group(sub, "audit", "the audit trail")
     t = asub.add_parser("tail", help="print audit events; -f follows new ones")
     t.add_argument("-f", "--follow", action="store_true")
     t.add_argument("-n", "--lines", type=int, default=20, help="how many past events (default 20; 0 = all)")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from relay.cli.common import CliError, add_json, emit, settings
+from relay.cli.common import CliError, add_json, emit, group, settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("dkim", help="DKIM keys")
-    dsub = p.add_subparsers(dest="dkim_command", required=True)
+    dsub = group(sub, "dkim", "DKIM keys")
     kg = dsub.add_parser("keygen", help="generate a 2048-bit RSA key and print its DNS TXT record")
     kg.add_argument("--selector", help="selector for the new key (default: dkim.selector)")
     kg.add_argument("--ed25519", action="store_true", help="generate an Ed25519 key instead (RFC 8463)")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relay.cli.common import CliError, add_json, emit, normalize_address, read, store, write
+from relay.cli.common import CliError, add_json, emit, group, normalize_address, read, store, write
 from relay.model import Party, Role
 from relay.store import parties, threads
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("party", help="buyers and sellers")
-    psub = p.add_subparsers(dest="party_command", required=True)
+    psub = group(sub, "party", "buyers and sellers")
     add = psub.add_parser("add", help="register a buyer or a seller")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--email", required=True, action="append", help="a real address (repeatable)")

@@ -7,14 +7,13 @@ import asyncio
 
 from relay import logging as relay_logging
 from relay.app import Relay, migrate_store
-from relay.cli.common import add_json, emit, settings
+from relay.cli.common import add_json, emit, group, settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="run the relay daemon")
     p.set_defaults(handler=serve)
-    db = sub.add_parser("db", help="store maintenance")
-    dbsub = db.add_subparsers(dest="db_command", required=True)
+    dbsub = group(sub, "db", "store maintenance")
     m = dbsub.add_parser("migrate", help="apply pending migrations")
     add_json(m)
     m.set_defaults(handler=db_migrate)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from relay.cli.common import CliError, add_json, emit, read, settings, store, write
+from relay.cli.common import CliError, add_json, emit, group, read, settings, store, write
 from relay.store import parties, threads
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("thread", help="buyer–seller conversations")
-    tsub = p.add_subparsers(dest="thread_command", required=True)
+    tsub = group(sub, "thread", "buyer–seller conversations")
     op = tsub.add_parser("open", help="open (or return) the thread of a buyer and a seller")
     op.add_argument("--buyer", required=True, help="buyer party (id, ref or address)")
     op.add_argument("--seller", required=True, help="seller party (id, ref or address)")
@@ -25,8 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_json(show)
     show.set_defaults(handler=thread_show)
 
-    a = sub.add_parser("alias", help="aliases")
-    asub = a.add_subparsers(dest="alias_command", required=True)
+    asub = group(sub, "alias", "aliases")
     rv = asub.add_parser("revoke", help="revoke an alias (mail to it is refused from now on)")
     rv.add_argument("alias", help="the alias address or its local part")
     add_json(rv)

@@ -57,7 +57,7 @@ def write(conn: sqlite3.Connection, unit: Callable[[sqlite3.Connection], T]) -> 
         if isinstance(value, StoreError):
             raise CliError(str(value))
         raise value
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def read(fn: Callable[[], T]) -> T:
@@ -72,6 +72,19 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], text: str | None = None)
         sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
     else:
         print(text if text is not None else "\n".join(f"{k}: {v}" for k, v in obj.items()))
+
+
+_GROUPS: dict[int, dict[str, Any]] = {}
+
+
+def group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+          help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The subcommand set of a command group (`relay party …`), shared by every module that adds to it."""
+    groups = _GROUPS.setdefault(id(sub), {})
+    if name not in groups:
+        parser = sub.add_parser(name, help=help)
+        groups[name] = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
+    return groups[name]
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ class SmtpTransport:
         self.tls_context = tls_context
         self.max_idle = settings.delivery.concurrency
         self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+        self._closing: set[asyncio.Future[None]] = set()
 
     def _client(self) -> aiosmtplib.SMTP:
         start_tls: bool | None = {"required": True, "opportunistic": None, "off": False}[self.mode]
@@ -58,13 +59,15 @@ class SmtpTransport:
         if client.is_connected and len(self._idle) < self.max_idle:
             self._idle.append((client, time.monotonic()))
         else:
-            asyncio.ensure_future(_quietly_close(client))
+            task = asyncio.ensure_future(_quietly_close(client))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def send(self, envelope_from: str, recipient: str, data: bytes) -> str:
         for _ in range(2):
             client, reused = await self._acquire()
             try:
-                errors, response = await client.sendmail(envelope_from, [recipient], data)
+                _errors, response = await client.sendmail(envelope_from, [recipient], data)
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 await self._reset_or_close(client)
                 refused = exc.recipients[0] if exc.recipients else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import sqlite3
 import time
 from collections.abc import Callable
@@ -84,7 +85,7 @@ class DeliveryWorker:
                 # Only claim what there are free slots for: claimed rows never wait in memory.
                 now = self.clock()
                 try:
-                    claimed = await self.db.write(lambda conn: queue_repo.claim_due(conn, now, free))
+                    claimed = await self.db.write(functools.partial(queue_repo.claim_due, now=now, limit=free))
                 except (StoreUnavailable, sqlite3.Error) as exc:
                     log.error("could not read the queue", error=str(exc))
             for item in claimed:

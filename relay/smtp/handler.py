@@ -62,7 +62,7 @@ class RelayHandler:
             return str(replies.BAD_SENDER_SYNTAX)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
-        setattr(envelope, "relay_targets", [])
+        envelope.relay_targets = []  # type: ignore[attr-defined]
         return str(replies.SENDER_OK)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
@@ -99,7 +99,7 @@ class RelayHandler:
             await self._audit_rcpt("rcpt.sender_not_party", peer, envelope.mail_from, address, target)
             return str(replies.NOT_AUTHORIZED)
         targets.append(target)
-        setattr(envelope, "relay_targets", targets)
+        envelope.relay_targets = targets  # type: ignore[attr-defined]
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return str(replies.RECIPIENT_OK)

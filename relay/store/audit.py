@@ -88,7 +88,8 @@ _COLUMNS = "seq, ts, event, reason, thread_id, party_id, message_id, detail, pre
 def events_after(conn: sqlite3.Connection, after_seq: int = 0, *, limit: int = 1000,
                  thread_id: int | None = None, party_id: int | None = None, event: str | None = None,
                  since: float | None = None) -> list[AuditEvent]:
-    where, args = ["seq > ?"], [after_seq]
+    where: list[str] = ["seq > ?"]
+    args: list[Any] = [after_seq]
     if thread_id is not None:
         where.append("thread_id = ?")
         args.append(thread_id)

@@ -94,7 +94,7 @@ def record_accepted(conn: sqlite3.Connection, msg: Accepted) -> tuple[int, int]:
          msg.expires_at),
     )
     queue_id = int(cur.lastrowid or 0)
-    common = {"thread_id": msg.thread_id, "message_id": message_id, "ts": msg.received_at}
+    common: dict[str, Any] = {"thread_id": msg.thread_id, "message_id": message_id, "ts": msg.received_at}
     audit.append(conn, "message.accepted", reason="ok", party_id=msg.sender_id,
                  detail={"direction": msg.direction, "alias": msg.rcpt_alias, "size": len(msg.original),
                          "original_sha256": orig, "delivered_sha256": out}, **common)

@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 import re
 import sqlite3
 from pathlib import Path
@@ -47,7 +48,7 @@ async def test_group_commit_batches_and_isolates_failures(tmp_path: Path) -> Non
         assert db.transactions < 50  # many units per fsync
         events = await db.read(lambda c: list(audit.iter_all(c)))
         assert [e.event for e in events].count("test.doomed") == 0
-        assert all(e.prev_hash == p.hash for p, e in zip(events, events[1:], strict=False))
+        assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(events))
     finally:
         await db.close()
 

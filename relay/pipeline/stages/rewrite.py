@@ -11,8 +11,8 @@ import asyncio
 import re
 import secrets
 import sqlite3
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import ClassVar
 
 from relay.model import Action, Verdict
