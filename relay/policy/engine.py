@@ -1,0 +1,488 @@
+"""The policy engine: check(raw) → Report of findings; apply(raw, report) → the message to deliver.
+
+Reads the whole `Policy` (config/policy.toml). Pure and synchronous: no event loop, no
+network. The content stage calls check(); a report whose action is reject answers
+`550 5.7.1 <report.reject_category>`; hold keeps the message; otherwise apply() performs
+redactions, strips attachments/tracking images (with a notice) and scrubs metadata.
+
+Offsets: a text finding's start/end index the *normalized* text of its part (see
+normalize.py; `explain()` maps them back). Findings of markup rules (tracking.*,
+links.html_*) index the decoded HTML source instead; attachment findings use 0/0 unless
+they come from the attachment's text. `detail` is for the audit log only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.header
+import email.utils
+import re
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from relay.policy import mime
+from relay.policy.attachments import inspect, sanitize_filename
+from relay.policy.contact import find_contacts
+from relay.policy.htmltext import html_to_text
+from relay.policy.links import Hit, classify_url, find_links, host_of
+from relay.policy.normalize import fold, match_view, normalize
+from relay.policy.phrases import find_phrases, score
+from relay.policy.scrub import scrub
+from relay.policy.settings import RANK, Policy
+
+_SCORED = ("contact", "marketing", "review")
+_MARKUP_PREFIXES = ("tracking.", "links.html_")
+
+
+@dataclass(slots=True)
+class Finding:
+    category: str      # links | contact | marketing | review | tracking | attachment
+    rule: str          # e.g. links.obfuscated, contact.phone, attachment.archive
+    part: str          # "1.2", "header:subject", "attachment:photo.jpg"
+    start: int
+    end: int
+    action: str        # reject | hold | strip | redact | flag | none
+    detail: str        # audit only; never the matched text in an SMTP reply
+
+
+@dataclass(slots=True)
+class AttachmentResult:
+    part_id: str       # MIME part id
+    label: str         # the Finding.part of this attachment ("attachment:name")
+    filename: str      # as declared (decoded)
+    safe_name: str     # sanitized
+    kind: str          # sniffed type
+    size: int
+    action: str        # keep | strip
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    action: str = "none"
+    reject_category: str | None = None
+    attachments: list[AttachmentResult] = field(default_factory=list)
+
+    def audit_events(self) -> list[dict[str, Any]]:
+        """One audit record per finding (category, rule, part, action, offsets, detail)."""
+        events = [{"event": "policy.finding", **asdict(f)} for f in self.findings]
+        for a in self.attachments:
+            if a.action == "strip":
+                events.append({"event": "policy.attachment_stripped", "part": a.label, "kind": a.kind,
+                               "size": a.size, "reasons": list(a.reasons)})
+        return events
+
+
+@dataclass(slots=True)
+class _Pending:
+    finding: Finding
+    scope: str
+    weight: float
+
+
+def _verdict(findings: list[Finding]) -> str:
+    best = "none"
+    for f in findings:
+        if RANK.get(f.action, 0) > RANK[best] or (f.action == "strip" and best == "redact"):
+            best = f.action
+    return best
+
+
+def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset()) -> list[tuple[str, str, int, int, str, float]]:
+    """(category, rule, start, end, detail, weight) for one text; offsets in its normalized text."""
+    n = normalize(text[: policy.settings.max_text_chars])
+    v = match_view(n)
+    hits: list[Hit] = find_links(v, policy, own) + find_contacts(v, policy, own)
+    for cat in _SCORED:
+        hits.extend(find_phrases(v, policy.phrases[cat]))
+    out = []
+    for h in hits:
+        ns, ne = v.to_norm(h.start, h.end)
+        out.append((h.category, h.rule, ns, ne, h.detail, h.weight))
+    return out
+
+
+def check(raw: bytes, policy: Policy, *, own_addresses: Collection[str] = ()) -> Report:
+    """Every policy finding for one message, and the verdict action."""
+    own = frozenset(fold(a.strip().strip("<>")) for a in own_addresses)
+    root = mime.parse(raw)
+    pending: list[_Pending] = []
+
+    def add_text(text: str, part: str, scope: str, override: str | None = None, qr: bool = False) -> None:
+        for cat, rule, s, e, detail, weight in scan_text(text, policy, own):
+            if qr and cat == "links":
+                rule, detail = "links.qr_code", f"QR code: {detail}"
+            action = override or policy.action_for(cat, rule)
+            pending.append(_Pending(Finding(cat, rule, part, s, e, action, detail), scope, weight))
+
+    subjects = mime.raw_header_values(raw, root, "subject")
+    if subjects:
+        add_text(subjects[0][2], "header:subject", "message")
+    for name in ("list-unsubscribe", "list-id"):
+        if root.headers.get(name) is not None and policy.enabled("marketing", "marketing.list_headers"):
+            pending.append(_Pending(Finding("marketing", "marketing.list_headers", f"header:{name}", 0, 0,
+                                            policy.action_for("marketing", "marketing.list_headers"),
+                                            "mailing-list header"), "message", 0.5))
+            break
+
+    attachments: list[AttachmentResult] = []
+    caps = policy.settings.attachments
+    total = 0
+    labels: set[str] = set()
+    for leaf in root.leaves():
+        ctype = leaf.content_type
+        if leaf.is_attachment:
+            data = mime.decode_body(raw, leaf)
+            original = leaf.filename or ""
+            safe = sanitize_filename(original, caps.filename_max_length)
+            label = f"attachment:{safe}"
+            if label in labels:
+                label = f"attachment:{safe}#{leaf.id}"
+            labels.add(label)
+            result = AttachmentResult(leaf.id, label, original, safe, "", len(data), "keep")
+            attachments.append(result)
+            problems: list[tuple[str, str]] = []
+            total += len(data)
+            if len(data) > caps.max_file_size:
+                problems.append(("attachment.too_large", f"{len(data)} bytes"))
+            elif total > caps.max_total_size:
+                problems.append(("attachment.total_too_large", f"{total} bytes in all"))
+            elif len(attachments) > caps.max_count:
+                problems.append(("attachment.too_many", f"more than {caps.max_count} attachments"))
+            if problems:
+                result.kind = "unchecked"
+            else:
+                ins = inspect(data, safe, ctype, leaf.charset, caps)
+                result.kind = ins.kind
+                problems = ins.problems
+                override = None if caps.content_action == "inherit" else caps.content_action
+                for src, text in ins.extracted.texts:
+                    add_text(text, label, label, override, qr=src == "qr")
+                for src, url in ins.extracted.urls:
+                    verdict = classify_url(url, policy, own)
+                    if verdict:
+                        action = override or policy.action_for("links", verdict[0])
+                        pending.append(_Pending(Finding("links", verdict[0], label, 0, 0, action,
+                                                        f"link in {src}: {verdict[1]}"), label, 1.0))
+            for rule, detail in problems:
+                pending.append(_Pending(Finding("attachment", rule, label, 0, 0, caps.action, detail), label, 1.0))
+            continue
+        if leaf.is_multipart or ctype.startswith("multipart/"):
+            continue
+        if not (ctype.startswith("text/") or ctype == "message/rfc822" or ctype == "message/delivery-status"):
+            continue
+        text, _codec = mime.decode_text(mime.decode_body(raw, leaf), leaf.charset)
+        if ctype == "text/html":
+            _scan_html(text, leaf.id, policy, own, pending)
+        else:
+            add_text(text, leaf.id, "message")
+
+    findings = _score(pending, policy)
+    stripped_labels = {f.part for f in findings if f.part.startswith("attachment:") and f.action in ("strip", "redact")}
+    for a in attachments:
+        if a.label in stripped_labels:
+            a.action = "strip"
+            a.reasons = sorted({f.rule for f in findings if f.part == a.label})
+    report = Report(findings, _verdict(findings), None, attachments)
+    for f in findings:
+        if f.action == "reject":
+            report.reject_category = policy.reply_for(f.category)
+            break
+    return report
+
+
+def _scan_html(text: str, pid: str, policy: Policy, own: frozenset[str], pending: list[_Pending]) -> None:
+    ht = html_to_text(text)
+    for cat, rule, s, e, detail, weight in scan_text(ht.text, policy, own):
+        pending.append(_Pending(Finding(cat, rule, pid, s, e, policy.action_for(cat, rule), detail), "message", weight))
+    for u in ht.urls:
+        if u.remote_image:
+            rule = "tracking.pixel" if u.tiny else ("tracking.remote_css" if u.tag in ("style",) or u.attr == "style"
+                                                     else "tracking.remote_image")
+            if policy.enabled("tracking", rule):
+                pending.append(_Pending(Finding("tracking", rule, pid, u.tag_start, u.tag_end,
+                                                policy.action_for("tracking", rule), f"remote image <{u.tag}>"),
+                                        "message", 1.0))
+            continue
+        verdict = classify_url(u.url, policy, own)
+        if verdict is not None:
+            rule = "links.html_" + verdict[0].split(".", 1)[1]
+            if policy.enabled("links", rule):
+                pending.append(_Pending(Finding("links", rule, pid, u.tag_start, u.tag_end,
+                                                policy.action_for("links", verdict[0]),
+                                                f"<{u.tag} {u.attr}>: {verdict[1]}"), "message", 1.0))
+        if u.tag in ("a", "area") and u.anchor_text and "." in u.anchor_text:
+            target = host_of(u.url) if u.url.lower().startswith(("http", "//")) else ""
+            shown = [host_of(t) for t in re.findall(r"[\w.-]+\.[a-z]{2,}", fold(u.anchor_text))]
+            if target and shown and all(h and h != target and not target.endswith("." + h) for h in shown):
+                pending.append(_Pending(Finding("links", "links.anchor_mismatch", pid, u.tag_start, u.tag_end,
+                                                policy.action_for("links", "links.anchor_mismatch"),
+                                                f"anchor text shows {shown[0]}, link goes to {target}"),
+                                        "message", 1.0))
+
+
+def _score(pending: list[_Pending], policy: Policy) -> list[Finding]:
+    """Drop scored-category findings whose scope's total weight stays under the threshold."""
+    totals: dict[tuple[str, str], list[Hit]] = {}
+    for p in pending:
+        if p.finding.category in _SCORED:
+            f = p.finding
+            totals.setdefault((p.scope, f.category), []).append(Hit(f.category, f.rule, f.start, f.end, "", p.weight))
+    out = []
+    for p in pending:
+        f = p.finding
+        if f.category in _SCORED:
+            threshold = policy.category(f.category).threshold
+            if score(totals[(p.scope, f.category)]) < threshold:
+                continue
+        if f.action != "none":
+            out.append(f)
+    return out
+
+
+# --- apply --------------------------------------------------------------------------------
+
+def to_crlf(raw: bytes) -> bytes:
+    return re.sub(rb"\r?\n|\r(?!\n)", b"\r\n", raw)
+
+
+def apply(raw: bytes, report: Report, policy: Policy) -> bytes:
+    """The message to deliver: redactions made, attachments and tracking images stripped (with a
+    notice), metadata of kept attachments scrubbed. CRLF line endings; untouched parts byte-identical."""
+    raw = to_crlf(raw)
+    root = mime.parse(raw)
+    parts = {p.id: p for p in root.walk()}
+    marker = policy.settings.redaction_marker
+    edits: list[tuple[int, int, bytes]] = []
+
+    by_part: dict[str, list[Finding]] = {}
+    for f in report.findings:
+        if f.action in ("redact", "strip"):
+            by_part.setdefault(f.part, []).append(f)
+
+    subj = [f for f in by_part.get("header:subject", []) if f.action == "redact"]
+    if subj:
+        values = mime.raw_header_values(raw, root, "subject")
+        if values:
+            start, end, value = values[0]
+            new = _redact_text(value, [(f.start, f.end) for f in subj], marker)
+            edits.append((start, end, _header_line("Subject", new)))
+
+    for pid, found in by_part.items():
+        part = parts.get(pid)
+        if part is None or part.is_attachment or part.children:
+            continue
+        edit = _edit_text_part(raw, part, found, marker)
+        edits.extend(edit)
+
+    caps = policy.settings.attachments
+    for a in report.attachments:
+        part = parts.get(a.part_id)
+        if part is None:
+            continue
+        if a.action == "strip":
+            edits.extend(_strip_part(raw, part, a, policy))
+            continue
+        new_data = scrub(a.kind, mime.decode_body(raw, part)) if caps.scrub_metadata else None
+        rename = a.safe_name != a.filename and bool(a.filename)
+        if new_data is None and not rename:
+            continue
+        block = _header_block(raw, part)
+        if rename:
+            block = _rename(block, part, a.safe_name)
+        if new_data is not None:
+            block = mime.set_header(block, "Content-Transfer-Encoding", b"base64")
+            edits.append((part.body_start, part.end, _b64(new_data)))
+        edits.append((part.start, part.start + len(_header_block(raw, part)), block))
+
+    return _splice(raw, edits)
+
+
+def _splice(raw: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    out = []
+    pos = 0
+    for start, end, data in sorted(edits, key=lambda e: (e[0], e[1])):
+        if start < pos:
+            continue  # overlapping edit (should not happen): keep the first
+        out.append(raw[pos:start])
+        out.append(data)
+        pos = end
+    out.append(raw[pos:])
+    return b"".join(out)
+
+
+def _header_block(raw: bytes, part: mime.Part) -> bytes:
+    """The part's header fields, without the blank line that ends them."""
+    block = raw[part.start : part.body_start]
+    if block.endswith(b"\r\n\r\n"):
+        return block[:-2]
+    if block == b"\r\n":
+        return b""
+    return block
+
+
+def _header_line(name: str, value: str) -> bytes:
+    if value.isascii():
+        return f"{name}: {value}".encode("ascii")
+    enc = email.header.Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {enc}".encode("ascii")
+
+
+def _redact_text(source: str, spans: list[tuple[int, int]], marker: str) -> str:
+    n = normalize(source)
+    return _replace_spans(source, [n.source_span(s, e) for s, e in spans], marker)
+
+
+def _replace_spans(source: str, spans: list[tuple[int, int]], marker: str) -> str:
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if e <= s:
+            continue
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    out, pos = [], 0
+    for s, e in merged:
+        out.append(source[pos:s])
+        out.append(marker)
+        pos = e
+    out.append(source[pos:])
+    return "".join(out)
+
+
+def _edit_text_part(raw: bytes, part: mime.Part, found: list[Finding], marker: str) -> list[tuple[int, int, bytes]]:
+    text, codec = mime.decode_text(mime.decode_body(raw, part), part.charset)
+    if part.content_type == "text/html":
+        ht = html_to_text(text)
+        n = normalize(ht.text)
+        spans: list[tuple[int, int]] = []
+        strips: list[tuple[int, int]] = []
+        for f in found:
+            if f.rule.startswith(_MARKUP_PREFIXES):
+                if f.action == "strip" and text[f.start : f.start + 4].lower() == "<img":
+                    strips.append((f.start, f.end))
+                else:
+                    url = next((u.url for u in ht.urls if u.tag_start == f.start and u.tag_end == f.end), "")
+                    tag = text[f.start : f.end]
+                    raw_url = url if url in tag else ""
+                    if raw_url:
+                        pos = f.start + tag.index(raw_url)
+                        strips.append((pos, pos + len(raw_url)))
+            elif f.action == "redact":
+                a, b = n.source_span(f.start, f.end)
+                spans.append(ht.source_span(a, b))
+        if not spans and not strips:
+            return []
+        new_text = _apply_mixed(text, spans, strips, marker)
+    else:
+        redactions = [(f.start, f.end) for f in found if f.action == "redact"]
+        if not redactions:
+            return []
+        new_text = _redact_text(text, redactions, marker)
+    if new_text == text:
+        return []
+    return _reencode(raw, part, new_text, codec)
+
+
+def _apply_mixed(text: str, redact: list[tuple[int, int]], strip: list[tuple[int, int]], marker: str) -> str:
+    marks = sorted([(s, e, marker) for s, e in redact] + [(s, e, "") for s, e in strip])
+    out, pos = [], 0
+    for s, e, rep in marks:
+        if s < pos:
+            continue
+        out.append(text[pos:s])
+        out.append(rep)
+        pos = e
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _b64(data: bytes) -> bytes:
+    enc = base64.b64encode(data)
+    return b"\r\n".join(enc[i : i + 76] for i in range(0, len(enc), 76)) + (b"\r\n" if enc else b"")
+
+
+def _reencode(raw: bytes, part: mime.Part, text: str, codec: str) -> list[tuple[int, int, bytes]]:
+    block = _header_block(raw, part)
+    try:
+        data = text.encode(codec)
+        label = None if codec == mime.codec_for(part.charset) else codec
+    except UnicodeEncodeError:
+        data = text.encode("utf-8")
+        label = "utf-8"
+    cte = part.cte
+    if cte == "base64":
+        body = _b64(data)
+    elif cte == "quoted-printable":
+        body = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True).replace(b"\n", b"\r\n")
+    elif not data.isascii() and cte not in ("8bit", "binary"):
+        cte = "quoted-printable"
+        block = mime.set_header(block, "Content-Transfer-Encoding", b"quoted-printable")
+        body = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True).replace(b"\n", b"\r\n")
+    else:
+        body = re.sub(rb"\r?\n", b"\r\n", data)
+    edits = [(part.body_start, part.end, body)]
+    if label is not None:
+        ctype = part.headers.get("content-type")
+        value = str(ctype) if ctype else part.content_type
+        value = re.sub(r"\s+", " ", value)
+        if re.search(r"charset\s*=", value, re.I):
+            value = re.sub(r"charset\s*=\s*(\"?)[^\";\s]*\1", f"charset={label}", value, flags=re.I)
+        else:
+            value += f"; charset={label}"
+        block = mime.set_header(block, "Content-Type", value.encode("ascii", "replace"))
+    if block != _header_block(raw, part):
+        edits.append((part.start, part.start + len(_header_block(raw, part)), block))
+    return edits
+
+
+def _param(name: str, value: str) -> str:
+    if value.isascii() and '"' not in value and "\\" not in value:
+        return f'{name}="{value}"'
+    return f"{name}*={email.utils.encode_rfc2231(value, 'utf-8')}"
+
+
+def _rename(block: bytes, part: mime.Part, safe: str) -> bytes:
+    ctype = part.content_type
+    block = mime.set_header(block, "Content-Type", f"{ctype}; {_param('name', safe)}".encode("ascii"))
+    disp = part.disposition or "attachment"
+    return mime.set_header(block, "Content-Disposition", f"{disp}; {_param('filename', safe)}".encode("ascii"))
+
+
+def _strip_part(raw: bytes, part: mime.Part, a: AttachmentResult, policy: Policy) -> list[tuple[int, int, bytes]]:
+    caps = policy.settings.attachments
+    reason_rule = next((r for r in a.reasons if r in caps.reasons), "attachment.content")
+    if reason_rule not in caps.reasons and a.reasons and not a.reasons[0].startswith("attachment."):
+        reason_rule = "attachment.content"
+    reason = caps.reasons.get(reason_rule, "it breaks the messaging rules")
+    notice = caps.notice.format(filename=a.safe_name or "attachment", reason=reason)
+    body = binascii.b2a_qp(notice.encode("utf-8"), istext=True).replace(b"\n", b"\r\n") + b"\r\n"
+    block = _header_block(raw, part)
+    for name in ("Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Content-ID",
+                 "Content-Description", "Content-Location"):
+        block = mime.set_header(block, name, None)
+    block = mime.set_header(block, "Content-Type", b"text/plain; charset=utf-8")
+    block = mime.set_header(block, "Content-Transfer-Encoding", b"quoted-printable")
+    block = mime.set_header(block, "Content-Disposition", b"inline")
+    return [(part.start, part.start + len(_header_block(raw, part)), block), (part.body_start, part.end, body)]
+
+
+def explain(raw: bytes, finding: Finding) -> str:
+    """The matched text of a finding, for `relay policy check` output (never for SMTP replies)."""
+    root = mime.parse(raw)
+    if finding.part == "header:subject":
+        values = mime.raw_header_values(raw, root, "subject")
+        return normalize(values[0][2]).text[finding.start : finding.end] if values else ""
+    part = {p.id: p for p in root.walk()}.get(finding.part)
+    if part is None:
+        return ""
+    text, _ = mime.decode_text(mime.decode_body(raw, part), part.charset)
+    if finding.rule.startswith(_MARKUP_PREFIXES):
+        return text[finding.start : finding.end]
+    if part.content_type == "text/html":
+        text = html_to_text(text).text
+    return normalize(text).text[finding.start : finding.end]

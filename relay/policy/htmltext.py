@@ -1,0 +1,197 @@
+"""HTML → the text a reader sees (hidden elements included) plus every URL the markup holds.
+
+Reads no config. Comments vanish between text (`exa<!-- -->mple.com` reads `example.com`),
+entities are decoded, block elements break lines, `alt`/`title` text counts. Every text
+character keeps the span of HTML source it came from, so a redaction can be written back
+into the markup. URLs come from href/src/action/background/poster/cite, CSS `url()`,
+`<meta http-equiv=refresh>` and Outlook VML inside `<!--[if mso]>` conditional comments.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+_BLOCK = frozenset(
+    "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 "
+    "header hr li main nav ol p pre section table tbody td tfoot th thead tr ul title option".split()
+)
+_SKIP_TEXT = frozenset({"script", "style", "template"})
+_URL_ATTRS = frozenset({"href", "src", "action", "formaction", "background", "poster", "cite", "longdesc", "data",
+                        "lowsrc", "dynsrc", "xlink:href", "srcset", "manifest", "codebase", "ping"})
+_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]{1,2000})", re.I)
+_REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"\s>]{1,2000})", re.I)
+_CONDITIONAL = re.compile(r"^\s*\[if[^\]]{0,80}\]>(.*?)(?:<!\[endif\])?\s*$", re.S | re.I)
+
+
+@dataclass(slots=True)
+class HtmlUrl:
+    url: str
+    tag: str
+    attr: str
+    tag_start: int   # span of the whole tag in the HTML source
+    tag_end: int
+    anchor_text: str = ""
+    remote_image: bool = False
+    tiny: bool = False  # 0/1-pixel or hidden image: a tracking pixel
+
+
+@dataclass(slots=True)
+class HtmlText:
+    text: str
+    starts: list[int]
+    ends: list[int]
+    urls: list[HtmlUrl] = field(default_factory=list)
+
+    def source_span(self, start: int, end: int) -> tuple[int, int]:
+        if not self.text or end <= start:
+            return (0, 0)
+        start = max(0, min(start, len(self.text) - 1))
+        end = max(start + 1, min(end, len(self.text)))
+        return (self.starts[start], self.ends[end - 1])
+
+
+def _is_remote(url: str) -> bool:
+    u = url.strip().lower()
+    return u.startswith(("http:", "https:", "ftp:", "//")) or bool(re.match(r"^[a-z0-9.-]+\.[a-z]{2,}/", u))
+
+
+class _Extractor(HTMLParser):
+    def __init__(self, source: str, offset_base: int = 0) -> None:
+        super().__init__(convert_charrefs=False)
+        self.source = source
+        self.base = offset_base
+        self._line_starts = [0]
+        for m in re.finditer("\n", source):
+            self._line_starts.append(m.end())
+        self.chunks: list[str] = []
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.urls: list[HtmlUrl] = []
+        self._skip = 0
+        self._anchor: HtmlUrl | None = None
+        self._anchor_text: list[str] = []
+
+    def _pos(self) -> int:
+        line, col = self.getpos()
+        return self._line_starts[line - 1] + col if line - 1 < len(self._line_starts) else len(self.source)
+
+    def _emit(self, text: str, start: int, end: int | None = None) -> None:
+        """Append text; with end=None each char maps to its own source char, else all map to [start, end)."""
+        if not text:
+            return
+        self.chunks.append(text)
+        if end is None:
+            self.starts.extend(range(self.base + start, self.base + start + len(text)))
+            self.ends.extend(range(self.base + start + 1, self.base + start + len(text) + 1))
+        else:
+            self.starts.extend([self.base + start] * len(text))
+            self.ends.extend([self.base + end] * len(text))
+        if self._anchor is not None:
+            self._anchor_text.append(text)
+
+    def _tag_span(self) -> tuple[int, int]:
+        start = self._pos()
+        text = self.get_starttag_text() or ""
+        return start, start + len(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._start(tag, attrs)
+        if tag in _SKIP_TEXT:
+            self._skip = max(0, self._skip - 1)
+
+    def _start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        s, e = self._tag_span()
+        if tag in _SKIP_TEXT:
+            self._skip += 1
+        if tag in _BLOCK:
+            self._emit("\n", s, e)
+        a = {k.lower(): (v or "") for k, v in attrs}
+        for key in ("alt", "title", "placeholder", "aria-label", "value"):
+            if a.get(key) and not (tag == "input" and key == "value" and a.get("type") == "hidden"):
+                self._emit(" " + html.unescape(a[key]) + " ", s, e)
+        tiny = False
+        if tag == "img":
+            w, h = a.get("width", "").strip(), a.get("height", "").strip()
+            style = a.get("style", "").replace(" ", "").lower()
+            tiny = (w in ("0", "1", "0px", "1px") or h in ("0", "1", "0px", "1px")
+                    or "display:none" in style or "visibility:hidden" in style)
+        for key, value in a.items():
+            if not value:
+                continue
+            if key in _URL_ATTRS:
+                candidates = [v.strip().split(" ")[0] for v in value.split(",")] if key == "srcset" else [value]
+                for raw_url in candidates:
+                    url = html.unescape(raw_url).strip()
+                    remote_img = tag == "img" and key in ("src", "srcset", "lowsrc", "dynsrc") and _is_remote(url)
+                    hu = HtmlUrl(url, tag, key, self.base + s, self.base + e, remote_image=remote_img, tiny=tiny and remote_img)
+                    self.urls.append(hu)
+                    if tag in ("a", "area") and key == "href":
+                        self._anchor = hu
+                        self._anchor_text = []
+            if key == "style" or (tag == "meta" and key == "content"):
+                pat = _REFRESH_URL if key == "content" else _CSS_URL
+                if key == "content" and a.get("http-equiv", "").lower() != "refresh":
+                    continue
+                for m in pat.finditer(html.unescape(value)):
+                    self.urls.append(HtmlUrl(m.group(1), tag, key, self.base + s, self.base + e,
+                                             remote_image=key == "style" and _is_remote(m.group(1))))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TEXT:
+            self._skip = max(0, self._skip - 1)
+        if tag in ("a", "area") and self._anchor is not None:
+            self._anchor.anchor_text = "".join(self._anchor_text).strip()
+            self._anchor = None
+        if tag in _BLOCK:
+            p = self._pos()
+            self._emit("\n", p, p)
+
+    def handle_data(self, data: str) -> None:
+        if self._skip:
+            if data and "url(" in data.lower():  # <style> blocks: CSS url() are remote fetches
+                p = self._pos()
+                for m in _CSS_URL.finditer(data):
+                    self.urls.append(HtmlUrl(m.group(1), "style", "css", self.base + p, self.base + p + len(data),
+                                             remote_image=_is_remote(m.group(1))))
+            return
+        self._emit(data, self._pos())
+
+    def handle_entityref(self, name: str) -> None:
+        p = self._pos()
+        end = p + 1 + len(name) + (1 if self.source[p + 1 + len(name) : p + 2 + len(name)] == ";" else 0)
+        self._emit(html.unescape(self.source[p:end]), p, end)
+
+    def handle_charref(self, name: str) -> None:
+        p = self._pos()
+        end = p + 2 + len(name) + (1 if self.source[p + 2 + len(name) : p + 3 + len(name)] == ";" else 0)
+        self._emit(html.unescape(self.source[p:end]), p, end)
+
+    def handle_comment(self, data: str) -> None:
+        m = _CONDITIONAL.match(data)
+        if m:  # Outlook conditional comment: its markup is rendered by Outlook
+            inner_start = self._pos() + 4 + m.start(1)
+            sub = _Extractor(m.group(1), self.base + inner_start)
+            try:
+                sub.feed(m.group(1))
+                sub.close()
+            except Exception:
+                pass
+            self.urls.extend(sub.urls)
+
+
+def html_to_text(source: str) -> HtmlText:
+    ex = _Extractor(source)
+    try:
+        ex.feed(source)
+        ex.close()
+    except Exception:
+        pass
+    if ex._anchor is not None:
+        ex._anchor.anchor_text = "".join(ex._anchor_text).strip()
+    return HtmlText("".join(ex.chunks), ex.starts, ex.ends, ex.urls)

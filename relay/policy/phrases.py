@@ -1,0 +1,41 @@
+"""Word-list rules: marketing, review solicitation and messenger IDs, per language, scored.
+
+Reads the `rules` of [marketing], [review] and [contact] in policy.toml (compiled into one
+alternation per category by settings.py). Each match carries its rule's weight; the engine
+fires a category only when the weights in one message reach the category's threshold, so a
+lone weak word ("sale", "webinar") never rejects an ordinary message.
+"""
+
+from __future__ import annotations
+
+from relay.policy.links import Hit
+from relay.policy.normalize import View
+from relay.policy.settings import CompiledCategory
+
+
+def find_phrases(view: View, compiled: CompiledCategory) -> list[Hit]:
+    """Every phrase-rule match of one category in the view (view offsets)."""
+    if compiled.regex is None or not view.text:
+        return []
+    hits: list[Hit] = []
+    for m in compiled.regex.finditer(view.text):
+        if m.end() <= m.start() or m.lastgroup is None:
+            continue
+        rule = compiled.rules.get(m.lastgroup)
+        if rule is None:  # a user pattern with its own named group: find the rule group that matched
+            rule = next((r for g, r in compiled.rules.items() if m.group(g) is not None), None)
+            if rule is None:
+                continue
+        hits.append(Hit(compiled.name, rule.id, m.start(), m.end(), f"phrase rule ({rule.lang})", rule.weight))
+    return hits
+
+
+def score(hits: list[Hit]) -> float:
+    """Total weight, counting each rule at most twice (repetition is not extra evidence)."""
+    seen: dict[str, int] = {}
+    total = 0.0
+    for h in hits:
+        seen[h.rule] = seen.get(h.rule, 0) + 1
+        if seen[h.rule] <= 2:
+            total += h.weight
+    return total

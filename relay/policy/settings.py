@@ -1,0 +1,230 @@
+"""Policy as data: config/policy.toml → a validated, compiled `Policy`.
+
+Reads the whole policy file (categories, word lists per language, actions, allowlists,
+attachment limits). A bad file raises PolicyConfigError naming the key and the problem;
+regexes are compiled here, once, and patterns with nested quantifiers (catastrophic
+backtracking) are refused.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from relay.config import parse_size
+
+ActionName = Literal["reject", "hold", "strip", "redact", "flag", "none"]
+RANK: dict[str, int] = {"none": 0, "flag": 1, "redact": 2, "strip": 2, "hold": 3, "reject": 4}
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+# A group holding a quantifier, itself quantified: (a+)+, (a|b*)*, (\w+\s?){2,} … exponential on a miss.
+_NESTED_QUANTIFIER = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)[+*{]")
+
+
+class PolicyConfigError(ValueError):
+    """The policy file is unusable; `key` is the dotted path of the offending setting."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PhraseRule(_Model):
+    id: str
+    lang: str = "any"
+    weight: float = 1.0
+    patterns: list[str] = Field(min_length=1)
+    action: ActionName | None = None
+
+    @field_validator("patterns")
+    @classmethod
+    def _compile(cls, value: list[str]) -> list[str]:
+        for pat in value:
+            if _NESTED_QUANTIFIER.search(pat):
+                raise ValueError(f"pattern {pat!r} nests quantifiers (catastrophic backtracking)")
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                raise ValueError(f"pattern {pat!r} does not compile: {exc}") from None
+        return value
+
+
+class Category(_Model):
+    action: ActionName
+    reply: str
+    threshold: float = 1.0
+    rules: list[PhraseRule] = []
+    disabled_rules: list[str] = []
+    rule_actions: dict[str, ActionName] = {}
+
+
+class LinksCategory(Category):
+    shorteners: list[str] = []
+    redirectors: list[str] = []
+    word_dot_tlds: list[str] = ["com", "net", "org"]
+    file_extension_tlds: list[str] = []
+    common_tlds: list[str] = []
+
+
+class ContactCategory(Category):
+    mail_providers: list[str] = []
+
+
+class AllowedType(_Model):
+    extensions: list[str]
+    mime_types: list[str] = []
+
+
+class Attachments(_Model):
+    action: ActionName = "strip"
+    reply: str = "this kind of attachment is not allowed"
+    content_action: ActionName | Literal["inherit"] = "strip"
+    allowed: dict[str, AllowedType]
+    max_file_size: Size = 10 * 1024 * 1024
+    max_total_size: Size = 25 * 1024 * 1024
+    max_count: int = 20
+    filename_max_length: int = 120
+    pdf_max_pages: int = 30
+    docx_max_bytes: Size = 50 * 1024 * 1024
+    image_max_pixels: int = 50_000_000
+    qr_scan: bool = True
+    qr_max_side: int = 1600
+    scrub_metadata: bool = True
+    notice: str = 'The attachment "{filename}" was removed by the marketplace: {reason}.'
+    reasons: dict[str, str] = {}
+
+
+class Allowlist(_Model):
+    domains: list[str] = []
+    emails: list[str] = []
+
+
+class Settings(_Model):
+    version: int = 1
+    redaction_marker: str = "[removed]"
+    max_text_chars: int = 2_000_000
+    allowlist: Allowlist = Allowlist()
+    links: LinksCategory
+    contact: ContactCategory
+    marketing: Category
+    review: Category
+    tracking: Category
+    attachments: Attachments
+
+    @field_validator("redaction_marker")
+    @classmethod
+    def _marker_ascii(cls, value: str) -> str:
+        if not value.isascii():
+            raise ValueError("must be ASCII")
+        return value
+
+
+@dataclass(slots=True)
+class CompiledCategory:
+    """All phrase rules of a category as one alternation; group name → rule."""
+
+    name: str
+    regex: re.Pattern[str] | None
+    rules: dict[str, PhraseRule]
+
+
+@dataclass(slots=True)
+class Policy:
+    settings: Settings
+    phrases: dict[str, CompiledCategory] = field(default_factory=dict)
+    allow_domains: frozenset[str] = frozenset()
+    allow_emails: frozenset[str] = frozenset()
+    shorteners: frozenset[str] = frozenset()
+    redirectors: frozenset[str] = frozenset()
+    source: Path | None = None
+
+    def category(self, name: str) -> Category:
+        cat = getattr(self.settings, name, None)
+        if not isinstance(cat, Category):
+            raise KeyError(name)
+        return cat
+
+    def action_for(self, category: str, rule: str) -> str:
+        if category == "attachment":
+            return self.settings.attachments.action
+        cat = self.category(category)
+        if rule in cat.rule_actions:
+            return cat.rule_actions[rule]
+        for r in cat.rules:
+            if r.id == rule and r.action:
+                return r.action
+        return cat.action
+
+    def enabled(self, category: str, rule: str) -> bool:
+        if category == "attachment":
+            return True
+        return rule not in self.category(category).disabled_rules
+
+    def reply_for(self, category: str) -> str:
+        if category == "attachment":
+            return self.settings.attachments.reply
+        return self.category(category).reply
+
+
+def _compile_category(name: str, cat: Category) -> CompiledCategory:
+    groups: list[str] = []
+    rules: dict[str, PhraseRule] = {}
+    for i, rule in enumerate(cat.rules):
+        if rule.id in cat.disabled_rules:
+            continue
+        gname = f"r{i}"
+        rules[gname] = rule
+        groups.append(f"(?P<{gname}>" + "|".join(f"(?:{p})" for p in rule.patterns) + ")")
+    regex = re.compile("|".join(groups)) if groups else None
+    return CompiledCategory(name, regex, rules)
+
+
+def build_policy(data: dict[str, Any], source: Path | None = None) -> Policy:
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(x) for x in err["loc"]) or "(top)"
+        raise PolicyConfigError(key, err["msg"]) from None
+    ids: set[str] = set()
+    for cname in ("links", "contact", "marketing", "review", "tracking"):
+        for rule in getattr(settings, cname).rules:
+            if rule.id in ids:
+                raise PolicyConfigError(f"{cname}.rules", f"duplicate rule id {rule.id!r}")
+            ids.add(rule.id)
+    try:
+        phrases = {c: _compile_category(c, getattr(settings, c)) for c in ("contact", "marketing", "review")}
+    except re.error as exc:  # pragma: no cover - each pattern was compiled alone above
+        raise PolicyConfigError("rules", f"combined pattern does not compile: {exc}") from None
+    from relay.policy.normalize import fold
+
+    return Policy(
+        settings=settings,
+        phrases=phrases,
+        allow_domains=frozenset(fold(d).strip(".") for d in settings.allowlist.domains),
+        allow_emails=frozenset(fold(e) for e in settings.allowlist.emails),
+        shorteners=frozenset(fold(d) for d in settings.links.shorteners),
+        redirectors=frozenset(fold(d) for d in settings.links.redirectors),
+        source=source,
+    )
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; raises PolicyConfigError with the key and the problem."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyConfigError("(file)", f"{path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyConfigError("(file)", f"{path} is not valid TOML: {exc}") from None
+    return build_policy(data, Path(path))
