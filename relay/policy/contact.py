@@ -24,8 +24,8 @@ _PHONE = re.compile(r"(?<![0-9a-z])(\+\s{0,2})?(?:[0-9]" + _SEP + r"{0,3}){7,16}
 _O_AS_ZERO = re.compile(r"(?<=[0-9\-])o|o(?=[0-9])")
 _PHONE_WORDS = re.compile(r"(?<![a-z])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]{1,3}){6,}"
                           r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![a-z])")
-_PHONE_CONTEXT = re.compile(r"tel|phone|call|mobile|cell|whatsapp|sms|text\s+me|電話|携帯|けいたい|でんわ|番号|电话|電話|"
-                            r"手机|手機|联系|聯繫|微信|同号|전화|연락|핸드폰|휴대폰|번호|카톡|line|ライン")
+_PHONE_CONTEXT = re.compile(r"tel|phone|call|mobile|cell|whatsapp|sms|text\s+me|電話|携帯|けいたい|でんわ|电话|電話|"
+                            r"手机|手機|微信|同号|전화|핸드폰|휴대폰|카톡|line|ライン|연락처")
 _ORDER_CONTEXT = re.compile(r"order|tracking|track|invoice|parcel|package|shipment|ref|item|sku|注文|追跡|伝票|"
                             r"お問い合わせ番号|问い合わせ|订单|訂單|单号|單號|运单|運單|快递|快遞|物流|주문|송장|운송장|"
                             r"#|no\.|번호:")
@@ -120,7 +120,8 @@ def _phones(view: View) -> list[Hit]:
             if not (phone_ctx and 9 <= len(number) <= 13):
                 continue
             plan = "context"
-        if not phone_ctx and (_ORDER_CONTEXT.search(before[-20:]) or plan == "nanp-ungrouped"):
+        if not phone_ctx and (_ORDER_CONTEXT.search(before[-25:]) or plan in ("nanp-ungrouped", "cn-mobile")
+                              and _ORDER_CONTEXT.search(before)):
             continue  # an order, tracking or reference number
         if re.fullmatch(r"(?:19|20)\d{2}[01]\d[0-3]\d.*", number) and not phone_ctx and len(groups) > 1:
             continue  # a date and time: 2024.03.15 10:30

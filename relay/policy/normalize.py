@@ -85,6 +85,8 @@ def _fold(cluster: str) -> str:
 def _joins(ch: str) -> bool:
     """True if ch attaches to the previous character (combining mark, conjoining jamo V/T)."""
     cp = ord(ch)
+    if cp in (0xFF9E, 0xFF9F):  # half-width (semi-)voiced sound marks: NFKC composes ﾋﾞ → ビ
+        return True
     if 0x3131 <= cp <= 0x318E:  # compatibility jamo vowel/final: NFKC composes it with the previous jamo
         return 0x1160 <= ord(unicodedata.normalize("NFKC", ch)[0]) <= 0x11FF
     return bool(unicodedata.combining(ch)) or 0x1160 <= cp <= 0x11FF or 0xFE00 <= cp <= 0xFE0F or 0x20D0 <= cp <= 0x20FF
@@ -198,7 +200,8 @@ _DEOBFUSCATIONS: list[tuple[str, str, str]] = [
     ("spaced_https", r"(?<![a-z])h[ \t]{0,3}t[ \t]{0,3}t[ \t]{0,3}p[ \t]{0,3}s[ \t]{0,3}:[ \t]{0,3}/[ \t]{0,3}/[ \t]{0,3}",
      "https://"),
     ("spaced_http", r"(?<![a-z])h[ \t]{0,3}t[ \t]{0,3}t[ \t]{0,3}p[ \t]{0,3}:[ \t]{0,3}/[ \t]{0,3}/[ \t]{0,3}", "http://"),
-    ("ttp", r"(?<![a-z])ttps?(?=://)", "h"),
+    ("ttps", r"(?<![a-z])ttps(?=://)", "https"),
+    ("ttp", r"(?<![a-z])ttp(?=://)", "http"),
     ("bracket_colon", r"[\[(]:[\])]", ":"),
     ("backslashes", r"(?<=:)[/\\]*\\[/\\]*", "//"),
     ("bracket_dot", r"[ \t]{0,2}[\[({<]\s{0,2}(?:\.|dot|点|點|dian)\s{0,2}[\])}>][ \t]{0,2}", "."),
@@ -249,7 +252,8 @@ def match_view(n: Normalized) -> View:
             out.append(repl)
             starts.extend([m.start()] * len(repl))
             ends.extend([m.end()] * len(repl))
-        tokens.append((m.start(), m.end()))
+        if m.group(0) != repl:
+            tokens.append((m.start(), m.end()))
         pos = m.end()
     if pos < len(text):
         out.append(text[pos:])
