@@ -221,17 +221,24 @@ class Walker:
         label_codec = lookup_codec(label) if label else None
         wide = label_codec is not None and label_codec.startswith(_WIDE)
         unchanged: list[Edit] = [(start, end, body)] if junk else []
-        if not wide and not self.m.might_contain_bytes(data):
+        # RFC 5322 §2.1.1: lines are at most 998 octets; receivers (aiosmtpd, Exchange) refuse
+        # longer ones, so an identity-encoded part with a longer line is re-encoded even when
+        # no address in it changes.
+        too_long = cte not in ("base64", "quoted-printable") and max_line_length(data) > 998
+        if not too_long and not wide and not self.m.might_contain_bytes(data):
             return unchanged, False
         text, codec = decode_text(data, label)
         new, n = self.m.sub(text)
-        if not n:
+        if not n and not too_long:
             return unchanged, False
-        newdata, used = encode_text(new, codec)
         fchanged = False
-        if used != (label_codec or "ascii") and not newdata.isascii():
-            set_charset(fields, mime_name(used))
-            fchanged = True
+        if n:
+            newdata, used = encode_text(new, codec)
+            if used != (label_codec or "ascii") and not newdata.isascii():
+                set_charset(fields, mime_name(used))
+                fchanged = True
+        else:
+            newdata = data  # same bytes, same charset: only the transfer encoding changes
         if cte == "base64":
             enc = encode_base64(newdata)
         elif cte == "quoted-printable":

@@ -513,3 +513,20 @@ def test_find_leaks_views() -> None:
         b64,
     )
     assert find_leaks(raw, [REAL]) == ["attachment message (application/zip)"]
+
+
+@pytest.mark.parametrize("multipart", [False, True])
+def test_lines_over_998_octets_are_reencoded(multipart: bool) -> None:
+    line = ("naïve " * 300).strip().encode("utf-8")  # ~1,800 octets, no address in it
+    text = b"short line\r\n" + line + b"\r\nend\r\n"
+    if multipart:
+        raw = msg(BASE + "Content-Type: multipart/mixed; boundary=b1\n",
+                  b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                  + text + b"--b1--\r\n")
+    else:
+        raw = msg(BASE + "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n", text)
+    out = rewrite(raw, plan()).message
+    assert max(len(x) for x in out.split(b"\r\n")) <= 998
+    part = next(p for p in parsed(out).walk() if p.get_content_type() == "text/plain")
+    # (the CRLF before a boundary belongs to the boundary, RFC 2046 §5.1.1)
+    assert part.get_content().replace("\r\n", "\n").rstrip("\n") == text.decode("utf-8").replace("\r\n", "\n").rstrip("\n")
