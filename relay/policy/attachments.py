@@ -114,8 +114,9 @@ def sanitize_filename(name: str | None, max_bytes: int = 120, fallback_ext: str 
     """No directories, control or bidi characters, reserved punctuation, or over-long names."""
     name = name or ""
     name = re.split(r"[/\\]", name)[-1]
-    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
-                   if unicodedata.category(ch)[0] != "C" and ch not in "\u2028\u2029")
+    name = "".join(("" if unicodedata.category(ch) == "Cf" else " ")
+                   if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029" else ch
+                   for ch in unicodedata.normalize("NFC", name))
     name = re.sub(r'[<>:"|?*\x00-\x1f]', "_", name)
     name = re.sub(r"\s+", " ", name).strip(" .")
     if not name:

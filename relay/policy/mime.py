@@ -231,7 +231,7 @@ def decode_words(value: str) -> str:
 def raw_header_values(raw: bytes, part: Part, name: str) -> list[tuple[int, int, str]]:
     """(start, end, unfolded decoded value) of every `name:` field in a part's header block."""
     block_end = part.body_start
-    pat = re.compile(rb"^" + re.escape(name.encode()) + rb"[ \t]*:(.*(?:\r?\n[ \t].*)*)", re.M | re.I)
+    pat = re.compile(rb"^" + re.escape(name.encode()) + rb"[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.M | re.I)
     out: list[tuple[int, int, str]] = []
     for m in pat.finditer(raw, part.start, block_end):
         value = re.sub(rb"\r?\n(?=[ \t])", b"", m.group(1)).strip()
