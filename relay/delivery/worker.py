@@ -29,6 +29,9 @@ from relay.store.db import Database, StoreUnavailable
 
 log = structlog.get_logger("relay.delivery")
 
+#: Contents of just-queued rows kept in memory for their first attempt (saves a store read).
+CACHE_BYTES = 32 * 1024 * 1024
+
 
 def backoff(settings: Settings, attempts: int) -> float:
     base, cap = settings.delivery.retry_base, settings.delivery.retry_max
@@ -48,11 +51,22 @@ class DeliveryWorker:
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._cache: dict[int, bytes] = {}
+        self._cached_bytes = 0
         self.delivered = 0
         self.deferred = 0
         self.bounced = 0
 
-    def notify(self) -> None:
+    def notify(self, items: list[tuple[int, bytes]] | None = None) -> None:
+        """New rows are due; `items` hands over their (queue id, content) so no store read is needed."""
+        for queue_id, data in items or ():
+            if len(data) > CACHE_BYTES // 4:
+                continue
+            while self._cache and self._cached_bytes + len(data) > CACHE_BYTES:
+                # oldest first: a row held or dropped meanwhile never takes its entry out
+                self._cached_bytes -= len(self._cache.pop(next(iter(self._cache))))
+            self._cache[queue_id] = data
+            self._cached_bytes += len(data)
         self._wake.set()
 
     async def start(self) -> None:
@@ -100,7 +114,11 @@ class DeliveryWorker:
 
     async def _deliver(self, item: queue_repo.QueueItem) -> None:
         try:
-            data = await self.db.read(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
+            data = self._cache.pop(item.id, None)
+            if data is not None:
+                self._cached_bytes -= len(data)
+            else:
+                data = await self.db.read(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
             if data is None:
                 await self._record_bounce(item, "delivery.content_missing", "message content is gone")
                 return

@@ -47,6 +47,7 @@ class HeaderFacts:
     subject: str
     message_id: str | None
     count: dict[str, int]
+    quoted_ids: tuple[str, ...] = ()  # msg-ids of In-Reply-To and References, in order
 
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -60,6 +61,7 @@ def facts(raw: bytes) -> HeaderFacts:
     froms: list[str] = []
     subject = ""
     message_id = None
+    quoted: list[str] = []
     for name, value in all_fields:
         if name == "from":
             try:
@@ -71,4 +73,6 @@ def facts(raw: bytes) -> HeaderFacts:
         elif name == "message-id" and message_id is None:
             m = _MSGID.search(value)
             message_id = m.group(0) if m else None
-    return HeaderFacts(tuple(froms), subject, message_id, count)
+        elif name in ("in-reply-to", "references"):
+            quoted += _MSGID.findall(value)
+    return HeaderFacts(tuple(froms), subject, message_id, count, tuple(dict.fromkeys(quoted)))

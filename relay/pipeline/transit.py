@@ -29,6 +29,7 @@ class Transit:
     subject: str = ""
     orig_message_id: str | None = None
     relay_message_id: str = ""
+    id_map: dict[str, str] = field(default_factory=dict)  # quoted msg-id → what the recipient knows
     held: bool = False
     events: list[PendingEvent] = field(default_factory=list)
     extra_headers: list[tuple[str, str]] = field(default_factory=list)

@@ -120,8 +120,8 @@ def _phones(view: View) -> list[Hit]:
             if not (phone_ctx and 9 <= len(number) <= 13):
                 continue
             plan = "context"
-        if not phone_ctx and (_ORDER_CONTEXT.search(before[-25:]) or plan in ("nanp-ungrouped", "cn-mobile")
-                              and _ORDER_CONTEXT.search(before)):
+        if not phone_ctx and (_ORDER_CONTEXT.search(before[-25:]) or (plan in ("nanp-ungrouped", "cn-mobile")
+                              and _ORDER_CONTEXT.search(before))):
             continue  # an order, tracking or reference number
         if re.fullmatch(r"(?:19|20)\d{2}[01]\d[0-3]\d.*", number) and not phone_ctx and len(groups) > 1:
             continue  # a date and time: 2024.03.15 10:30

@@ -53,7 +53,7 @@ def text_of_pdf(data: bytes, caps: Attachments) -> Extracted:
             if reader.is_encrypted:
                 out.problems.append(("attachment.encrypted", "encrypted PDF"))
                 return out
-            info = reader.metadata or {}
+            info: Any = reader.metadata or {}
             for key in ("/Title", "/Subject", "/Keywords", "/Author", "/Creator"):
                 value = info.get(key)
                 if value:
@@ -66,8 +66,9 @@ def text_of_pdf(data: bytes, caps: Attachments) -> Extracted:
                 except Exception:
                     pass
                 for annot in _pdf_annots(page):
-                    action = annot.get("/A")
-                    action = action.get_object() if hasattr(action, "get_object") else action
+                    action: Any = annot.get("/A")
+                    if action is not None and hasattr(action, "get_object"):
+                        action = action.get_object()
                     if isinstance(action, dict):
                         if action.get("/URI"):
                             out.urls.append((f"page {i + 1}", str(action.get("/URI"))))

@@ -219,15 +219,36 @@ _DEOBFUSCATIONS: list[tuple[str, str, str]] = [
     # A run of single characters separated by single spaces: "n a m e @ g m a i l . c o m", "好 评 返 现".
     ("spaced_run", r"(?<!\S)(?:\S[ \t]){3,}\S(?!\S)", "\x00"),
 ]
-_DEOB_RE = re.compile("|".join(f"(?P<{name}>{pat})" for name, pat, _ in _DEOBFUSCATIONS))
 _DEOB_REPL = {name: repl for name, _, repl in _DEOBFUSCATIONS}
-_DEOB_HINT = re.compile(r"xx|\s|[\[(,%]|点|點|쩜|닷|ttp|アット|あっと|골뱅이|\\")
+# Cheap triggers: an alternative joins the scan only if its trigger is in the text.
+_TRIGGERS: dict[str, re.Pattern[str]] = {
+    "hxxps": re.compile(r"h[x*]{2}p"), "hxxp": re.compile(r"h[x*]{2}p"),
+    "spaced_https": re.compile(r"h[ \t]{1,3}t|t[ \t]{1,3}p[ \t]{0,3}s?[ \t]{0,3}:|:[ \t]{1,3}/|/[ \t]{1,3}/"),
+    "spaced_http": re.compile(r"h[ \t]{1,3}t|t[ \t]{1,3}p[ \t]{0,3}:|:[ \t]{1,3}/|/[ \t]{1,3}/"),
+    "ttps": re.compile(r"ttps://"), "ttp": re.compile(r"ttp://"),
+    "bracket_colon": re.compile(r"[\[(]:"), "backslashes": re.compile(r":[/\\]*\\"),
+    "bracket_dot": re.compile(r"[\[({<]\s{0,2}(?:\.|dot|点|點|dian)"),
+    "bracket_at": re.compile(r"[\[({<]\s{0,2}(?:at|@|艾特|아트)"),
+    "word_dot": re.compile(r"dot|d0t|点|點"), "cjk_dot": re.compile(r"点|點|쩜|닷"),
+    "spaced_dot": re.compile(r"[ \t]\.[ \t]"),
+    "word_at": re.compile(r"[ \t]at[ \t]|アット|あっと|골뱅이"), "ja_at": re.compile(r"アットマーク|あっとまーく"),
+    "comma_www": re.compile(r"www,"), "comma_dot": re.compile(r"[a-z0-9],[a-z]"),
+    "pct_colon": re.compile(r"%3a"), "pct_slash": re.compile(r"%2f"), "pct_dot": re.compile(r"%2e"),
+    "spaced_run": re.compile(r"(?<!\S)\S[ \t]\S[ \t]\S[ \t]\S(?!\S)"),
+}
+_PATTERNS = {name: pat for name, pat, _ in _DEOBFUSCATIONS}
+
+
+@lru_cache(maxsize=256)
+def _deob_regex(names: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?P<{name}>{_PATTERNS[name]})" for name in names))
 
 
 def match_view(n: Normalized) -> View:
     """Undo common obfuscations so that links, addresses and phrases match."""
     text = n.text
-    if not _DEOB_HINT.search(text):
+    active = tuple(name for name, _, _ in _DEOBFUSCATIONS if _TRIGGERS[name].search(text))
+    if not active:
         idx = list(range(len(text)))
         return View(text, idx, [i + 1 for i in idx], [], n)
     out: list[str] = []
@@ -235,7 +256,7 @@ def match_view(n: Normalized) -> View:
     ends: list[int] = []
     tokens: list[tuple[int, int]] = []
     pos = 0
-    for m in _DEOB_RE.finditer(text):
+    for m in _deob_regex(active).finditer(text):
         name = m.lastgroup or ""
         repl = _DEOB_REPL[name]
         if m.start() > pos:

@@ -16,6 +16,7 @@ import re
 import struct
 import warnings
 import zipfile
+from typing import Any
 
 
 def scrub(kind: str, data: bytes) -> bytes | None:
@@ -190,12 +191,12 @@ def scrub_pdf(data: bytes) -> bytes | None:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
             return None
-        root = reader.trailer["/Root"].get_object()
+        root: Any = reader.trailer["/Root"].get_object()
         if not reader.metadata and "/Metadata" not in root:
             return None
         writer = PdfWriter(clone_from=reader)
         writer.metadata = None
-        wroot = writer._root_object
+        wroot: Any = writer._root_object
         if NameObject("/Metadata") in wroot:
             del wroot[NameObject("/Metadata")]
         out = io.BytesIO()

@@ -43,10 +43,11 @@ def valid_address(address: str) -> bool:
 
 
 class RelayHandler:
-    def __init__(self, ctx: Context, pipeline: Pipeline, on_queued: Callable[[], None] | None = None) -> None:
+    def __init__(self, ctx: Context, pipeline: Pipeline,
+                 on_queued: Callable[[list[tuple[int, bytes]]], None] | None = None) -> None:
         self.ctx = ctx
         self.pipeline = pipeline
-        self.on_queued = on_queued or (lambda: None)
+        self.on_queued = on_queued or (lambda items: None)
         self.domain = ctx.settings.relay.domain
 
     # -- hooks called by aiosmtpd --------------------------------------------------------
@@ -123,7 +124,8 @@ class RelayHandler:
                 return await self._refuse(tx, verdict)
         reply, ids = await enqueue.accept(self.ctx, transits)
         if ids:
-            self.on_queued()
+            self.on_queued([(queue_id, tx.message) for tx, (_, queue_id) in zip(transits, ids, strict=True)
+                            if not tx.held])
             for tx, (message_id, queue_id) in zip(transits, ids, strict=True):
                 log.info("message accepted", message=message_id, queue=queue_id,
                          thread=tx.thread.id if tx.thread else None, direction=tx.direction.value,

@@ -1,4 +1,6 @@
-"""resolve: alias → thread, sender and recipient parties; header facts.
+"""resolve: alias → thread, sender and recipient parties, quoted Message-IDs; header facts.
+
+One store read per message: everything later stages need about the thread is loaded here.
 
 Reads: nothing beyond the store. Replies: 550 5.1.1 when the alias vanished since RCPT.
 Audit reasons: resolve.alias_gone.
@@ -14,7 +16,7 @@ from relay.pipeline.context import Context
 from relay.pipeline.headers import facts
 from relay.pipeline.transit import Transit
 from relay.smtp import replies
-from relay.store import parties, threads
+from relay.store import messages, parties, threads
 
 
 class Resolve:
@@ -25,21 +27,23 @@ class Resolve:
 
     async def run(self, tx: Transit) -> Verdict:
         target = tx.target
+        tx.facts = header_facts = facts(tx.raw)
+        tx.subject = header_facts.subject
+        tx.orig_message_id = header_facts.message_id
 
-        def load(conn: sqlite3.Connection) -> tuple[Thread, Party, Party] | None:
+        def load(conn: sqlite3.Connection) -> tuple[Thread, Party, Party, dict[str, str]] | None:
             t = threads.resolve_alias(conn, target.alias)
             if t is None or t.revoked:
                 return None
             thread = threads.get(conn, t.thread_id)
             recipient = parties.get(conn, t.party_id)
             other = thread.seller_id if t.party_id == thread.buyer_id else thread.buyer_id
-            return thread, parties.get(conn, other), recipient
+            ids = (messages.translate_ids(conn, thread.id, recipient.id, header_facts.quoted_ids)
+                   if header_facts.quoted_ids else {})
+            return thread, parties.get(conn, other), recipient, ids
 
         found = await self.ctx.db.read(load)
         if found is None:
             return Verdict(Action.REJECT, replies.NO_SUCH_ALIAS, "resolve.alias_gone")
-        tx.thread, tx.sender, tx.recipient = found
-        tx.facts = facts(tx.raw)
-        tx.subject = tx.facts.subject
-        tx.orig_message_id = tx.facts.message_id
+        tx.thread, tx.sender, tx.recipient, tx.id_map = found
         return Verdict.ok()

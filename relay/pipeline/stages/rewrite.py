@@ -10,18 +10,15 @@ from __future__ import annotations
 import asyncio
 import re
 import secrets
-import sqlite3
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import ClassVar
 
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
-from relay.pipeline.headers import fields
 from relay.pipeline.transit import Transit
 from relay.rewrite import RewritePlan, Unparseable, find_leaks, rewrite
 from relay.smtp import replies
-from relay.store import messages, parties, threads
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 #: Above this size the CPU-heavy work leaves the event loop.
@@ -41,21 +38,13 @@ class Rewrite:
     async def run(self, tx: Transit) -> Verdict:
         assert tx.thread is not None and tx.sender is not None and tx.recipient is not None
         thread, sender, recipient = tx.thread, tx.sender, tx.recipient
-        quoted = [m for name, value in fields(tx.raw) if name in ("in-reply-to", "references")
-                  for m in _MSGID.findall(value)]
-
-        def load(conn: sqlite3.Connection) -> tuple[dict[str, str], dict[int, tuple[str, ...]], str | None, str | None]:
-            ids = messages.translate_ids(conn, thread.id, recipient.id, quoted) if quoted else {}
-            addrs = parties.addresses_of(conn, [sender.id, recipient.id])
-            return (ids, addrs, threads.alias_of(conn, thread.id, sender.id),
-                    threads.alias_of(conn, thread.id, recipient.id))
-
-        id_map, addrs, sender_alias, recipient_alias = await self.ctx.db.read(load)
-        if sender_alias is None or recipient_alias is None:
+        sender_alias = thread.seller_alias if sender.id == thread.seller_id else thread.buyer_alias
+        recipient_alias = thread.buyer_alias if sender.id == thread.seller_id else thread.seller_alias
+        if not sender_alias or not recipient_alias:
             return Verdict(Action.REJECT, replies.NO_SUCH_ALIAS, "rewrite.alias_revoked")
         alias_of = {sender.id: self.ctx.alias_address(sender_alias),
                     recipient.id: self.ctx.alias_address(recipient_alias)}
-        address_map = {addr: alias_of[pid] for pid, group in addrs.items() for addr in group}
+        address_map = {addr: alias_of[party.id] for party in (sender, recipient) for addr in party.emails}
         tx.relay_message_id = new_message_id(self.ctx.settings.relay.domain)
         plan = RewritePlan(
             from_addr=alias_of[sender.id],
@@ -66,13 +55,13 @@ class Rewrite:
             address_map=address_map,
             alias_domain=self.ctx.settings.relay.domain,
             keep_aliases=frozenset(),
-            translate_id=id_map.get,
+            translate_id=tx.id_map.get,
             extra_headers=tuple(tx.extra_headers),
             date_if_missing=format_datetime(datetime.fromtimestamp(tx.received_at, UTC)),
         )
 
         # The recipient may see their own address (it is in To); never the sender's.
-        sender_addresses = addrs[sender.id]
+        sender_addresses = sender.emails
 
         def work() -> tuple[bytes, int, list[str]]:
             result = rewrite(tx.raw, plan)
