@@ -15,10 +15,11 @@ from relay.policy.settings import CompiledCategory
 
 def find_phrases(view: View, compiled: CompiledCategory) -> list[Hit]:
     """Every phrase-rule match of one category in the view (view offsets)."""
-    if compiled.regex is None or not view.text:
+    regex = compiled.regex_for(view.text) if view.text else None
+    if regex is None:
         return []
     hits: list[Hit] = []
-    for m in compiled.regex.finditer(view.text):
+    for m in regex.finditer(view.text):
         if m.end() <= m.start() or m.lastgroup is None:
             continue
         rule = compiled.rules.get(m.lastgroup)

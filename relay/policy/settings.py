@@ -131,11 +131,81 @@ class Settings(_Model):
 
 @dataclass(slots=True)
 class CompiledCategory:
-    """All phrase rules of a category as one alternation; group name → rule."""
+    """All phrase rules of a category as one alternation; group name → rule.
+
+    `prefixes[group]` holds literal strings one of which must occur in a text for that rule to
+    match (None: no such literal); `regex_for` compiles the alternation of only the rules that
+    can match, which keeps a clean 5 KB message far below a millisecond per category.
+    """
 
     name: str
     regex: re.Pattern[str] | None
     rules: dict[str, PhraseRule]
+    prefixes: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    _cache: dict[tuple[str, ...], re.Pattern[str]] = field(default_factory=dict)
+
+    def regex_for(self, text: str) -> re.Pattern[str] | None:
+        active = tuple(g for g, pre in self.prefixes.items() if pre is None or any(p in text for p in pre))
+        if not active:
+            return None
+        if len(active) == len(self.rules):
+            return self.regex
+        cached = self._cache.get(active)
+        if cached is None:
+            cached = re.compile("|".join(_group(g, self.rules[g]) for g in active))
+            if len(self._cache) < 512:
+                self._cache[active] = cached
+        return cached
+
+
+def _group(gname: str, rule: PhraseRule) -> str:
+    return f"(?P<{gname}>" + "|".join(f"(?:{p})" for p in rule.patterns) + ")"
+
+
+def _literal_prefixes(items: Any) -> set[str] | None:
+    """Literal strings one of which starts every match of a parsed pattern, or None."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    prefix = ""
+    for op, av in items:
+        if op in (c.AT, c.ASSERT, c.ASSERT_NOT) and not prefix:
+            continue
+        if op is c.LITERAL:
+            prefix += chr(av)
+            continue
+        if prefix:
+            if op is c.BRANCH or op is c.SUBPATTERN:
+                sub = _literal_prefixes([(op, av)])
+                return {prefix + x for x in sub} if sub else {prefix}
+            return {prefix}
+        if op is c.BRANCH:
+            out: set[str] = set()
+            for branch in av[1]:
+                sub = _literal_prefixes(branch)
+                if sub is None:
+                    return None
+                out |= sub
+            return out
+        if op is c.SUBPATTERN:
+            return _literal_prefixes(av[3])
+        if op is c.MAX_REPEAT or op is c.MIN_REPEAT:
+            return _literal_prefixes(av[2]) if av[0] >= 1 else None
+        if op is c.IN and all(o is c.LITERAL for o, _ in av) and len(av) <= 8:
+            return {chr(v) for _, v in av}
+        return None
+    return {prefix} if prefix else None
+
+
+def _rule_prefixes(rule: PhraseRule) -> frozenset[str] | None:
+    from re import _parser  # type: ignore[attr-defined]
+
+    out: set[str] = set()
+    for pat in rule.patterns:
+        got = _literal_prefixes(_parser.parse(pat).data)
+        if got is None:
+            return None
+        out |= got
+    return frozenset(out)
 
 
 @dataclass(slots=True)
@@ -177,16 +247,12 @@ class Policy:
 
 
 def _compile_category(name: str, cat: Category) -> CompiledCategory:
-    groups: list[str] = []
     rules: dict[str, PhraseRule] = {}
     for i, rule in enumerate(cat.rules):
-        if rule.id in cat.disabled_rules:
-            continue
-        gname = f"r{i}"
-        rules[gname] = rule
-        groups.append(f"(?P<{gname}>" + "|".join(f"(?:{p})" for p in rule.patterns) + ")")
-    regex = re.compile("|".join(groups)) if groups else None
-    return CompiledCategory(name, regex, rules)
+        if rule.id not in cat.disabled_rules:
+            rules[f"r{i}"] = rule
+    regex = re.compile("|".join(_group(g, r) for g, r in rules.items())) if rules else None
+    return CompiledCategory(name, regex, rules, {g: _rule_prefixes(r) for g, r in rules.items()})
 
 
 def build_policy(data: dict[str, Any], source: Path | None = None) -> Policy:

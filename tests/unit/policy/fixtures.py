@@ -83,7 +83,7 @@ def docx(text: str = "Hello buyer", author: str | None = None, link: str | None 
                 '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
                 + (f'<Relationship Id="rId9" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/hyperlink" Target="{link}" TargetMode="External"/>' if link else "")
                 + "</Relationships>")
-    body = (f'<w:hyperlink r:id="rId9"><w:r><w:t>click</w:t></w:r></w:hyperlink>' if link else "")
+    body = ('<w:hyperlink r:id="rId9"><w:r><w:t>click</w:t></w:r></w:hyperlink>' if link else "")
     document = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>'
                 '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
                 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><w:body>'

@@ -31,7 +31,7 @@ ALLOWED = [
     ("scan.tiff", "image/tiff", lambda: fx.image("TIFF")),
     ("scan.bmp", "image/bmp", lambda: fx.image("BMP")),
     ("invoice.pdf", "application/pdf", lambda: fx.pdf("Invoice 42")),
-    ("notes.txt", "text/plain", lambda: "Size M, colour navy.\n".encode()),
+    ("notes.txt", "text/plain", lambda: b"Size M, colour navy.\n"),
     ("letter.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", lambda: fx.docx()),
 ]
 
@@ -165,7 +165,7 @@ def test_pdf_and_docx_author_removed(policy: Policy) -> None:
      "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
     (lambda: fx.docx("Please leave a 5-star review"), "d.docx",
      "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-    (lambda: "call me 090-1234-5678".encode(), "e.txt", "text/plain"),
+    (lambda: b"call me 090-1234-5678", "e.txt", "text/plain"),
     (lambda: fx.qr_png("https://evil.example/qr"), "qr.png", "image/png"),
 ])
 def test_rule_breaking_content_inside_attachments(policy: Policy, make: object, name: str, ctype: str) -> None:
