@@ -75,12 +75,14 @@ def build_transport(settings: Settings) -> Transport:
 
 class Relay:
     def __init__(self, settings: Settings, *, transport: Transport | None = None, signer: Any = None,
-                 clock: Callable[[], float] = time.time, create_key: bool = True) -> None:
+                 clock: Callable[[], float] = time.time, create_key: bool = True,
+                 recover_queue: bool = True) -> None:
         self.settings = settings
         self.clock = clock
         self._transport = transport
         self._signer = signer
         self._create_key = create_key
+        self._recover_queue = recover_queue  # False in a worker process: the supervisor recovers
         self.db = Database(settings.db_path, group_commit_max=settings.store.group_commit_max)
         self.servers: list[asyncio.Server] = []
         self.worker: DeliveryWorker | None = None
@@ -103,7 +105,7 @@ class Relay:
         transport = self._transport or build_transport(settings)
         self.ctx = Context(settings=settings, db=self.db, signer=signer, clock=self.clock)
         self.worker = DeliveryWorker(settings, self.db, transport, signer=signer, clock=self.clock)
-        await self.worker.start()
+        await self.worker.start(recover=self._recover_queue)
         handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx)), on_queued=self.worker.notify)
         factory: Callable[[], RelaySMTP] = make_factory(settings, handler, self.limits)
         self.servers = await start_listeners(settings, factory)

@@ -109,6 +109,8 @@ class SmtpSection(_Section):
     command_timeout: Duration = 300.0
     data_timeout: Duration = 600.0
     max_inflight_bytes: Size = 512 * 1024 * 1024
+    #: Worker processes sharing the listeners (SO_REUSEPORT) and the store; 1 = no supervisor.
+    workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("listen")
     @classmethod

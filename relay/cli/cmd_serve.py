@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from relay import logging as relay_logging
-from relay.app import Relay, migrate_store
+from relay import supervisor
+from relay.app import migrate_store
 from relay.cli.common import add_json, emit, group, settings
 
 
@@ -22,8 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def serve(args: argparse.Namespace) -> int:
     s = settings(args)
     relay_logging.configure(s.logging.level, s.logging.format)
-    asyncio.run(Relay(s).run())
-    return 0
+    return supervisor.serve(s)
 
 
 def db_migrate(args: argparse.Namespace) -> int:

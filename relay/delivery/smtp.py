@@ -99,8 +99,7 @@ class SmtpTransport:
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
-        for client, _ in idle:
-            await _quietly_close(client)
+        await asyncio.gather(*(_quietly_close(client) for client, _ in idle))
 
 
 async def _quietly_close(client: aiosmtplib.SMTP) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -52,6 +53,7 @@ class DeliveryWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._cache: dict[int, bytes] = {}
+        self.owner = str(os.getpid())  # recorded on claimed rows (see recover(owner=…))
         self._cached_bytes = 0
         self.delivered = 0
         self.deferred = 0
@@ -69,11 +71,13 @@ class DeliveryWorker:
             self._cached_bytes += len(data)
         self._wake.set()
 
-    async def start(self) -> None:
-        now = self.clock()
-        recovered = await self.db.write(lambda conn: queue_repo.recover(conn, now))
-        if recovered:
-            log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
+    async def start(self, recover: bool = True) -> None:
+        """Start delivering; `recover` returns rows a crash left 'sending' (only when no sibling runs)."""
+        if recover:
+            now = self.clock()
+            recovered = await self.db.write(lambda conn: queue_repo.recover(conn, now))
+            if recovered:
+                log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
         self._task = asyncio.create_task(self._loop(), name="delivery")
 
     async def stop(self, grace: float = 30.0) -> None:
@@ -99,7 +103,8 @@ class DeliveryWorker:
                 # Only claim what there are free slots for: claimed rows never wait in memory.
                 now = self.clock()
                 try:
-                    claimed = await self.db.write(functools.partial(queue_repo.claim_due, now=now, limit=free))
+                    claimed = await self.db.write(functools.partial(queue_repo.claim_due, now=now, limit=free,
+                                                                    owner=self.owner))
                 except (StoreUnavailable, sqlite3.Error) as exc:
                     log.error("could not read the queue", error=str(exc))
             for item in claimed:

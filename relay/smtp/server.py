@@ -166,12 +166,15 @@ def make_factory(settings: Settings, handler: object, limits: Limits) -> Callabl
 
 
 async def start_listeners(settings: Settings, factory: Callable[[], RelaySMTP]) -> list[asyncio.Server]:
+    """Bind every smtp.listen address; with several worker processes each binds with SO_REUSEPORT
+    and the kernel spreads connections over them."""
     servers = []
+    reuse_port = settings.smtp.workers > 1
     for item in settings.smtp.listen:
         host, port = split_hostport(item)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server = await asyncio.get_running_loop().create_server(factory, host=host, port=port, family=family,
-                                                                reuse_address=True)
+                                                                reuse_address=True, reuse_port=reuse_port or None)
         for sock in server.sockets:
             log.info("listening", address=sock.getsockname()[:2])
         servers.append(server)

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,10 +53,29 @@ def connect_sync(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
+def begin_immediate(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
+    """BEGIN IMMEDIATE, retried every 0.2 ms while another process holds the write lock.
+
+    SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, which makes several
+    writer processes (smtp.workers, the CLI) wait far longer than the lock is held.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.0002)
+
+
 def run_in_transaction(conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[bool, Any]]:
     """Run units in one IMMEDIATE transaction; each in its own savepoint."""
     results: list[tuple[bool, Any]] = []
-    conn.execute("BEGIN IMMEDIATE")
+    begin_immediate(conn)
     try:
         for unit in units:
             conn.execute("SAVEPOINT unit")
@@ -97,6 +117,7 @@ class Database:
         for conn in (self._writer, self._reader):
             for pragma in PRAGMAS:
                 await conn.execute(pragma)
+        await self._writer.execute("PRAGMA busy_timeout=0")  # begin_immediate() retries itself
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
 
     async def close(self) -> None:

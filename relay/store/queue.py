@@ -57,7 +57,7 @@ def listing(conn: sqlite3.Connection, state: str | None = None, limit: int = 100
     return [_item(r) for r in rows]
 
 
-def claim_due(conn: sqlite3.Connection, now: float, limit: int) -> list[QueueItem]:
+def claim_due(conn: sqlite3.Connection, now: float, limit: int, owner: str = "") -> list[QueueItem]:
     """Mark up to `limit` due rows as 'sending' (attempt recorded before the send) and return them."""
     rows = conn.execute(
         f"SELECT {_COLS} {_FROM} WHERE q.state = 'queued' AND q.next_attempt_at <= ? ORDER BY q.next_attempt_at, q.id"
@@ -65,8 +65,8 @@ def claim_due(conn: sqlite3.Connection, now: float, limit: int) -> list[QueueIte
     items = []
     for row in rows:
         item = _item(row)
-        conn.execute("UPDATE queue SET state = 'sending', attempts = attempts + 1, last_attempt_at = ? WHERE id = ?",
-                     (now, item.id))
+        conn.execute("UPDATE queue SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?, claimed_by = ?"
+                     " WHERE id = ?", (now, owner, item.id))
         items.append(QueueItem(item.id, item.message_id, item.recipient, item.envelope_from, item.blob_sha256,
                                "sending", item.attempts + 1, item.created_at, item.next_attempt_at, now,
                                item.expires_at, item.last_error, item.kind, item.thread_id))
@@ -124,10 +124,15 @@ def enqueue_notice(conn: sqlite3.Connection, message_id: int, thread_id: int | N
     return qid
 
 
-def recover(conn: sqlite3.Connection, now: float) -> int:
-    """Rows left 'sending' by a crash go back to the queue (the send may or may not have happened)."""
-    rows = conn.execute("SELECT q.id, q.message_id, m.thread_id FROM queue q JOIN messages m ON m.id = q.message_id"
-                        " WHERE q.state = 'sending'").fetchall()
+def recover(conn: sqlite3.Connection, now: float, owner: str | None = None) -> int:
+    """Rows left 'sending' by a crash go back to the queue (the send may or may not have happened).
+
+    With `owner`, only the rows that process had claimed (its siblings are still sending theirs).
+    """
+    sql = ("SELECT q.id, q.message_id, m.thread_id FROM queue q JOIN messages m ON m.id = q.message_id"
+           " WHERE q.state = 'sending'")
+    rows = conn.execute(sql + " AND q.claimed_by = ?", (owner,)).fetchall() if owner is not None \
+        else conn.execute(sql).fetchall()
     for qid, mid, tid in rows:
         conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = ? WHERE id = ?", (now, qid))
         audit.append(conn, "delivery.recovered", reason="delivery.interrupted", thread_id=tid, message_id=mid,

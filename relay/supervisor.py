@@ -1,0 +1,118 @@
+"""Several worker processes on one machine (smtp.workers = N): a small supervisor.
+
+Reads: smtp.workers. Before any worker starts, the supervisor returns rows a crash left
+'sending' to the queue and makes sure the store and the DKIM key exist; then it forks N
+workers, each a full Relay (listeners bound with SO_REUSEPORT, its own group-committing
+writer — SQLite serialises their transactions — and its own delivery worker, claiming
+rows under BEGIN IMMEDIATE so no row is sent twice). A worker that dies is replaced after
+its own 'sending' rows are returned to the queue. SIGTERM/SIGINT/SIGHUP are passed on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+import structlog
+
+from relay.app import Relay, load_signer, migrate_store
+from relay.config import Settings
+from relay.store import queue as queue_repo
+from relay.store.db import connect_sync, run_in_transaction
+
+log = structlog.get_logger("relay.supervisor")
+
+RESTART_DELAY = 1.0
+
+
+def _recover(settings: Settings, owner: str | None) -> int:
+    conn = connect_sync(settings.db_path)
+    try:
+        ((ok, value),) = run_in_transaction(conn, [lambda c: queue_repo.recover(c, time.time(), owner)])
+        return int(value) if ok else 0
+    finally:
+        conn.close()
+
+
+def _run_worker(settings: Settings) -> None:
+    """In the child: one Relay on a fresh event loop; never returns."""
+    code = 0
+    try:
+        asyncio.run(Relay(settings, recover_queue=False).run())
+    except BaseException:  # a crash must end only this process, visibly
+        log.exception("worker crashed")
+        code = 1
+    finally:
+        os._exit(code)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, fork: Callable[[], int] = os.fork) -> None:
+        self.settings = settings
+        self.fork = fork
+        self.children: dict[int, int] = {}  # pid → slot
+        self.stopping = False
+
+    def _spawn(self, slot: int) -> None:
+        pid = self.fork()
+        if pid == 0:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            _run_worker(self.settings)
+        self.children[pid] = slot
+        log.info("worker started", pid=pid, slot=slot)
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+            except ProcessLookupError:
+                pass
+
+    def run(self) -> int:
+        s = self.settings
+        s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        migrate_store(s.db_path)
+        load_signer(s, create=True)  # create the key once, not in N racing workers
+        recovered = _recover(s, None)
+        if recovered:
+            log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._forward)
+        for slot in range(s.smtp.workers):
+            self._spawn(slot)
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            slot = self.children.pop(pid, -1)
+            if slot < 0:
+                continue
+            if self.stopping:
+                log.info("worker stopped", pid=pid, status=status)
+                continue
+            returned = _recover(s, str(pid))
+            log.error("worker died; replacing it", pid=pid, status=status, rows_returned=returned)
+            time.sleep(RESTART_DELAY)
+            if not self.stopping:
+                self._spawn(slot)
+        log.info("supervisor stopped")
+        return 0
+
+
+def serve(settings: Settings) -> int:
+    if settings.smtp.workers <= 1:
+        asyncio.run(Relay(settings).run())
+        return 0
+    if sys.platform != "linux":
+        raise SystemExit("smtp.workers > 1 needs Linux (SO_REUSEPORT load balancing)")
+    return Supervisor(settings).run()

@@ -1,0 +1,100 @@
+"""smtp.workers = 2: two processes share the port and the store; nothing is lost or sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from relay.config import load
+from relay.store import queue as queue_repo
+from relay.store.db import connect_sync
+from relay.store.migrate import migrate
+from tests.support import Sink, message, provision, send
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(c) for c in fh.read().split()]
+    except OSError:
+        return []
+
+
+async def test_two_workers_share_port_and_queue(tmp_path: Path, sink: Sink, dkim_key: Path) -> None:
+    port = free_port()
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(
+        f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\n'
+        f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink.port}"\ntls = "off"\n'
+        f'[dkim]\nselector = "test"\nprivate_key = "{dkim_key}"\n[logging]\nformat = "json"\n')
+    settings = load(cfg)
+    world = provision(settings)
+    log = open(tmp_path / "relay.log", "wb")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"],
+                            stderr=log, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if len(children(proc.pid)) == 2:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    pass
+            await asyncio.sleep(0.05)
+        workers = children(proc.pid)
+        assert len(workers) == 2
+
+        async def one(i: int) -> None:
+            await send(port, world.buyer_email, [world.seller_alias],
+                       message(world.buyer_email, world.seller_alias, f"n{i}", f"body {i}\r\n"))
+
+        await asyncio.gather(*(one(i) for i in range(40)))
+        got = await sink.wait_for(40, timeout=30)
+        subjects = sorted(r.message["Subject"] for r in got)
+        assert subjects == sorted(f"n{i}" for i in range(40))  # each exactly once
+
+        # a worker that dies is replaced; the port keeps answering
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            now = children(proc.pid)
+            if len(now) == 2 and workers[0] not in now:
+                break
+            await asyncio.sleep(0.1)
+        assert len(children(proc.pid)) == 2 and workers[0] not in children(proc.pid)
+        await one(99)
+        await sink.wait_for(41, timeout=15)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)  # the sink lives in this loop: keep it answering
+        log.close()
+        assert code == 0, (tmp_path / "relay.log").read_text()[-2000:]
+
+
+def test_recover_returns_only_the_dead_workers_rows(tmp_path: Path) -> None:
+    conn = connect_sync(tmp_path / "r.db")
+    migrate(conn)
+    conn.execute("INSERT INTO blobs (sha256, size, data) VALUES ('h', 1, x'00')")
+    conn.execute("INSERT INTO messages (id, state, received_at, envelope_from, rcpt_alias) VALUES (1, 'queued', 0, 'a', 'b')")
+    for qid, owner in ((1, "111"), (2, "222")):
+        conn.execute("INSERT INTO queue (id, message_id, recipient, envelope_from, blob_sha256, state, created_at,"
+                     " next_attempt_at, expires_at, claimed_by) VALUES (?, 1, 'r', 'f', 'h', 'sending', 0, 0, 9e9, ?)",
+                     (qid, owner))
+    conn.execute("BEGIN IMMEDIATE")
+    assert queue_repo.recover(conn, 1.0, "111") == 1
+    conn.execute("COMMIT")
+    states = dict(conn.execute("SELECT id, state FROM queue"))
+    assert states == {1: "queued", 2: "sending"}
