@@ -42,7 +42,7 @@ async def test_two_workers_share_port_and_queue(tmp_path: Path, sink: Sink, dkim
         f'[dkim]\nselector = "test"\nprivate_key = "{dkim_key}"\n[logging]\nformat = "json"\n')
     settings = load(cfg)
     world = provision(settings)
-    log = open(tmp_path / "relay.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(tmp_path / "relay.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"],
                             stderr=log, stdout=subprocess.DEVNULL)
     try:
