@@ -175,7 +175,8 @@ class StoreSection(_Section):
 class PolicySection(_Section):
     """Content policy (issue: messaging policy). Fields are added by the content stage."""
 
-    path: Path = Path("config/policy.toml")
+    #: Default: the policy file shipped beside this package (config/policy.toml).
+    path: Path = Path(__file__).resolve().parents[1] / "config" / "policy.toml"
 
 
 class RulesSection(_Section):

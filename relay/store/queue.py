@@ -153,3 +153,38 @@ def set_held(conn: sqlite3.Connection, queue_id: int, held: bool, now: float, re
     audit.append(conn, "queue.held" if held else "queue.released", reason=reason, thread_id=item.thread_id,
                  message_id=item.message_id, detail={"queue": queue_id}, ts=now)
     return get(conn, queue_id)
+
+
+def rows_of_message(conn: sqlite3.Connection, message_id: int) -> list[QueueItem]:
+    return [_item(r) for r in conn.execute(
+        f"SELECT {_COLS} {_FROM} WHERE q.message_id = ? AND q.kind = 'message' ORDER BY q.id", (message_id,))]
+
+
+def release_message(conn: sqlite3.Connection, message_id: int, now: float) -> int:
+    """An operator lets a held message go: its held rows become due now."""
+    rows = [r for r in rows_of_message(conn, message_id) if r.state == "held"]
+    if not rows:
+        raise Conflict(f"message {message_id} is not held")
+    for r in rows:
+        conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = ? WHERE id = ? AND state = 'held'",
+                     (now, r.id))
+    messages_repo.set_state(conn, message_id, "queued")
+    audit.append(conn, "message.released", reason="operator.release", thread_id=rows[0].thread_id,
+                 message_id=message_id, detail={"queue": [r.id for r in rows]}, ts=now)
+    return len(rows)
+
+
+def drop_message(conn: sqlite3.Connection, message_id: int, now: float, reason: str,
+                 notice: tuple[str, str, bytes] | None) -> int:
+    """An operator refuses a held (or still queued) message; the sender gets `notice`."""
+    rows = [r for r in rows_of_message(conn, message_id) if r.state in ("held", "queued")]
+    if not rows:
+        raise Conflict(f"message {message_id} is neither held nor queued")
+    for r in rows:
+        conn.execute("UPDATE queue SET state = 'dropped' WHERE id = ?", (r.id,))
+    messages_repo.set_state(conn, message_id, "dropped", reason)
+    audit.append(conn, "message.dropped", reason=reason, thread_id=rows[0].thread_id, message_id=message_id,
+                 detail={"queue": [r.id for r in rows]}, ts=now)
+    if notice is not None:
+        enqueue_notice(conn, message_id, rows[0].thread_id, now, *notice)
+    return len(rows)

@@ -45,6 +45,7 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink) -> None:
     world = World(relay.settings)
     conn = world.conn()
     outcomes: dict[str, int] = {}
+    texts: dict[str, str] = {}
     expected_deliveries: list[tuple[str, str, str]] = []  # (file, seller address, buyer address)
     try:
         for i, name in enumerate(corpus_files()):
@@ -76,6 +77,7 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink) -> None:
                 assert 400 <= exc.smtp_code < 600, (name, exc)
                 assert b"@" not in exc.smtp_error, (name, exc.smtp_error)
                 outcomes[name] = exc.smtp_code
+                texts[name] = exc.smtp_error.decode()
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
                 assert 400 <= code < 600 and b"@" not in text, (name, code, text)
@@ -87,10 +89,14 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink) -> None:
     assert len(outcomes) >= 150
     # nothing temporary: a 4xx here would mean an internal failure on real-world input
     assert not [n for n, c in outcomes.items() if 400 <= c < 500], outcomes
-    # only messages with NUL bytes may be refused (bare CR/LF was normalised as a client would)
-    refused = {n: c for n, c in outcomes.items() if c != 250}
+    # refused only for NUL bytes (bare CR/LF was normalised as a client would) or by the messaging
+    # policy (real-world mail is full of links and marketing), with the category in plain words
     manifest = {json.loads(line)["file"]: json.loads(line) for line in (CORPUS / "manifest.jsonl").read_text().splitlines()}
-    assert all(manifest[n]["nul_bytes"] for n in refused), refused
+    for n, c in outcomes.items():
+        if c == 250:
+            continue
+        assert manifest[n]["nul_bytes"] or texts[n].startswith("5.7.1 Message refused: "), (n, c, texts.get(n))
+    assert len(accepted) >= 40, len(accepted)
 
     received = await sink.wait_for(len(accepted), timeout=60)
     by_rcpt = {r.rcpt_tos[0]: r for r in received}

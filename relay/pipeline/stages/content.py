@@ -1,16 +1,32 @@
-"""content: the messaging policy (links, marketing, review requests, contact details, attachments).
+"""content: the messaging policy — links, marketing, review requests, contact details, attachments.
 
-Reads: policy.* (not yet). Replies: 550 5.7.1 naming the category; redact/strip/hold/flag.
-Audit reasons: content.*. Until it is built, every message continues.
+Reads: policy.path (config/policy.toml, loaded at start and on reload). Replies: 550 5.7.1
+naming the category in plain words (reject); otherwise the message continues, redacted,
+stripped (with a notice part), held for an operator (hold) or only flagged.
+Audit reasons: content.<category> for the verdict; policy.finding and
+policy.attachment_stripped events for every finding (category, rule, part, offsets, action).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+from typing import Any, ClassVar
 
-from relay.model import Verdict
+from relay.model import Action, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
+from relay.policy import Policy, Report, apply, check, load_policy
+from relay.smtp import replies
+
+#: Above this size the CPU-heavy checks leave the event loop.
+OFFLOAD_BYTES = 128 * 1024
+
+
+def load(ctx: Context) -> Policy:
+    """Load the policy file named by policy.path and keep it for the stage."""
+    policy = load_policy(ctx.settings.policy.path)
+    ctx.extras["policy"] = policy
+    return policy
 
 
 class Content:
@@ -18,6 +34,42 @@ class Content:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        if "policy" not in ctx.extras:
+            load(ctx)
 
     async def run(self, tx: Transit) -> Verdict:
+        assert tx.thread is not None and tx.sender is not None and tx.recipient is not None
+        policy: Policy = self.ctx.extras["policy"]
+        # Our aliases, and the parties' own addresses (the rewriter turns those into aliases
+        # afterwards), are not "contact details that move the conversation off the platform".
+        own = {self.ctx.alias_address(a) for a in (tx.thread.buyer_alias, tx.thread.seller_alias) if a}
+        own.update(tx.sender.emails)
+        own.update(tx.recipient.emails)
+        source = tx.message or tx.raw
+
+        def work() -> tuple[Report, bytes | None]:
+            report = check(source, policy, own_addresses=own)
+            if report.action in ("reject", "hold"):
+                return report, None
+            return report, apply(source, report, policy)
+
+        if len(source) > OFFLOAD_BYTES:
+            report, out = await asyncio.to_thread(work)
+        else:
+            report, out = work()
+        for event in report.audit_events():
+            record: dict[str, Any] = dict(event)
+            name = record.pop("event")
+            tx.record(name, f"content.{record.get('category', 'attachment')}", **record)
+        if report.action == "reject":
+            category = next((f.category for f in report.findings if f.action == "reject"), "policy")
+            return Verdict(Action.REJECT, replies.reject_policy(report.reject_category or "policy violation"),
+                           f"content.{category}", {"findings": len(report.findings)})
+        if report.action == "hold":
+            category = next((f.category for f in report.findings if f.action == "hold"), "policy")
+            return Verdict(Action.HOLD, None, f"content.{category}", {"findings": len(report.findings)})
+        if out is not None:
+            tx.message = out
+        if report.findings or any(a.action == "strip" for a in report.attachments):
+            return Verdict.ok(f"content.{report.action}", findings=len(report.findings))
         return Verdict.ok()

@@ -46,4 +46,5 @@ class Resolve:
         if found is None:
             return Verdict(Action.REJECT, replies.NO_SUCH_ALIAS, "resolve.alias_gone")
         tx.thread, tx.sender, tx.recipient, tx.id_map = found
+        tx.message = tx.raw  # modifying stages work on tx.message; tx.raw stays as received
         return Verdict.ok()

@@ -64,11 +64,11 @@ class Rewrite:
         sender_addresses = sender.emails
 
         def work() -> tuple[bytes, int, list[str]]:
-            result = rewrite(tx.raw, plan)
+            result = rewrite(tx.message, plan)
             return result.message, result.parts_rewritten, find_leaks(result.message, sender_addresses)
 
         try:
-            if len(tx.raw) > OFFLOAD_BYTES:
+            if len(tx.message) > OFFLOAD_BYTES:
                 out, parts, leaks = await asyncio.to_thread(work)
             else:
                 out, parts, leaks = work()

@@ -1,0 +1,154 @@
+"""The messaging policy through the real SMTP server: one test per action.
+
+reject → 550 5.7.1 naming the category; redact → delivered with [removed]; strip → the attachment
+is replaced by a notice; hold → 250, kept until `relay message release` (or `drop`, which tells the
+sender); flag → delivered untouched and audited.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from relay.store import audit
+from tests.support import Sink, World, eventually, message, provision, send, send_expect
+
+POLICY = Path(__file__).resolve().parents[2] / "config" / "policy.toml"
+
+
+def events(world: World) -> list[audit.AuditEvent]:
+    conn = world.conn()
+    try:
+        return list(audit.iter_all(conn))
+    finally:
+        conn.close()
+
+
+def policy_with(tmp_path: Path, category: str, action: str) -> Path:
+    text = POLICY.read_text()
+    text = re.sub(rf'(\[{category}\]\naction = )"\w+"', rf'\1"{action}"', text, count=1)
+    p = tmp_path / "policy.toml"
+    p.write_text(text)
+    return p
+
+
+def cli(world: World, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    cfg = tmp_path / "cli.toml"
+    s = world.settings
+    cfg.write_text(f'[relay]\ndomain = "{s.relay.domain}"\nstate_dir = "{s.relay.state_dir}"\n'
+                   f'[dkim]\nselector = "{s.dkim.selector}"\nprivate_key = "{s.dkim_key_path}"\n')
+    return subprocess.run([sys.executable, "-m", "relay", "--config", str(cfg), *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+async def test_reject_names_the_category(start_relay, sink: Sink) -> None:
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    code, text = await send_expect(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
+                                   message(world.seller_email, world.buyer_alias, "Deal",
+                                           "See our new shop at hxxps://cheap-deals[.]example/sale\r\n"))
+    assert code == 550 and "5.7.1" in text and "links to websites" in text
+    assert "cheap-deals" not in text
+    evs = events(world)
+    assert any(e.event == "policy.finding" and e.detail["category"] == "links" for e in evs)
+    assert any(e.event == "message.rejected" and e.reason == "content.links" for e in evs)
+
+
+async def test_redact_contact_details(start_relay, sink: Sink) -> None:
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
+               message(world.seller_email, world.buyer_alias, "Your order",
+                       "Your parcel ships Monday. Call me on +1 (555) 123-4567 or LINE ID: shop_kyoto99\r\n"))
+    got = (await sink.wait_for(1))[0]
+    body = got.message.get_body(("plain",)).get_content()
+    assert "555" not in body and "shop_kyoto99" not in body and "[removed]" in body
+    assert "ships Monday" in body
+    assert any(e.event == "policy.finding" and e.detail["action"] == "redact" for e in events(world))
+
+
+async def test_strip_forbidden_attachment(start_relay, sink: Sink) -> None:
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    exe = base64.encodebytes(b"MZ\x90\x00" + b"\x00" * 200).decode().replace("\n", "\r\n")
+    image = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 120, 40)).save(image, "PNG")
+    png = base64.encodebytes(image.getvalue()).decode().replace("\n", "\r\n")
+    raw = (f"From: {world.seller_email}\r\nTo: {world.buyer_alias}\r\nSubject: photos\r\n"
+           "Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n"
+           "Here are the photos of your engraving.\r\n--b1\r\nContent-Type: image/png; name=photo.png\r\n"
+           "Content-Disposition: attachment; filename=photo.png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           f"{png}--b1\r\nContent-Type: image/png; name=invoice.png\r\n"
+           "Content-Disposition: attachment; filename=invoice.png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           f"{exe}--b1--\r\n").encode()
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias], raw)
+    msg = (await sink.wait_for(1))[0].message
+    names = [p.get_filename() for p in msg.iter_attachments()]
+    assert "photo.png" in names and "invoice.png" not in names
+    texts = " ".join(p.get_content() for p in msg.walk() if p.get_content_type() == "text/plain")
+    assert "invoice.png" in texts  # the notice says which file was removed
+    assert any(e.event == "policy.attachment_stripped" for e in events(world))
+
+
+async def test_hold_then_release_and_drop(start_relay, sink: Sink, tmp_path: Path) -> None:
+    relay = await start_relay(smarthost=sink.port, policy={"path": str(policy_with(tmp_path, "review", "hold"))})
+    world = provision(relay.settings)
+    port = relay.addresses[0][1]
+    for n in (1, 2):
+        code, _ = await send_expect(port, world.seller_email, [world.buyer_alias],
+                                    message(world.seller_email, world.buyer_alias, f"Thanks {n}",
+                                            "If you are happy, please leave us a 5-star review!\r\n"))
+        assert code == 250
+    conn = world.conn()
+    held = [r[0] for r in conn.execute("SELECT id FROM messages WHERE state = 'held' ORDER BY id")]
+    conn.close()
+    assert len(held) == 2 and sink.received == []
+    r = cli(world, tmp_path, "message", "release", str(held[0]), "--json")
+    assert r.returncode == 0, r.stderr
+    relay.worker.notify()
+    got = await sink.wait_for(1)
+    assert got[0].message["Subject"] == "Thanks 1"
+    r = cli(world, tmp_path, "message", "drop", str(held[1]), "--json")
+    assert r.returncode == 0, r.stderr
+    relay.worker.notify()
+    notice = (await sink.wait_for(2))[1]
+    assert notice.rcpt_tos == [world.seller_email] and "Thanks 2" in notice.message["Subject"]
+    assert world.buyer_email not in notice.data.decode()
+    names = [e.event for e in events(world)]
+    assert "message.held" in names and "message.released" in names and "message.dropped" in names
+
+
+async def test_flag_delivers_and_audits(start_relay, sink: Sink, tmp_path: Path) -> None:
+    relay = await start_relay(smarthost=sink.port, policy={"path": str(policy_with(tmp_path, "marketing", "flag"))})
+    world = provision(relay.settings)
+    body = "Use coupon code SAVE10 for 10% off other products in my shop!\r\n"
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
+               message(world.seller_email, world.buyer_alias, "News", body))
+    got = (await sink.wait_for(1))[0]
+    assert "SAVE10" in got.message.get_content()
+    await eventually(lambda: any(e.event == "policy.finding" and e.detail["action"] == "flag" for e in events(world)))
+
+
+def test_policy_check_cli(tmp_path: Path) -> None:
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(b"From: a@b.example\r\nTo: c@d.example\r\nSubject: hi\r\n\r\n"
+                    b"Visit www.example-shop.com or call 090-1234-5678\r\n")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(POLICY.read_text().replace('[links]\naction = "reject"', '[links]\naction = "vaporize"', 1))
+    r = subprocess.run([sys.executable, "-m", "relay", "--config", str(tmp_path / "none.toml"), "policy", "check",
+                        str(eml), "--policy", str(bad)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 78 and "links" in r.stderr  # a bad policy file names the key
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(f'[relay]\nstate_dir = "{tmp_path}"\n')
+    r = subprocess.run([sys.executable, "-m", "relay", "--config", str(cfg), "policy", "check", str(eml)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("verdict: reject") and "links." in r.stdout and "contact." in r.stdout
+    assert "example-shop.com" in r.stdout  # operators see what matched
