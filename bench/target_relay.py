@@ -1,0 +1,123 @@
+"""The relay under test: a `python -m relay serve` subprocess with DKIM on, SQLite synchronous=FULL and a smarthost.
+
+Writes its own relay.toml (smtp, delivery to the sink, dkim key, store) in a fresh directory per start
+and provisions one buyer with one thread per recipient; everything else is the installed defaults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.e2e import ROOT, free_port
+from bench.sink import wait_port
+
+DOMAIN = "relay.example"
+
+
+class RelayTarget:
+    name = "relay"
+
+    def __init__(self, base: Path, *, workers: int | None = None, extra_config: str = "") -> None:
+        self.base, self.workers, self.extra_config = base, workers, extra_config
+        self.key = base / "relay-dkim" / "relay.pem"
+        self.port = 0
+        self.sender = self.sender_alias = ""
+        self.recipients: list[str] = []
+        self.real_recipients: list[str] = []
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._runs = 0
+        self.work = base
+
+    def describe(self) -> str:
+        return f"relay (python -m relay serve{f', {self.workers} workers' if self.workers else ''})"
+
+    def public_txt(self) -> str:
+        from relay.dkim import public_txt_from_private
+        return public_txt_from_private(self.key.read_bytes())
+
+    async def start(self, sink_port: int, *, recipients: int, sessions: int) -> None:
+        from relay.dkim import generate_rsa_key
+
+        self._runs += 1
+        self.work = self.base / f"relay-{self._runs}"
+        self.work.mkdir(parents=True)
+        if not self.key.exists():
+            self.key.parent.mkdir(parents=True, exist_ok=True)
+            generate_rsa_key(self.key, 2048)
+        self.port = free_port()
+        cfg = self.work / "relay.toml"
+        cfg.write_text(
+            f'[relay]\ndomain = "{DOMAIN}"\nstate_dir = "{self.work / "state"}"\n'
+            f'[smtp]\nlisten = ["127.0.0.1:{self.port}"]\nmax_connections = {sessions + 50}\n'
+            f'max_connections_per_ip = {sessions + 50}\nmax_messages_per_ip_per_minute = 100000000\n'
+            + (f"workers = {self.workers}\n" if self.workers else "")
+            + f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink_port}"\ntls = "off"\n'
+            f'[dkim]\nselector = "relay"\nprivate_key = "{self.key}"\n'
+            f'[logging]\nlevel = "warning"\nformat = "json"\n{self.extra_config}')
+        self._provision(cfg, recipients)
+        self._proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"], cwd=ROOT,
+                                      stdout=subprocess.DEVNULL, stderr=open(self.work / "relay.log", "wb"))
+        try:
+            await wait_port(self.port, 60)
+        except TimeoutError:
+            raise RuntimeError(f"the relay did not start: {self.log_tail()}") from None
+
+    def _provision(self, cfg: Path, recipients: int) -> None:
+        from relay.config import load
+        from relay.model import Role
+        from relay.store import parties, threads
+        from relay.store.db import connect_sync, run_in_transaction
+        from relay.store.migrate import migrate
+
+        settings = load(cfg)
+        conn = connect_sync(settings.db_path)
+        migrate(conn)
+        self.sender = "buyer0@buyer.example"
+        self.recipients, self.real_recipients = [], []
+
+        def unit(c: sqlite3.Connection) -> None:
+            buyer = parties.add(c, Role.BUYER, "Buyer Zero", [self.sender])
+            for i in range(recipients):
+                seller = parties.add(c, Role.SELLER, f"Shop {i}", [f"shop{i}@seller.example"])
+                t, _ = threads.open_thread(c, buyer.id, seller.id, order=f"ORD-{i}")
+                self.recipients.append(f"{t.seller_alias}@{DOMAIN}")
+                self.real_recipients.append(f"shop{i}@seller.example")
+                if i == 0:
+                    self.sender_alias = f"{t.buyer_alias}@{DOMAIN}"
+
+        run_in_transaction(conn, [unit])
+        conn.close()
+
+    def roots(self) -> list[int]:
+        return [self._proc.pid] if self._proc and self._proc.poll() is None else []
+
+    async def pending(self) -> int:
+        """Queue rows not yet delivered (or given up)."""
+        def count() -> int:
+            conn = sqlite3.connect(self.work / "state" / "relay.db", timeout=10)
+            try:
+                row = conn.execute("SELECT COUNT(*) FROM queue WHERE state IN ('queued', 'sending')").fetchone()
+                return int(row[0])
+            finally:
+                conn.close()
+        return await asyncio.to_thread(count)
+
+    def log_tail(self) -> str:
+        try:
+            return (self.work / "relay.log").read_text(errors="replace")[-1500:]
+        except OSError:
+            return ""
+
+    async def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                await asyncio.to_thread(self._proc.wait, 30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
