@@ -101,7 +101,7 @@ def _phone_like(digits: str, groups: list[int], plus: bool) -> str | None:
 
 def _phones(view: View) -> list[Hit]:
     digits = view.digits
-    if sum(ch.isdigit() for ch in digits) < 8:
+    if sum(map(str.isdigit, digits)) < 8:
         return _phone_words(view)
     if "o" in digits:
         digits = _O_AS_ZERO.sub("0", digits)

@@ -142,24 +142,91 @@ class CompiledCategory:
     regex: re.Pattern[str] | None
     rules: dict[str, PhraseRule]
     prefixes: dict[str, frozenset[str] | None] = field(default_factory=dict)
-    _cache: dict[tuple[str, ...], re.Pattern[str]] = field(default_factory=dict)
+    #: per rule group, per pattern: literals one of which every match contains (None: unknown)
+    needs: dict[str, tuple[frozenset[str] | None, ...]] = field(default_factory=dict)
+    _cache: dict[tuple[tuple[str, tuple[int, ...]], ...], re.Pattern[str]] = field(default_factory=dict)
 
     def regex_for(self, text: str) -> re.Pattern[str] | None:
-        active = tuple(g for g, pre in self.prefixes.items() if pre is None or any(p in text for p in pre))
+        """The alternation of only the patterns that can match `text` (a pattern whose required
+        literals are all absent cannot), compiled once per combination."""
+        active: list[tuple[str, tuple[int, ...]]] = []
+        total = 0
+        for g, needs in self.needs.items():
+            idx = tuple(i for i, need in enumerate(needs) if need is None or any(n in text for n in need))
+            total += len(needs)
+            if idx:
+                active.append((g, idx))
         if not active:
             return None
-        if len(active) == len(self.rules):
+        if sum(len(i) for _, i in active) == total:
             return self.regex
-        cached = self._cache.get(active)
+        key = tuple(active)
+        cached = self._cache.get(key)
         if cached is None:
-            cached = re.compile("|".join(_group(g, self.rules[g]) for g in active))
-            if len(self._cache) < 512:
-                self._cache[active] = cached
+            cached = re.compile("|".join(_group(g, self.rules[g], idx) for g, idx in active))
+            if len(self._cache) < 1024:
+                self._cache[key] = cached
         return cached
 
 
-def _group(gname: str, rule: PhraseRule) -> str:
-    return f"(?P<{gname}>" + "|".join(f"(?:{p})" for p in rule.patterns) + ")"
+def _group(gname: str, rule: PhraseRule, only: tuple[int, ...] | None = None) -> str:
+    pats = rule.patterns if only is None else [rule.patterns[i] for i in only]
+    return f"(?P<{gname}>" + "|".join(f"(?:{p})" for p in pats) + ")"
+
+
+def _required_literals(items: Any) -> set[str] | None:
+    """Literal strings one of which occurs in every match of a parsed pattern (anywhere), or None.
+
+    Generalises _literal_prefixes: in a sequence, any mandatory element with a known set will do;
+    the one whose shortest literal is longest is kept (the most selective filter).
+    """
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    best: set[str] | None = None
+
+    def consider(found: set[str] | None) -> None:
+        nonlocal best
+        if found and (best is None or min(map(len, found)) > min(map(len, best))):
+            best = found
+
+    run = ""
+    for op, av in items:
+        if op is c.LITERAL:
+            run += chr(av)
+            continue
+        if run:
+            consider({run})
+            run = ""
+        if op is c.BRANCH:
+            out: set[str] = set()
+            for branch in av[1]:
+                got = _required_literals(branch)
+                if got is None:
+                    out = set()
+                    break
+                out |= got
+            consider(out or None)
+        elif op is c.SUBPATTERN:
+            consider(_required_literals(av[3]))
+        elif (op is c.MAX_REPEAT or op is c.MIN_REPEAT) and av[0] >= 1:
+            consider(_required_literals(av[2]))
+        elif op is c.IN and all(o is c.LITERAL for o, _ in av) and len(av) <= 8:
+            consider({chr(v) for _, v in av})
+    if run:
+        consider({run})
+    return best
+
+
+def _pattern_needs(rule: PhraseRule) -> tuple[frozenset[str] | None, ...]:
+    from re import _parser  # type: ignore[attr-defined]
+
+    out = []
+    for pat in rule.patterns:
+        parsed = _parser.parse(pat)
+        got = _required_literals(parsed.data)
+        # a pattern with inline flags (e.g. (?i)) may match other cases: do not filter it
+        out.append(frozenset(got) if got and not parsed.state.flags & re.IGNORECASE else None)
+    return tuple(out)
 
 
 def _literal_prefixes(items: Any) -> set[str] | None:
@@ -252,7 +319,8 @@ def _compile_category(name: str, cat: Category) -> CompiledCategory:
         if rule.id not in cat.disabled_rules:
             rules[f"r{i}"] = rule
     regex = re.compile("|".join(_group(g, r) for g, r in rules.items())) if rules else None
-    return CompiledCategory(name, regex, rules, {g: _rule_prefixes(r) for g, r in rules.items()})
+    return CompiledCategory(name, regex, rules, {g: _rule_prefixes(r) for g, r in rules.items()},
+                            {g: _pattern_needs(r) for g, r in rules.items()})
 
 
 def build_policy(data: dict[str, Any], source: Path | None = None) -> Policy:
