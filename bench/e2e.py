@@ -216,8 +216,10 @@ def main() -> None:
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--size", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=1, help="smtp.workers of the relay")
+    ap.add_argument("--policy-workers", type=int, default=0, help="policy.workers of the relay")
     args = ap.parse_args()
-    r = asyncio.run(run(args.messages, args.sessions, args.size, workers=args.workers))
+    extra = f"[policy]\nworkers = {args.policy_workers}\n"
+    r = asyncio.run(run(args.messages, args.sessions, args.size, extra, workers=args.workers))
     print(f"relay end to end: {r['messages']} messages of {args.size} B over {args.sessions} sessions")
     print(f"  throughput        {r['msgs_per_s']:8.1f} msgs/s end to end "
           f"({r['accept_msgs_per_s']:.1f} msgs/s accepted)")

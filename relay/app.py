@@ -123,6 +123,9 @@ class Relay:
                 log.warning("SMTP sessions still open at shutdown; closing them")
         if self.worker:
             await self.worker.stop(grace)
+        pool = self.ctx.extras.get("policy_pool") if self.ctx else None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         await self.db.close()
         self._stopped.set()
         log.info("relay stopped")

@@ -177,6 +177,8 @@ class PolicySection(_Section):
 
     #: Default: the policy file shipped beside this package (config/policy.toml).
     path: Path = Path(__file__).resolve().parents[1] / "config" / "policy.toml"
+    #: Processes that run the (CPU-bound) checks beside the event loop; 0 = in the loop's process.
+    workers: int = Field(default=0, ge=0, le=64)
 
 
 class RulesSection(_Section):

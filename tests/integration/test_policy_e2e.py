@@ -152,3 +152,17 @@ def test_policy_check_cli(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("verdict: reject") and "links." in r.stdout and "contact." in r.stdout
     assert "example-shop.com" in r.stdout  # operators see what matched
+
+
+async def test_checks_in_worker_processes(start_relay, sink: Sink) -> None:
+    """policy.workers = 1: the same verdicts come back from a separate process."""
+    relay = await start_relay(smarthost=sink.port, policy={"workers": 1})
+    world = provision(relay.settings)
+    port = relay.addresses[0][1]
+    code, text = await send_expect(port, world.seller_email, [world.buyer_alias],
+                                   message(world.seller_email, world.buyer_alias, "x", "Go to www.example-shop.com\r\n"))
+    assert code == 550 and "links" in text
+    await send(port, world.seller_email, [world.buyer_alias],
+               message(world.seller_email, world.buyer_alias, "y", "Call 090-1234-5678 any time\r\n"))
+    got = (await sink.wait_for(1))[0]
+    assert "[removed]" in got.message.get_content() and "1234" not in got.message.get_content()

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
-from relay.policy import Policy, Report, apply, check, load_policy
+from relay.policy import Policy, load_policy
+from relay.policy import pool as policy_pool
 from relay.smtp import replies
 
 #: Above this size the CPU-heavy checks leave the event loop.
@@ -26,6 +27,11 @@ def load(ctx: Context) -> Policy:
     """Load the policy file named by policy.path and keep it for the stage."""
     policy = load_policy(ctx.settings.policy.path)
     ctx.extras["policy"] = policy
+    old = ctx.extras.pop("policy_pool", None)
+    if old is not None:
+        old.shutdown(wait=False)
+    if ctx.settings.policy.workers:
+        ctx.extras["policy_pool"] = policy_pool.make_pool(ctx.settings.policy.path, ctx.settings.policy.workers)
     return policy
 
 
@@ -46,17 +52,14 @@ class Content:
         own.update(tx.sender.emails)
         own.update(tx.recipient.emails)
         source = tx.message or tx.raw
-
-        def work() -> tuple[Report, bytes | None]:
-            report = check(source, policy, own_addresses=own)
-            if report.action in ("reject", "hold"):
-                return report, None
-            return report, apply(source, report, policy)
-
-        if len(source) > OFFLOAD_BYTES:
-            report, out = await asyncio.to_thread(work)
+        pool = self.ctx.extras.get("policy_pool")
+        if pool is not None:
+            report, out = await asyncio.get_running_loop().run_in_executor(
+                pool, policy_pool.check_and_apply, source, frozenset(own))
+        elif len(source) > OFFLOAD_BYTES:
+            report, out = await asyncio.to_thread(policy_pool.run, source, policy, own)
         else:
-            report, out = work()
+            report, out = policy_pool.run(source, policy, own)
         for event in report.audit_events():
             record: dict[str, Any] = dict(event)
             name = record.pop("event")
