@@ -273,3 +273,16 @@ async def test_size_limit_and_empty_and_dot_stuffing(start_relay, sink: Sink) ->
     body = got.data.split(b"\r\n\r\n", 1)[1]
     assert b"\r\n.leading dot\r\n..two dots\r\n.\r\nend\r\n" in b"\r\n" + body
     assert re.search(rb"^DKIM-Signature:", got.data, re.M)
+
+
+async def test_lifetime_expiry_bounces_with_notice(start_relay, sink: Sink) -> None:
+    sink.replies = ["451 4.3.0 busy"] * 3
+    relay = await start_relay(smarthost=sink.port, delivery={"lifetime": "1s", "retry_base": "0.2s"})
+    world = provision(relay.settings)
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
+               message(world.seller_email, world.buyer_alias, "Slow"))
+    notice = (await sink.wait_for(1, timeout=15))[0]
+    assert notice.rcpt_tos == [world.seller_email] and sink.refused == 3
+    assert "gave up" in notice.message.get_content()
+    bounced = [e for e in events(world) if e.event == "delivery.bounced"]
+    assert len(bounced) == 1 and bounced[0].reason == "delivery.expired"
