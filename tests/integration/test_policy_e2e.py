@@ -166,3 +166,43 @@ async def test_checks_in_worker_processes(start_relay, sink: Sink) -> None:
                message(world.seller_email, world.buyer_alias, "y", "Call 090-1234-5678 any time\r\n"))
     got = (await sink.wait_for(1))[0]
     assert "[removed]" in got.message.get_content() and "1234" not in got.message.get_content()
+
+
+async def test_metadata_scrubbed_after_relay(start_relay, sink: Sink) -> None:
+    """A JPEG with GPS EXIF and a PDF with an author go through the relay: metadata gone, files intact."""
+    from tests.unit.policy.fixtures import docx, gps_exif, image, pdf
+
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    jpeg = image("JPEG", exif=gps_exif())
+    doc = pdf("Engraving proof", author="Taro Yamada")
+    word = docx("Size chart", author="Taro Yamada")
+    parts = []
+    docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    for name, ctype, data in (("photo.jpg", "image/jpeg", jpeg), ("proof.pdf", "application/pdf", doc),
+                              ("sizes.docx", docx_type, word)):
+        b64 = base64.encodebytes(data).decode().replace("\n", "\r\n")
+        parts.append(f"--b1\r\nContent-Type: {ctype}; name={name}\r\nContent-Disposition: attachment; filename={name}\r\n"
+                     f"Content-Transfer-Encoding: base64\r\n\r\n{b64}")
+    raw = (f"From: {world.seller_email}\r\nTo: {world.buyer_alias}\r\nSubject: proof\r\n"
+           "Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+           "--b1\r\nContent-Type: text/plain\r\n\r\nThe proof of your engraving.\r\n" + "".join(parts) + "--b1--\r\n").encode()
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias], raw)
+    msg = (await sink.wait_for(1))[0].message
+    files = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
+    assert set(files) == {"photo.jpg", "proof.pdf", "sizes.docx"}
+    img = Image.open(io.BytesIO(files["photo.jpg"]))
+    img.load()  # still decodes
+    exif = img.getexif()
+    assert 0x8825 not in exif and 0x013B not in exif  # no GPS, no artist
+    assert b"Taro Yamada" not in files["proof.pdf"] and b"Taro Yamada" not in files["photo.jpg"]
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(files["proof.pdf"]))
+    assert "Engraving proof" in reader.pages[0].extract_text()
+    assert not (reader.metadata or {}).get("/Author")
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(files["sizes.docx"])) as z:
+        assert b"Taro Yamada" not in z.read("docProps/core.xml")
+        assert b"Size chart" in z.read("word/document.xml")
