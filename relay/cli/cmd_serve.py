@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from relay import config
 from relay import logging as relay_logging
 from relay.app import Relay, migrate_store
 from relay.cli.common import add_json, emit, group, settings
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def serve(args: argparse.Namespace) -> int:
     s = settings(args)
     relay_logging.configure(s.logging.level, s.logging.format)
-    asyncio.run(Relay(s).run())
+    asyncio.run(Relay(s, config_path=config.resolve_path(args.config)).run())
     return 0
 
 
