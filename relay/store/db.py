@@ -62,6 +62,10 @@ def run_in_transaction(conn: sqlite3.Connection, units: list[Unit]) -> list[tupl
             try:
                 value = unit(conn)
             except Exception as exc:  # the unit's own failure: roll back only that unit
+                if not conn.in_transaction:
+                    # SQLite already rolled the whole transaction back (SQLITE_FULL, IOERR, …):
+                    # every unit of the group failed, with this cause (disk full → 452).
+                    raise
                 conn.execute("ROLLBACK TO unit")
                 conn.execute("RELEASE unit")
                 results.append((False, exc))
