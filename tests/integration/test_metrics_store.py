@@ -17,7 +17,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relay.store.db import StoreUnavailable
-from tests.support import Sink, eventually, maildir_messages, make_settings, message, provision, send, send_expect
+from tests.support import (
+    Sink,
+    eventually,
+    maildir_messages,
+    make_settings,
+    message,
+    provision,
+    send,
+    send_expect,
+)
 
 
 async def http_get(address: tuple[str, int], path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
