@@ -133,9 +133,11 @@ class DeliveryWorker:
             except DeliveryError as exc:
                 await self._failed(item, exc)
                 return
-            now = self.clock()
+            now, sent = self.clock(), time.perf_counter()
             if not await self.db.write(lambda conn: queue_repo.mark_delivered(conn, item, now, response)):
                 log.warning("delivered, but the queue entry was changed meanwhile", queue=item.id)
+            if self.metrics is not None:
+                self.metrics.record_seconds.observe(time.perf_counter() - sent)
             self.delivered += 1
             self._outcome("delivered", item)
             if self.metrics is not None and item.kind == "message":
