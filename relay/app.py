@@ -145,9 +145,7 @@ class Relay:
         self.limits.accepting = False
         for server in self.servers:
             server.close()
-        cut = await self.limits.drain(min(grace, self.settings.smtp.shutdown_timeout))
-        if cut:
-            log.warning("SMTP transactions were cut short by the shutdown (answered 421)", count=cut)
+        await self.limits.drain(min(grace, self.settings.smtp.shutdown_timeout))
         self.servers = []
         if self.worker:
             self.notifier.status("finishing deliveries in flight")

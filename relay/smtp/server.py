@@ -75,7 +75,7 @@ class Limits:
         for session in cut:
             session.close_with(replies.SHUTTING_DOWN)
         if cut:
-            log.warning("closed SMTP sessions in the middle of a transaction at shutdown", count=len(cut))
+            log.warning("SMTP transactions cut short by the shutdown (answered 421)", count=len(cut))
             await asyncio.sleep(0)  # let connection_lost run
         return len(cut)
 
