@@ -140,5 +140,7 @@ async def test_config_check(tmp_path: Path, dkim_key: Path) -> None:
     public.write_text('[http]\nlisten = "0.0.0.0:9325"\n')
     rc, out = await cli(public, "config", "check", "--json")
     assert rc == 0 and any("not a loopback address" in w for w in out["warnings"])
+    rc, out = await cli(ROOT / "config" / "relay.production.toml", "config", "check", "--json")
+    assert rc == 0 and out["domain"] == "mail.market.example", out  # the shipped example is valid
     rc, text = await cli(tmp_path / "missing.toml", "config", "check")
     assert rc == 78 and "file not found" in text
