@@ -96,6 +96,12 @@ async def test_sigterm_during_burst(tmp_path: Path, dkim_key: Path, daemons: lis
     assert acked | failed == set(range(total))
     events = log_events(d)
     assert any(e.get("event") == "relay stopped" for e in events)
+    conn = world.conn()
+    try:  # a clean stop leaves nothing half-delivered for recover() to guess about
+        assert conn.execute("SELECT COUNT(*) FROM queue WHERE state = 'sending'").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM messages WHERE state != 'rejected'").fetchone()[0] >= len(acked)
+    finally:
+        conn.close()
     # restart: whatever got a 250 is delivered, exactly what was sent and nothing else
     await d.start_ready()
     await eventually(lambda: acked <= set(delivered_ids(sink)), timeout=30)
