@@ -1,8 +1,9 @@
 """The daemon: store, pipeline, SMTP listeners and the delivery worker on one event loop.
 
 Like uvicorn's Server: the CLI builds Settings and calls Relay(settings).run().
-SIGTERM/SIGINT: stop accepting, finish sessions (bounded), let deliveries finish or
-return to the queue, exit 0.
+SIGTERM/SIGINT: stop accepting, finish transactions in progress (smtp.shutdown_timeout, then
+421), let deliveries finish or return to the queue, exit 0. SIGHUP: Relay.reload() (reload.py).
+systemd: READY=1 once listening, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1 (systemd.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 
 import structlog
 
+from relay import reload as reloading
 from relay.config import Settings
 from relay.delivery.maildir import MaildirTransport
 from relay.delivery.smtp import SmtpTransport
 from relay.delivery.transport import Transport
 from relay.delivery.worker import DeliveryWorker
+from relay.http import HttpServer
+from relay.metrics import Metrics
 from relay.pipeline.context import Context
 from relay.pipeline.runner import Pipeline, Stage
 from relay.pipeline.stages.authenticate import Authenticate
@@ -34,6 +38,7 @@ from relay.smtp.handler import RelayHandler
 from relay.smtp.server import Limits, RelaySMTP, make_factory, start_listeners
 from relay.store.db import Database, connect_sync
 from relay.store.migrate import migrate
+from relay.systemd import Notifier
 
 log = structlog.get_logger("relay")
 
@@ -76,66 +81,117 @@ def build_transport(settings: Settings) -> Transport:
 class Relay:
     def __init__(self, settings: Settings, *, transport: Transport | None = None, signer: Any = None,
                  clock: Callable[[], float] = time.time, create_key: bool = True,
-                 recover_queue: bool = True) -> None:
+                 recover_queue: bool = True, config_path: Path | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.settings = settings
         self.clock = clock
+        self.config_path = config_path
         self._transport = transport
         self._signer = signer
         self._create_key = create_key
         self._recover_queue = recover_queue  # False in a worker process: the supervisor recovers
-        self.db = Database(settings.db_path, group_commit_max=settings.store.group_commit_max)
+        self.db = Database(settings.db_path, group_commit_max=settings.store.group_commit_max,
+                           busy_timeout=settings.store.busy_timeout)
         self.servers: list[asyncio.Server] = []
         self.worker: DeliveryWorker | None = None
         self.limits = Limits.from_settings(settings)
+        self.metrics = Metrics()
+        self.limits.on_connection = lambda result: self.metrics.smtp_sessions.labels(result).inc()
+        self.metrics.track_active(lambda: len(self.limits.sessions))
+        self.http: HttpServer | None = None
+        self.notifier = notifier or Notifier()
         self.ctx: Context | None = None
+        #: Called by reload() with the new settings: see relay/reload.py for the contract.
+        self.reloaders: list[reloading.Reloader] = reloading.builtin_reloaders(self)
         self._stopped = asyncio.Event()
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         return [sock.getsockname()[:2] for server in self.servers for sock in server.sockets]
 
+    def add_reloader(self, reloader: reloading.Reloader) -> None:
+        self.reloaders.append(reloader)
+
     async def start(self) -> None:
         settings = self.settings
         settings.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.notifier.status("migrating the store")
         applied = await asyncio.to_thread(migrate_store, settings.db_path)
         if applied:
             log.info("migrated store", applied=applied)
         await self.db.open()
         signer = self._signer if self._signer is not None else load_signer(settings, create=self._create_key)
         transport = self._transport or build_transport(settings)
-        self.ctx = Context(settings=settings, db=self.db, signer=signer, clock=self.clock)
-        self.worker = DeliveryWorker(settings, self.db, transport, signer=signer, clock=self.clock)
+        self.ctx = Context(settings=settings, db=self.db, signer=signer, clock=self.clock,
+                           extras={"metrics": self.metrics, "reloaders": self.reloaders})
+        self.worker = DeliveryWorker(settings, self.db, transport, signer=signer, clock=self.clock,
+                                     metrics=self.metrics)
+        self.notifier.status("recovering the queue")
         await self.worker.start(recover=self._recover_queue)
-        handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx)), on_queued=self.worker.notify)
+        handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx), observe=self._observe_stage),
+                               on_queued=self.worker.notify)
         factory: Callable[[], RelaySMTP] = make_factory(settings, handler, self.limits)
+        if settings.http.enabled:
+            self.http = HttpServer(self, self.metrics)
+            await self.http.start()
         self.servers = await start_listeners(settings, factory)
+        self.metrics.up_since.set(time.time())
         log.info("relay started", domain=settings.relay.domain, transport=settings.delivery.transport,
                  listen=[f"{h}:{p}" for h, p in self.addresses])
 
+    def _observe_stage(self, stage: str, seconds: float) -> None:
+        self.metrics.stage_seconds.labels(stage).observe(seconds)
+
     async def stop(self, grace: float = 30.0) -> None:
+        self.notifier.stopping("draining SMTP sessions")
         self.limits.accepting = False
         for server in self.servers:
             server.close()
-        for server in self.servers:
-            try:
-                await asyncio.wait_for(server.wait_closed(), grace)
-            except TimeoutError:
-                log.warning("SMTP sessions still open at shutdown; closing them")
+        await self.limits.drain(min(grace, self.settings.smtp.shutdown_timeout))
+        self.servers = []
         if self.worker:
+            self.notifier.status("finishing deliveries in flight")
             await self.worker.stop(grace)
         pool = self.ctx.extras.get("policy_pool") if self.ctx else None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+        if self.http:
+            await self.http.stop()
         await self.db.close()
+        await self.notifier.close()
         self._stopped.set()
         log.info("relay stopped")
+
+    async def reload(self, path: Path | None = None) -> bool:
+        """Read the configuration file again and hand it to the reloaders; False (old config kept) on error."""
+        return await reloading.reload(self, path or self.config_path)
+
+    def status_line(self) -> str:
+        depth = self.worker.inflight if self.worker else 0
+        return f"{len(self.limits.sessions)} SMTP sessions, {depth} deliveries in flight"
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        hups: list[asyncio.Task[bool]] = []
+        loop.add_signal_handler(signal.SIGHUP, lambda: hups.append(loop.create_task(self._on_hup())))
         await self.start()
-        await stop.wait()
+        self.notifier.ready("accepting mail on " + ", ".join(f"{h}:{p}" for h, p in self.addresses))
+        self.notifier.start_watchdog()
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 30)
+            except TimeoutError:
+                self.notifier.status(self.status_line())
         log.info("shutting down")
-        await self.stop()
+        for task in hups:
+            await task
+        await self.stop(self.settings.smtp.shutdown_timeout)
+
+    async def _on_hup(self) -> bool:
+        self.notifier.reloading()
+        ok = await self.reload()
+        self.notifier.ready("configuration reloaded" if ok else "configuration reload refused; old one kept")
+        return ok

@@ -111,6 +111,9 @@ class SmtpSection(_Section):
     max_inflight_bytes: Size = 512 * 1024 * 1024
     #: Worker processes sharing the listeners (SO_REUSEPORT) and the store; 1 = no supervisor.
     workers: int = Field(default=1, ge=1, le=64)
+    #: On SIGTERM, transactions in progress get this long to finish before the session is
+    #: closed with 421.
+    shutdown_timeout: Duration = 30.0
 
     @field_validator("listen")
     @classmethod
@@ -170,6 +173,9 @@ class StoreSection(_Section):
     group_commit_window: Duration = 0.002
     #: Largest number of units written in one transaction.
     group_commit_max: int = Field(default=256, ge=1)
+    #: How long a write waits for a lock held by another process (`relay` commands) before
+    #: the SMTP client is told 451 and retries.
+    busy_timeout: Duration = 10.0
 
 
 class PolicySection(_Section):
@@ -199,6 +205,20 @@ class TlsSection(_Section):
 
 class HttpSection(_Section):
     """Metrics and health listener (issue: running it for real)."""
+
+    #: host:port of /metrics and /healthz; loopback by default (the counters are not for the public).
+    listen: str = "127.0.0.1:9325"
+    enabled: bool = True
+    #: /healthz fails when a queued row has been due this long without being picked up.
+    stall_after: Duration = 900.0
+    #: /healthz fails when the state directory's file system has less room than this.
+    min_free_disk: Size = 64 * 1024 * 1024
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        split_hostport(v)
+        return v
 
 
 class Settings(_Section):

@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
 from relay.app import Relay, load_signer, migrate_store
-from relay.config import Settings
+from relay.config import Settings, split_hostport
 from relay.store import queue as queue_repo
 from relay.store.db import connect_sync, run_in_transaction
+from relay.systemd import Notifier
 
 log = structlog.get_logger("relay.supervisor")
 
@@ -38,11 +41,13 @@ def _recover(settings: Settings, owner: str | None) -> int:
         conn.close()
 
 
-def _run_worker(settings: Settings) -> None:
+def _run_worker(settings: Settings, config_path: Path | None) -> None:
     """In the child: one Relay on a fresh event loop; never returns."""
     code = 0
     try:
-        asyncio.run(Relay(settings, recover_queue=False).run())
+        # Only the supervisor talks to systemd (NotifyAccess=main): workers get no notifier.
+        os.environ.pop("NOTIFY_SOCKET", None)
+        asyncio.run(Relay(settings, recover_queue=False, config_path=config_path).run())
     except BaseException:  # a crash must end only this process, visibly
         log.exception("worker crashed")
         code = 1
@@ -51,24 +56,31 @@ def _run_worker(settings: Settings) -> None:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, fork: Callable[[], int] = os.fork) -> None:
+    def __init__(self, settings: Settings, config_path: Path | None = None,
+                 fork: Callable[[], int] = os.fork) -> None:
         self.settings = settings
+        self.config_path = config_path
         self.fork = fork
         self.children: dict[int, int] = {}  # pid → slot
         self.stopping = False
+        self.notifier = Notifier()
+        self._ready = False
 
     def _spawn(self, slot: int) -> None:
         pid = self.fork()
         if pid == 0:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
-            _run_worker(self.settings)
+            _run_worker(self.settings, self.config_path)
         self.children[pid] = slot
         log.info("worker started", pid=pid, slot=slot)
 
     def _forward(self, signum: int, _frame: object) -> None:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.stopping = True
+            self.notifier.stopping()
+        elif signum == signal.SIGHUP:
+            self.notifier.status("workers reloading")
         for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
@@ -87,12 +99,23 @@ class Supervisor:
             signal.signal(sig, self._forward)
         for slot in range(s.smtp.workers):
             self._spawn(slot)
+        last_ping = 0.0
         while self.children:
             try:
-                pid, status = os.wait()
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             except InterruptedError:
+                continue
+            if pid == 0:  # nobody exited: tell systemd how we are, then look again shortly
+                if not self._ready and not self.stopping and _listening(s):
+                    self._ready = True
+                    self.notifier.ready(f"{len(self.children)} workers accepting mail")
+                interval = self.notifier.watchdog_interval
+                if interval and time.monotonic() - last_ping >= interval:
+                    self.notifier.notify("WATCHDOG=1")
+                    last_ping = time.monotonic()
+                time.sleep(0.2)
                 continue
             slot = self.children.pop(pid, -1)
             if slot < 0:
@@ -109,10 +132,19 @@ class Supervisor:
         return 0
 
 
-def serve(settings: Settings) -> int:
+def _listening(settings: Settings) -> bool:
+    host, port = split_hostport(settings.smtp.listen[0])
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+def serve(settings: Settings, config_path: Path | None = None) -> int:
     if settings.smtp.workers <= 1:
-        asyncio.run(Relay(settings).run())
+        asyncio.run(Relay(settings, config_path=config_path).run())
         return 0
     if sys.platform != "linux":
         raise SystemExit("smtp.workers > 1 needs Linux (SO_REUSEPORT load balancing)")
-    return Supervisor(settings).run()
+    return Supervisor(settings, config_path).run()

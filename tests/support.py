@@ -104,6 +104,7 @@ def make_settings(state_dir: Path, *, smarthost: int | None = None, **overrides:
         "delivery": {"transport": "maildir", "retry_base": "0.2s", "retry_max": "1s"},
         "dkim": {"selector": "test"},
         "logging": {"format": "json"},
+        "http": {"listen": "127.0.0.1:0"},
     }
     if smarthost is not None:
         data["delivery"].update({"transport": "smtp", "smarthost": f"127.0.0.1:{smarthost}", "tls": "off"})

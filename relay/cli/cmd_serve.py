@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from relay import config, supervisor
 from relay import logging as relay_logging
-from relay import supervisor
 from relay.app import migrate_store
 from relay.cli.common import add_json, emit, group, settings
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def serve(args: argparse.Namespace) -> int:
     s = settings(args)
     relay_logging.configure(s.logging.level, s.logging.format)
-    return supervisor.serve(s)
+    return supervisor.serve(s, config.resolve_path(args.config))
 
 
 def db_migrate(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ import structlog
 from relay.config import Settings
 from relay.delivery.notices import build_notice
 from relay.delivery.transport import DeliveryError, Transport
+from relay.metrics import Metrics
 from relay.store import messages as messages_repo
 from relay.store import queue as queue_repo
 from relay.store.db import Database, StoreUnavailable
@@ -41,13 +42,15 @@ def backoff(settings: Settings, attempts: int) -> float:
 
 class DeliveryWorker:
     def __init__(self, settings: Settings, db: Database, transport: Transport, *, signer: Any = None,
-                 clock: Callable[[], float] = time.time, poll_interval: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.time, poll_interval: float = 1.0,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.db = db
         self.transport = transport
         self.signer = signer
         self.clock = clock
         self.poll_interval = poll_interval
+        self.metrics = metrics
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
@@ -71,6 +74,14 @@ class DeliveryWorker:
             self._cached_bytes += len(data)
         self._wake.set()
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
     async def start(self, recover: bool = True) -> None:
         """Start delivering; `recover` returns rows a crash left 'sending' (only when no sibling runs)."""
         if recover:
@@ -78,6 +89,7 @@ class DeliveryWorker:
             recovered = await self.db.write(lambda conn: queue_repo.recover(conn, now))
             if recovered:
                 log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
+
         self._task = asyncio.create_task(self._loop(), name="delivery")
 
     async def stop(self, grace: float = 30.0) -> None:
@@ -92,6 +104,10 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+                # Back to the queue now rather than at the next start (the send may have happened).
+                now = self.clock()
+                returned = await self.db.write(lambda conn: queue_repo.recover(conn, now))
+                log.warning("deliveries cut short by the shutdown went back to the queue", count=returned)
         await self.transport.close()
 
     async def _loop(self) -> None:
@@ -117,7 +133,16 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
 
+    def _outcome(self, outcome: str, item: queue_repo.QueueItem) -> None:
+        if self.metrics is not None:
+            self.metrics.deliveries.labels(outcome, item.kind).inc()
+
     async def _deliver(self, item: queue_repo.QueueItem) -> None:
+        # Every log line of this attempt, the transport's included, names the message and thread.
+        with structlog.contextvars.bound_contextvars(message=item.message_id, thread=item.thread_id, queue=item.id):
+            await self._attempt(item)
+
+    async def _attempt(self, item: queue_repo.QueueItem) -> None:
         try:
             data = self._cache.pop(item.id, None)
             if data is not None:
@@ -132,9 +157,15 @@ class DeliveryWorker:
             except DeliveryError as exc:
                 await self._failed(item, exc)
                 return
-            now = self.clock()
-            await self.db.write(lambda conn: queue_repo.mark_delivered(conn, item, now, response))
+            now, sent = self.clock(), time.perf_counter()
+            if not await self.db.write(lambda conn: queue_repo.mark_delivered(conn, item, now, response)):
+                log.warning("delivered, but the queue entry was changed meanwhile", queue=item.id)
+            if self.metrics is not None:
+                self.metrics.record_seconds.observe(time.perf_counter() - sent)
             self.delivered += 1
+            self._outcome("delivered", item)
+            if self.metrics is not None and item.kind == "message":
+                self.metrics.delivery_latency.observe(max(0.0, now - item.created_at))
             log.info("delivered", queue=item.id, message=item.message_id, thread=item.thread_id,
                      attempt=item.attempts, kind=item.kind)
         except asyncio.CancelledError:
@@ -156,6 +187,7 @@ class DeliveryWorker:
             return
         await self.db.write(lambda conn: queue_repo.defer(conn, item, now, next_at, exc.text))
         self.deferred += 1
+        self._outcome("deferred", item)
         log.info("deferred", queue=item.id, message=item.message_id, attempt=item.attempts, error=exc.text[:200])
 
     async def _record_bounce(self, item: queue_repo.QueueItem, reason: str, error: str) -> None:
@@ -165,6 +197,7 @@ class DeliveryWorker:
             notice = await self._notice_for(item, reason)
         await self.db.write(lambda conn: queue_repo.bounce(conn, item, now, reason, error, notice))
         self.bounced += 1
+        self._outcome("bounced", item)
         log.warning("bounced", queue=item.id, message=item.message_id, reason=reason, kind=item.kind)
 
     async def _notice_for(self, item: queue_repo.QueueItem, reason: str) -> tuple[str, str, bytes] | None:
@@ -175,6 +208,12 @@ async def notice_for_message(settings: Settings, db: Database, signer: Any, mess
                              reason: str) -> tuple[str, str, bytes] | None:
     """(recipient, envelope sender, signed notice) for the sender of `message_id`, or None."""
     row = await db.read(lambda conn: messages_repo.get(conn, message_id))
+    return notice_from_row(settings, signer, row, reason)
+
+
+def notice_from_row(settings: Settings, signer: Any, row: messages_repo.MessageRow | None,
+                    reason: str) -> tuple[str, str, bytes] | None:
+    """The same, from a message row already read (the CLI reads it in its own transaction)."""
     if row is None or not row.envelope_from:
         return None
     data = build_notice(domain=settings.relay.domain, notice_from=settings.relay.notice_from,

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from relay.metrics import Metrics
 from relay.model import Action, AliasTarget, Reply, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.runner import Pipeline
@@ -49,6 +50,7 @@ class RelayHandler:
         self.pipeline = pipeline
         self.on_queued = on_queued or (lambda items: None)
         self.domain = ctx.settings.relay.domain
+        self.metrics: Metrics | None = ctx.extras.get("metrics")
 
     # -- hooks called by aiosmtpd --------------------------------------------------------
     async def handle_exception(self, error: Exception) -> str:
@@ -106,9 +108,14 @@ class RelayHandler:
         return str(replies.RECIPIENT_OK)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or b""
         targets: list[AliasTarget] = getattr(envelope, "relay_targets", [])
         peer = _peer(session)
+        # Every log line of this transaction (stages included) carries the thread and the peer.
+        with structlog.contextvars.bound_contextvars(thread=targets[0].thread_id if targets else None, peer=peer):
+            return await self._data(session, envelope, targets, peer)
+
+    async def _data(self, session: Session, envelope: Envelope, targets: list[AliasTarget], peer: str) -> str:
+        raw = envelope.original_content or b""
         if BARE_LINE_ENDING.search(raw):
             await self._audit_data("data.bare_line_ending", peer, envelope, targets)
             return str(replies.BARE_LINE_ENDING)
@@ -127,14 +134,24 @@ class RelayHandler:
             self.on_queued([(queue_id, tx.message) for tx, (_, queue_id) in zip(transits, ids, strict=True)
                             if not tx.held])
             for tx, (message_id, queue_id) in zip(transits, ids, strict=True):
+                self._count(tx, "held" if tx.held else "ok")
                 log.info("message accepted", message=message_id, queue=queue_id,
                          thread=tx.thread.id if tx.thread else None, direction=tx.direction.value,
                          size=len(raw), held=tx.held, ms=round((time.perf_counter() - started) * 1000, 2))
+        else:
+            for tx in transits:
+                self._count(tx, "enqueue.store_unavailable")
         return str(reply)
+
+    def _count(self, tx: Transit, reason: str) -> None:
+        if self.metrics is not None:
+            direction = tx.direction.value if tx.sender is not None else "unknown"
+            self.metrics.messages.labels(direction, reason).inc()
 
     # -- helpers -----------------------------------------------------------------------------
     async def _refuse(self, tx: Transit, verdict: Verdict) -> str:
         reply: Reply = verdict.reply or replies.INTERNAL_ERROR
+        self._count(tx, verdict.reason)
         log.info("message refused", reason=verdict.reason, reply=f"{reply.code} {reply.status}",
                  thread=tx.target.thread_id, peer=tx.peer)
         if verdict.action is Action.REJECT:

@@ -1,8 +1,9 @@
 """SMTP listeners on our own event loop: aiosmtpd sessions with the relay's limits.
 
 Reads: smtp.listen, smtp.hostname, smtp.max_message_size, smtp.max_connections,
-smtp.max_connections_per_ip, smtp.command_timeout, smtp.data_timeout.
-Replies: 421 4.7.0 over the connection limits, 552 5.3.4 over the size limit.
+smtp.max_connections_per_ip, smtp.command_timeout, smtp.data_timeout, smtp.shutdown_timeout
+(all live: Limits.update() on reload). Replies: 421 4.7.0 over the connection limits, 552 5.3.4
+over the size limit, 421 4.3.2 to idle sessions and after the transaction in progress on shutdown.
 DATA is read in large chunks up to <CRLF>.<CRLF> (not line by line as aiosmtpd does), so
 long lines are accepted and receiving costs one scan of the bytes.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,13 +35,49 @@ class Limits:
     max_connections: int
     max_connections_per_ip: int
     data_timeout: float
+    max_message_size: int = 25 << 20
+    command_timeout: float = 300.0
     active: int = 0
     per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
     accepting: bool = True
+    sessions: set[RelaySMTP] = field(default_factory=set)
+    #: called with "accepted" or "refused" for every new connection (metrics)
+    on_connection: Callable[[str], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.smtp.max_connections, settings.smtp.max_connections_per_ip, settings.smtp.data_timeout)
+        limits = cls(0, 0, 0.0)
+        limits.update(settings)
+        return limits
+
+    def update(self, settings: Settings) -> None:
+        """Take new values from a reloaded configuration; sessions see them at their next check."""
+        smtp = settings.smtp
+        self.max_connections, self.max_connections_per_ip = smtp.max_connections, smtp.max_connections_per_ip
+        self.data_timeout, self.command_timeout = smtp.data_timeout, smtp.command_timeout
+        self.max_message_size = smtp.max_message_size
+
+    async def drain(self, timeout: float) -> int:
+        """Shutdown: refuse new sessions, close idle ones with 421, give transactions in progress
+        `timeout` seconds to end (each session then closes itself with 421), then close the rest.
+        Returns the number of sessions closed in the middle of a transaction."""
+        self.accepting = False
+        for session in list(self.sessions):
+            if not session.in_transaction:
+                session.close_with(replies.SHUTTING_DOWN)
+        deadline = time.monotonic() + timeout
+        while self.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            for session in list(self.sessions):  # a session that ended its transaction with RSET
+                if not session.in_transaction:
+                    session.close_with(replies.SHUTTING_DOWN)
+        cut = list(self.sessions)
+        for session in cut:
+            session.close_with(replies.SHUTTING_DOWN)
+        if cut:
+            log.warning("SMTP transactions cut short by the shutdown (answered 421)", count=len(cut))
+            await asyncio.sleep(0)  # let connection_lost run
+        return len(cut)
 
 
 def unstuff(data: bytes) -> bytes:
@@ -54,6 +92,19 @@ class RelaySMTP(SMTP):
         super().__init__(handler, **kwargs)  # type: ignore[arg-type]
         self.limits = limits
         self._counted_ip: str | None = None
+        self._in_data = False
+
+    @property
+    def in_transaction(self) -> bool:
+        """Between MAIL and the reply to DATA: a shutdown waits for it (RFC 5321 §3.8)."""
+        return self._in_data or (self.envelope is not None and self.envelope.mail_from is not None)
+
+    def close_with(self, reply: object) -> None:
+        """Say `reply` (a 421) and close; aiosmtpd's connection_lost ends the session task."""
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(f"{reply}\r\n".encode())
+            transport.close()
 
     # -- connection limits ------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -73,7 +124,13 @@ class RelaySMTP(SMTP):
         self.limits.active += 1
         self.limits.per_ip[ip] += 1
         self._counted_ip = ip
-        if refusal is not None:
+        if self.limits.on_connection is not None:
+            self.limits.on_connection("refused" if refusal is not None else "accepted")
+        if refusal is None:
+            self.limits.sessions.add(self)
+            self._timeout_duration = self.limits.command_timeout
+            self.data_size_limit = self.limits.max_message_size
+        else:
             log.info("connection refused", peer=ip, reply=str(refusal))
             if self._handler_coroutine is not None:
                 self._handler_coroutine.cancel()
@@ -82,6 +139,7 @@ class RelaySMTP(SMTP):
             transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
+        self.limits.sessions.discard(self)
         if self._counted_ip is not None:
             self.limits.active -= 1
             self.limits.per_ip[self._counted_ip] -= 1
@@ -105,16 +163,32 @@ class RelaySMTP(SMTP):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._reset_timeout(self.limits.data_timeout)
-        content, too_big = await self._read_data()
-        if too_big:
+        self._in_data = True
+        try:
+            content, too_big = await self._read_data()
+            if too_big:
+                self._set_post_data_state()
+                await self.push(str(replies.MESSAGE_TOO_BIG))
+                return
+            self.envelope.content = content
+            self.envelope.original_content = content
+            status = await self._call_handler_hook("DATA")
             self._set_post_data_state()
-            await self.push(str(replies.MESSAGE_TOO_BIG))
+            await self.push("250 OK" if status is MISSING else status)
+        finally:
+            self._in_data = False
+            if not self.limits.accepting:  # shutting down: this transaction was the last one
+                self.close_with(replies.SHUTTING_DOWN)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if not self.limits.accepting:
+            self.close_with(replies.SHUTTING_DOWN)
             return
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        await super().smtp_MAIL(arg)
+
+    for _attr in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):  # HELP MAIL
+        setattr(smtp_MAIL, _attr, getattr(SMTP.smtp_MAIL, _attr, None))
+    del _attr
 
     async def _read_data(self) -> tuple[bytes, bool]:
         """Read up to the end-of-data line; return (unstuffed content, over the size limit)."""

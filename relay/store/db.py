@@ -82,6 +82,10 @@ def run_in_transaction(conn: sqlite3.Connection, units: list[Unit]) -> list[tupl
             try:
                 value = unit(conn)
             except Exception as exc:  # the unit's own failure: roll back only that unit
+                if not conn.in_transaction:
+                    # SQLite already rolled the whole transaction back (SQLITE_FULL, IOERR, …):
+                    # every unit of the group failed, with this cause (disk full → 452).
+                    raise
                 conn.execute("ROLLBACK TO unit")
                 conn.execute("RELEASE unit")
                 results.append((False, exc))
@@ -97,9 +101,10 @@ def run_in_transaction(conn: sqlite3.Connection, units: list[Unit]) -> list[tupl
 
 
 class Database:
-    def __init__(self, path: Path | str, *, group_commit_max: int = 256) -> None:
+    def __init__(self, path: Path | str, *, group_commit_max: int = 256, busy_timeout: float = 10.0) -> None:
         self.path = Path(path)
         self.group_commit_max = group_commit_max
+        self.busy_timeout = busy_timeout
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
@@ -112,11 +117,12 @@ class Database:
 
     async def open(self) -> None:
         connect_sync(self.path).close()  # create with the right mode and WAL
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None, timeout=10.0)
-        self._reader = await aiosqlite.connect(self.path, isolation_level=None, timeout=10.0)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None, timeout=self.busy_timeout)
         for conn in (self._writer, self._reader):
             for pragma in PRAGMAS:
                 await conn.execute(pragma)
+            await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         await self._writer.execute("PRAGMA busy_timeout=0")  # begin_immediate() retries itself
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
 

@@ -78,29 +78,43 @@ def next_due_at(conn: sqlite3.Connection) -> float | None:
     return row[0] if row else None
 
 
-def mark_delivered(conn: sqlite3.Connection, item: QueueItem, now: float, response: str) -> None:
-    conn.execute("UPDATE queue SET state = 'delivered', last_error = NULL WHERE id = ? AND state = 'sending'",
-                 (item.id,))
+def _still_sending(conn: sqlite3.Connection, item: QueueItem, sql: str, params: tuple[object, ...]) -> bool:
+    """Apply a result only to a row that is still ours ('sending'): an operator's hold or drop
+    made meanwhile from another process (`relay queue …`) is never overwritten."""
+    return conn.execute(sql + " AND state = 'sending'", params).rowcount == 1
+
+
+def mark_delivered(conn: sqlite3.Connection, item: QueueItem, now: float, response: str) -> bool:
+    if not _still_sending(conn, item, "UPDATE queue SET state = 'delivered', last_error = NULL WHERE id = ?",
+                          (item.id,)):
+        return False
     if item.kind == "message":
         messages_repo.set_state(conn, item.message_id, "delivered")
     audit.append(conn, "delivery.delivered" if item.kind == "message" else "notice.delivered", reason="ok",
                  thread_id=item.thread_id, message_id=item.message_id,
                  detail={"queue": item.id, "attempt": item.attempts, "response": response[:200]}, ts=now)
+    return True
 
 
-def defer(conn: sqlite3.Connection, item: QueueItem, now: float, next_at: float, error: str) -> None:
-    conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = ?, last_error = ? WHERE id = ?",
-                 (next_at, error[:500], item.id))
+def defer(conn: sqlite3.Connection, item: QueueItem, now: float, next_at: float, error: str) -> bool:
+    if not _still_sending(conn, item, "UPDATE queue SET state = 'queued', next_attempt_at = ?, last_error = ?"
+                          " WHERE id = ?", (next_at, error[:500], item.id)):
+        return False
     audit.append(conn, "delivery.deferred", reason="delivery.tempfail", thread_id=item.thread_id,
                  message_id=item.message_id,
                  detail={"queue": item.id, "attempt": item.attempts, "error": error[:200], "next_attempt_at": next_at},
                  ts=now)
+    return True
 
 
 def bounce(conn: sqlite3.Connection, item: QueueItem, now: float, reason: str, error: str,
            notice: tuple[str, str, bytes] | None) -> int | None:
-    """Mark bounced; queue `notice` = (envelope recipient, envelope sender, message) if given."""
-    conn.execute("UPDATE queue SET state = 'bounced', last_error = ? WHERE id = ?", (error[:500], item.id))
+    """Mark bounced; queue `notice` = (envelope recipient, envelope sender, message) if given.
+
+    Returns the notice's queue id; None when there is no notice or the row is no longer ours."""
+    if not _still_sending(conn, item, "UPDATE queue SET state = 'bounced', last_error = ? WHERE id = ?",
+                          (error[:500], item.id)):
+        return None
     if item.kind == "message":
         messages_repo.set_state(conn, item.message_id, "bounced", reason)
     audit.append(conn, "delivery.bounced" if item.kind == "message" else "notice.bounced", reason=reason,
@@ -188,3 +202,51 @@ def drop_message(conn: sqlite3.Connection, message_id: int, now: float, reason: 
     if notice is not None:
         enqueue_notice(conn, message_id, rows[0].thread_id, now, *notice)
     return len(rows)
+def retry(conn: sqlite3.Connection, queue_id: int | None, now: float) -> list[int]:
+    """Make one queued row (or, with None, every queued row) due now; return the ids changed."""
+    if queue_id is not None:
+        item = get(conn, queue_id)
+        if item.state != "queued":
+            raise Conflict(f"queue entry {queue_id} is {item.state}, not queued")
+        ids = [queue_id]
+    else:
+        ids = [r[0] for r in conn.execute("SELECT id FROM queue WHERE state = 'queued' ORDER BY id")]
+    for qid in ids:
+        conn.execute("UPDATE queue SET next_attempt_at = ? WHERE id = ? AND state = 'queued'", (now, qid))
+    if ids:
+        audit.append(conn, "queue.retried", reason="operator", detail={"queue": ids[:100], "count": len(ids)}, ts=now)
+    return ids
+
+
+def drop(conn: sqlite3.Connection, queue_id: int, now: float, notice: tuple[str, str, bytes] | None) -> int | None:
+    """An operator removes a queued or held row for good; a message's sender gets `notice`.
+
+    A row being delivered right now ('sending') is refused: its result is about to be
+    recorded, and dropping it would hide a delivery that may have happened."""
+    item = get(conn, queue_id)
+    if item.state not in ("queued", "held"):
+        raise Conflict(f"queue entry {queue_id} is {item.state}; only queued or held entries can be dropped")
+    conn.execute("UPDATE queue SET state = 'dropped' WHERE id = ? AND state = ?", (queue_id, item.state))
+    if item.kind == "message":
+        messages_repo.set_state(conn, item.message_id, "dropped", "queue.dropped")
+    audit.append(conn, "queue.dropped", reason="queue.dropped", thread_id=item.thread_id,
+                 message_id=item.message_id, detail={"queue": queue_id, "kind": item.kind, "was": item.state}, ts=now)
+    if notice is None or item.kind != "message":
+        return None
+    return enqueue_notice(conn, item.message_id, item.thread_id, now, *notice)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    depth: dict[str, int]  # rows by state, for the states still in the queue
+    oldest_created_at: float | None  # the oldest row not yet finished
+    oldest_due_at: float | None  # the earliest next attempt of a queued row
+
+
+def stats(conn: sqlite3.Connection) -> QueueStats:
+    depth = {"queued": 0, "sending": 0, "held": 0}
+    for state, count in conn.execute("SELECT state, COUNT(*) FROM queue WHERE state IN ('queued', 'sending', 'held')"
+                                     " GROUP BY state"):
+        depth[state] = count
+    oldest = conn.execute("SELECT MIN(created_at) FROM queue WHERE state IN ('queued', 'sending')").fetchone()[0]
+    return QueueStats(depth, oldest, next_due_at(conn))

@@ -1,0 +1,56 @@
+"""relay config check [FILE] [--json] — validate a configuration without starting anything.
+
+Exit 0 when valid, 78 (EX_CONFIG) with every problem named by its key otherwise; the
+same check `relay serve` and SIGHUP run. Warnings (a DKIM key not yet created, a metrics
+listener off loopback) do not fail the check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from typing import Any
+
+from relay import config
+from relay.cli.common import add_json, emit, group
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    csub = group(sub, "config", "configuration")
+    c = csub.add_parser("check", help="validate a configuration file (exit 78 when it is not valid)")
+    c.add_argument("file", nargs="?", help="file to check (default: --config, $RELAY_CONFIG or config/relay.toml)")
+    add_json(c)
+    c.set_defaults(handler=check)
+
+
+def warnings(s: config.Settings) -> list[str]:
+    out = []
+    if not s.dkim_key_path.exists():
+        out.append(f"dkim: key {s.dkim_key_path} does not exist yet (`relay dkim keygen`, or created at start)")
+    host, _ = config.split_hostport(s.http.listen)
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if s.http.enabled and not loopback:
+        out.append(f"http.listen: {s.http.listen} is not a loopback address; /metrics will be reachable from outside")
+    return out
+
+
+def check(args: argparse.Namespace) -> int:
+    path = config.resolve_path(args.file or args.config)
+    result: dict[str, Any] = {"file": str(path)}
+    try:
+        s = config.load(path)
+    except config.ConfigError as exc:
+        result.update(ok=False, errors=str(exc).splitlines())
+        if args.json:
+            emit(args, result)
+        else:
+            print(f"relay: configuration error:\n{exc}", file=sys.stderr)
+        return config.EX_CONFIG
+    result.update(ok=True, warnings=warnings(s), domain=s.relay.domain, smtp_listen=s.smtp.listen,
+                  http_listen=s.http.listen if s.http.enabled else None, database=str(s.db_path))
+    emit(args, result, "\n".join([f"{path}: ok", *(f"warning: {w}" for w in result["warnings"])]))
+    return 0

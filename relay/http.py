@@ -1,0 +1,130 @@
+"""Metrics and health over a tiny HTTP/1.1 listener on the relay's own event loop (no threads).
+
+Reads: http.listen (default 127.0.0.1:9325: loopback only), http.stall_after, http.min_free_disk.
+GET /metrics → Prometheus text format; GET /healthz → 200 {"ok": true, …} or 503 with the
+failed checks: the store takes a write, the disk has room, the queue is not stalled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from relay.config import split_hostport
+from relay.metrics import Metrics
+from relay.store import queue as queue_repo
+
+log = structlog.get_logger("relay.http")
+
+_STATUS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+MAX_REQUEST = 8192
+
+
+class HttpServer:
+    def __init__(self, relay: Any, metrics: Metrics) -> None:
+        self.relay = relay  # relay.app.Relay (settings, db, worker, clock)
+        self.metrics = metrics
+        self.server: asyncio.Server | None = None
+        self.routes: dict[str, Callable[[], Awaitable[tuple[int, str, bytes]]]] = {
+            "/metrics": self.metrics_page, "/healthz": self.health_page}
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.server is not None
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    async def start(self) -> None:
+        host, port = split_hostport(self.relay.settings.http.listen)
+        self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        log.info("http listening", address=self.address)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            method, path = _request_line(head)
+            route = self.routes.get(path.split("?", 1)[0])
+            if method is None:
+                status, ctype, body = 400, "text/plain", b"bad request\n"
+            elif route is None:
+                status, ctype, body = 404, "text/plain", b"not found\n"
+            elif method not in ("GET", "HEAD"):
+                status, ctype, body = 405, "text/plain", b"method not allowed\n"
+            else:
+                status, ctype, body = await route()
+            writer.write(f"HTTP/1.1 {status} {_STATUS[status]}\r\nContent-Type: {ctype}\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + (body if method != "HEAD" else b""))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
+            pass
+        except Exception:
+            log.exception("http request failed")
+        finally:
+            writer.close()
+
+    async def metrics_page(self) -> tuple[int, str, bytes]:
+        try:
+            stats = await self.relay.db.read(queue_repo.stats)
+            self.metrics.set_queue(stats, self.relay.clock())
+        except Exception as exc:  # still serve the counters when the store is unwell
+            log.warning("queue statistics unavailable", error=str(exc))
+        self.metrics.store_commits.set(self.relay.db.transactions)
+        return 200, CONTENT_TYPE_LATEST, self.metrics.render()
+
+    async def health_page(self) -> tuple[int, str, bytes]:
+        checks = await self.health()
+        ok = all(c["ok"] for c in checks.values())
+        return (200 if ok else 503), "application/json", orjson.dumps({"ok": ok, "checks": checks}) + b"\n"
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        settings, now = self.relay.settings, self.relay.clock()
+        checks: dict[str, dict[str, Any]] = {}
+        try:  # a real write transaction: takes the write lock and commits
+            await asyncio.wait_for(self.relay.db.write(_touch), 5)
+            checks["store"] = {"ok": True}
+        except Exception as exc:
+            checks["store"] = {"ok": False, "error": str(exc)[:200]}
+        try:
+            st = os.statvfs(settings.relay.state_dir)
+            free = st.f_bavail * st.f_frsize
+            checks["disk"] = {"ok": free >= settings.http.min_free_disk, "free_bytes": free}
+        except OSError as exc:
+            checks["disk"] = {"ok": False, "error": exc.strerror}
+        worker = self.relay.worker
+        alive = worker is not None and worker.running
+        stalled_for = 0.0
+        try:
+            stats = await self.relay.db.read(queue_repo.stats)
+            if stats.oldest_due_at is not None:
+                stalled_for = max(0.0, now - stats.oldest_due_at)
+            checks["queue"] = {"ok": alive and stalled_for < settings.http.stall_after, "worker_running": alive,
+                               "overdue_seconds": round(stalled_for, 3), **stats.depth}
+        except Exception as exc:
+            checks["queue"] = {"ok": False, "error": str(exc)[:200]}
+        return checks
+
+
+def _touch(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA user_version")  # inside BEGIN IMMEDIATE … COMMIT: the write lock was ours
+
+
+def _request_line(head: bytes) -> tuple[str | None, str]:
+    if len(head) > MAX_REQUEST:
+        return None, ""
+    parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        return None, ""
+    return parts[0], parts[1]
