@@ -203,3 +203,11 @@ def iter_all(conn: sqlite3.Connection, batch: int = 5000, **filters: Any) -> Ite
             return
         yield from chunk
         after = chunk[-1].seq
+
+
+def events_in(conn: sqlite3.Connection, seqs: list[int]) -> list[AuditEvent]:
+    if not seqs:
+        return []
+    marks = ",".join("?" * len(seqs))
+    return [_row(r) for r in conn.execute(f"SELECT {_COLUMNS} {_FROM} WHERE e.seq IN ({marks}) ORDER BY e.seq",
+                                          seqs)]
