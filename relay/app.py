@@ -30,6 +30,7 @@ from relay.pipeline.stages.resolve import Resolve
 from relay.pipeline.stages.rewrite import Rewrite
 from relay.pipeline.stages.rules import Rules
 from relay.pipeline.stages.sign import Sign
+from relay.retention import RetentionTask
 from relay.smtp.handler import RelayHandler
 from relay.smtp.server import Limits, RelaySMTP, make_factory, start_listeners
 from relay.store.db import Database, connect_sync
@@ -86,6 +87,7 @@ class Relay:
         self.worker: DeliveryWorker | None = None
         self.limits = Limits.from_settings(settings)
         self.ctx: Context | None = None
+        self.retention: RetentionTask | None = None
         self._stopped = asyncio.Event()
 
     @property
@@ -107,6 +109,8 @@ class Relay:
         handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx)), on_queued=self.worker.notify)
         factory: Callable[[], RelaySMTP] = make_factory(settings, handler, self.limits)
         self.servers = await start_listeners(settings, factory)
+        self.retention = RetentionTask(self.db, settings.audit.retention, clock=self.clock)
+        self.retention.start()
         log.info("relay started", domain=settings.relay.domain, transport=settings.delivery.transport,
                  listen=[f"{h}:{p}" for h, p in self.addresses])
 
@@ -119,6 +123,8 @@ class Relay:
                 await asyncio.wait_for(server.wait_closed(), grace)
             except TimeoutError:
                 log.warning("SMTP sessions still open at shutdown; closing them")
+        if self.retention:
+            await self.retention.stop()
         if self.worker:
             await self.worker.stop(grace)
         await self.db.close()

@@ -99,12 +99,12 @@ def _redact(value: Any) -> Any:
 
 def split_pii(detail: Mapping[str, Any], pii: Mapping[str, Any] | None = None) -> tuple[dict[str, Any],
                                                                                         dict[str, Any]]:
-    """(chained detail, personal fields): PII_KEYS and any value containing an address go aside."""
+    """(chained detail, personal fields): PII_KEYS (unless a number) and any value with an address go aside."""
     detail = _redact(detail)
     personal = dict(_redact(pii or {}))
     chained: dict[str, Any] = {}
     for key, value in detail.items():
-        if key in PII_KEYS or _has_address(value):
+        if (key in PII_KEYS and isinstance(value, str | list | tuple | Mapping)) or _has_address(value):
             personal[key] = value
         else:
             chained[key] = value
