@@ -26,7 +26,7 @@ _JSON_OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 #: Detail keys that always hold personal data (real addresses, names, raw envelope values).
 PII_KEYS = frozenset({"mail_from", "rcpt", "envelope_from", "recipient", "address", "addresses", "email",
-                      "emails", "from", "to", "name", "display_name", "header_from"})
+                      "emails", "from", "to", "name", "display_name", "header_from", "peer", "helo"})
 #: Detail keys whose values are secrets: never stored, not even outside the chain.
 SECRET_KEYS = re.compile(r"pass(word|wd)?$|secret|private_key|^auth(_data)?$|^key_pem$", re.I)
 #: Anything that looks like an e-mail address (also inside error texts a remote server wrote).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import mailbox
 import os
 import stat
 import subprocess
@@ -102,6 +103,17 @@ async def test_transcript_shows_everything(start_relay) -> None:
     assert raw.startswith(b"From shop@seller.example ")
     assert raw.count(b"\nFrom ") + 1 == 5  # received + delivered twice, received once for the refused one
     assert b"\r" not in raw and b"X-Relay-Transcript: thread 1, message 3, as received; refused" in raw
+    assert b"\n>From here on" in raw  # mboxrd quoting of a body line starting with "From "
+    box = state.parent / "t.mbox"
+    box.write_bytes(raw)
+    mb = mailbox.mbox(box, create=False)
+    try:
+        subjects = [m["Subject"] for m in mb]
+    finally:
+        mb.close()
+    assert len(subjects) == 5 and subjects[-1] == "Pay here instead"
+    missing = cli(state, "thread", "transcript", "99")
+    assert missing.returncode == 1 and missing.stderr.decode().strip() == "relay: no such thread: 99"
 
 
 async def test_export_bundle(start_relay, tmp_path: Path) -> None:
