@@ -38,9 +38,14 @@ def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason
 
 def clear_expired(conn: sqlite3.Connection, cutoff: float, now: float, limit: int = 500) -> tuple[int, int]:
     """Clear up to `limit` expired blobs in this transaction; return (blobs, bytes)."""
-    conn.execute("PRAGMA secure_delete = ON")
     rows = conn.execute(_EXPIRED, {"cutoff": cutoff, "limit": limit}).fetchall()
-    cleared = clear_blobs(conn, [r[0] for r in rows], now, "retention")
+    # zero the freed bytes as they are freed (b-tree level, so it can be switched back right after)
+    previous = conn.execute("PRAGMA secure_delete").fetchone()[0]
+    conn.execute("PRAGMA secure_delete = ON")
+    try:
+        cleared = clear_blobs(conn, [r[0] for r in rows], now, "retention")
+    finally:
+        conn.execute(f"PRAGMA secure_delete = {int(previous)}")
     size = sum(r[1] for r in rows)
     if cleared:
         audit.append(conn, "retention.cleared", reason="retention.window", ts=now,
