@@ -107,5 +107,5 @@ def erase(conn: sqlite3.Connection, party_id: int, now: float) -> dict[str, Any]
                "queue_dropped": dropped, "rows_rewritten": swept, "pii_events": sorted(pii_seqs),
                "chained_traces": sorted(set(chained))}
     audit.append(conn, "party.erased", reason="cli.party_erase", party_id=party_id, ts=now,
-                 detail={k: v for k, v in summary.items() if k != "chained_traces"})
+                 detail={k: v for k, v in summary.items() if k not in ("party", "chained_traces")})
     return summary
