@@ -34,6 +34,7 @@ from relay.pipeline.stages.resolve import Resolve
 from relay.pipeline.stages.rewrite import Rewrite
 from relay.pipeline.stages.rules import Rules
 from relay.pipeline.stages.sign import Sign
+from relay.retention import RetentionTask
 from relay.smtp.handler import RelayHandler
 from relay.smtp.server import Limits, RelaySMTP, make_factory, start_listeners
 from relay.store.db import Database, connect_sync
@@ -103,6 +104,7 @@ class Relay:
         self.ctx: Context | None = None
         #: Called by reload() with the new settings: see relay/reload.py for the contract.
         self.reloaders: list[reloading.Reloader] = reloading.builtin_reloaders(self)
+        self.retention: RetentionTask | None = None
         self._stopped = asyncio.Event()
 
     @property
@@ -136,6 +138,8 @@ class Relay:
             await self.http.start()
         self.servers = await start_listeners(settings, factory)
         self.metrics.up_since.set(time.time())
+        self.retention = RetentionTask(self.db, settings.audit.retention, clock=self.clock)
+        self.retention.start()
         log.info("relay started", domain=settings.relay.domain, transport=settings.delivery.transport,
                  listen=[f"{h}:{p}" for h, p in self.addresses])
 
@@ -149,6 +153,8 @@ class Relay:
             server.close()
         await self.limits.drain(min(grace, self.settings.smtp.shutdown_timeout))
         self.servers = []
+        if self.retention:
+            await self.retention.stop()
         if self.worker:
             self.notifier.status("finishing deliveries in flight")
             await self.worker.stop(grace)

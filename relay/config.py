@@ -160,7 +160,8 @@ class DkimSection(_Section):
 
 
 class AuditSection(_Section):
-    retention: Duration = 365 * 86400.0
+    #: Message contents older than this are cleared daily (events and hashes stay); see relay/retention.py.
+    retention: Duration = Field(default=365 * 86400.0, gt=0)
 
 
 class LoggingSection(_Section):

@@ -71,7 +71,10 @@ class Supervisor:
         if pid == 0:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
-            _run_worker(self.settings, self.config_path)
+            # One metrics/health listener: worker 0's (the others would fight for its port).
+            settings = self.settings.model_copy(
+                update={"http": self.settings.http.model_copy(update={"enabled": self.settings.http.enabled and slot == 0})})
+            _run_worker(settings, self.config_path)
         self.children[pid] = slot
         log.info("worker started", pid=pid, slot=slot)
 

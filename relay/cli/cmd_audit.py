@@ -1,18 +1,24 @@
-"""relay audit tail [-f] [--thread ID] [--party ID] [--event TYPE] [--since TIME] [--json]."""
+"""relay audit tail [-f] [--thread ID] [--party ID] [--event TYPE] [--since TIME] [--json]; verify; head.
+
+`verify` walks the whole chain (exit 1 naming the first changed/removed/inserted/reordered event);
+`head` prints the newest event's hash for anchoring elsewhere. Reads: relay.state_dir.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import zipfile
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 
-from relay.cli.common import CliError, add_json, group, store
+from relay.cli.common import CliError, add_json, emit, group, store
 from relay.config import parse_duration
-from relay.store import audit
+from relay.store import audit, audit_verify
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +33,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.add_argument("--interval", type=float, default=0.2, help=argparse.SUPPRESS)
     add_json(t)
     t.set_defaults(handler=tail)
+    v = asub.add_parser("verify", help="walk the hash chain; exit 1 naming the first tampered event")
+    v.add_argument("--anchor", action="append", default=[], metavar="HASH",
+                   help="a head hash recorded earlier; it must still be in the chain (repeatable)")
+    v.add_argument("--bundle", type=Path, help="also check the audit events of a dispute bundle (.zip)")
+    add_json(v)
+    v.set_defaults(handler=verify)
+    h = asub.add_parser("head", help="print the newest event's position and hash")
+    add_json(h)
+    h.set_defaults(handler=show_head)
 
 
 def parse_since(value: str | None) -> float | None:
@@ -69,8 +84,7 @@ def tail(args: argparse.Namespace) -> int:
         if args.lines:
             events = audit.last_events(conn, args.lines, **filters)
         else:
-            events = list(audit.iter_all(conn))
-            events = [e for e in events if _match(e, filters)]
+            events = list(audit.iter_all(conn, **filters))
         for ev in events:
             if ev.seq > last:
                 continue
@@ -105,3 +119,46 @@ def _match(ev: audit.AuditEvent, f: dict[str, Any]) -> bool:
 
 def _print(args: argparse.Namespace, out: Any, ev: audit.AuditEvent) -> None:
     out.write((orjson.dumps(ev.as_dict()).decode() if args.json else human(ev)) + "\n")
+
+
+def verify(args: argparse.Namespace) -> int:
+    with store(args) as conn:
+        result = audit_verify.verify(conn)
+        out = result.as_dict()
+        if result.ok:
+            missing = [a for a in args.anchor
+                       if not conn.execute("SELECT 1 FROM audit_events WHERE hash = ?", (a,)).fetchone()]
+            if missing:
+                out |= {"ok": False, "problem": "removed",
+                        "message": f"anchored event {missing[0]} is not in the chain (truncated or rewritten)"}
+            if args.bundle is not None:
+                problems = audit_verify.check_events(conn, _bundle_events(args.bundle))
+                out["bundle_problems"] = problems
+                if problems:
+                    out |= {"ok": False, "problem": "bundle", "message": problems[0]}
+    if out["ok"]:
+        text = f"OK: {out['count']} events, head #{out['head_seq']} {out['head']}"
+        if args.bundle is not None:
+            text += f"\nbundle {args.bundle}: every audit event matches the chain"
+    else:
+        text = f"FAILED: {out['message']} ({out['count']} events verified before it)"
+    emit(args, out, text)
+    return 0 if out["ok"] else 1
+
+
+def _bundle_events(path: Path) -> list[dict[str, Any]]:
+    try:
+        with zipfile.ZipFile(path) as z:
+            lines = z.read("audit.jsonl").splitlines()
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise CliError(f"cannot read the bundle {path}: {exc}") from None
+    return [orjson.loads(line) for line in lines if line.strip()]
+
+
+def show_head(args: argparse.Namespace) -> int:
+    with store(args) as conn:
+        seq, digest = audit.head(conn)
+        row = conn.execute("SELECT ts FROM audit_events WHERE seq = ?", (seq,)).fetchone()
+    ts = row[0] if row else None
+    emit(args, {"seq": seq, "hash": digest, "ts": ts}, f"{seq} {digest}")
+    return 0

@@ -22,6 +22,7 @@ class MaildirTransport:
         self.root = Path(root)
         self._counter = itertools.count()
         self._host = socket.gethostname().replace("/", "_").replace(":", "_")
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # owner-only: it holds real mail
         for sub in ("tmp", "new", "cur"):
             (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
 

@@ -1,0 +1,60 @@
+"""relay thread transcript THREAD [--format text|json|mbox]; relay thread export THREAD --out FILE.zip.
+
+Operators' dispute review: real addresses are shown. Reads: relay.domain, relay.state_dir.
+Exports are written owner-only (0600).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+from relay.cli.common import CliError, add_json, emit, group, read, settings, store
+from relay.review import bundle, render, transcript
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    tsub = group(sub, "thread", "buyer–seller conversations")
+    tr = tsub.add_parser("transcript", help="every message of a thread, as received and as delivered, with verdicts")
+    tr.add_argument("thread", type=int)
+    tr.add_argument("--format", choices=["text", "json", "mbox"], default="text")
+    tr.add_argument("--json", action="store_const", const="json", dest="format", help="same as --format json")
+    tr.set_defaults(handler=thread_transcript)
+    ex = tsub.add_parser("export", help="write a dispute bundle (.zip): transcript, .eml files, audit events")
+    ex.add_argument("thread", type=int)
+    ex.add_argument("--out", required=True, type=Path)
+    add_json(ex)
+    ex.set_defaults(handler=thread_export)
+
+
+def thread_transcript(args: argparse.Namespace) -> int:
+    domain = settings(args).relay.domain
+    with store(args) as conn:
+        t = read(lambda: transcript.build(conn, args.thread, domain))
+        if args.format == "mbox":
+            sys.stdout.flush()
+            sys.stdout.buffer.write(render.mbox(t, bundle.originals(conn, t)))
+            sys.stdout.buffer.flush()
+            return 0
+    if args.format == "json":
+        sys.stdout.write(orjson.dumps(t, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    else:
+        sys.stdout.write(render.text(t))
+    return 0
+
+
+def thread_export(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.suffix.lower() != ".zip":
+        raise CliError("--out must name a .zip file")
+    if not out.parent.is_dir():
+        raise CliError(f"directory {out.parent} does not exist")
+    domain = settings(args).relay.domain
+    with store(args) as conn:
+        result = read(lambda: bundle.write(conn, args.thread, domain, out))
+    emit(args, result, f"wrote {out}: {result['messages']} messages, {result['eml']} .eml files,"
+                       f" {result['events']} audit events")
+    return 0

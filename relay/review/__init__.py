@@ -1,0 +1,1 @@
+"""Dispute review: thread transcripts (text, JSON, mbox) and export bundles."""

@@ -1,0 +1,53 @@
+"""Retention: clear the contents of messages older than the window; keep sha256 and size.
+
+A blob is cleared only when nothing newer and nothing still pending refers to it (the same
+content can be shared by messages of different ages). Audit: retention.cleared (counts, cutoff).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from relay.store import audit
+
+_EXPIRED = """
+SELECT b.sha256, b.size FROM blobs b
+WHERE b.data IS NOT NULL
+  AND b.sha256 IN (SELECT original_sha256 FROM messages WHERE received_at < :cutoff
+                   UNION SELECT delivered_sha256 FROM messages WHERE received_at < :cutoff
+                   UNION SELECT blob_sha256 FROM queue WHERE created_at < :cutoff)
+  AND b.sha256 NOT IN (SELECT original_sha256 FROM messages
+                       WHERE received_at >= :cutoff AND original_sha256 IS NOT NULL
+                       UNION SELECT delivered_sha256 FROM messages
+                       WHERE received_at >= :cutoff AND delivered_sha256 IS NOT NULL
+                       UNION SELECT blob_sha256 FROM queue
+                       WHERE created_at >= :cutoff OR state IN ('queued', 'sending', 'held'))
+LIMIT :limit
+"""
+
+
+def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason: str) -> int:
+    """Drop the data of these blobs (zeroed on disk: secure_delete), record when and why."""
+    if not digests:
+        return 0
+    marks = ",".join("?" * len(digests))
+    cur = conn.execute(f"UPDATE blobs SET data = NULL, cleared_at = ?, cleared_reason = ?"
+                       f" WHERE sha256 IN ({marks}) AND data IS NOT NULL", (now, reason, *digests))
+    return cur.rowcount
+
+
+def clear_expired(conn: sqlite3.Connection, cutoff: float, now: float, limit: int = 500) -> tuple[int, int]:
+    """Clear up to `limit` expired blobs in this transaction; return (blobs, bytes)."""
+    rows = conn.execute(_EXPIRED, {"cutoff": cutoff, "limit": limit}).fetchall()
+    # zero the freed bytes as they are freed (b-tree level, so it can be switched back right after)
+    previous = conn.execute("PRAGMA secure_delete").fetchone()[0]
+    conn.execute("PRAGMA secure_delete = ON")
+    try:
+        cleared = clear_blobs(conn, [r[0] for r in rows], now, "retention")
+    finally:
+        conn.execute(f"PRAGMA secure_delete = {int(previous)}")
+    size = sum(r[1] for r in rows)
+    if cleared:
+        audit.append(conn, "retention.cleared", reason="retention.window", ts=now,
+                     detail={"cutoff": cutoff, "blobs": cleared, "bytes": size})
+    return cleared, size
