@@ -65,7 +65,7 @@ def _latin_pattern(words: list[str]) -> re.Pattern[str] | None:
     for word in words:
         prefix = word.endswith("*")
         body = re.escape(word.rstrip("*").strip()).replace(r"\ ", r"\s+")
-        parts.append(rf"(?<!\w){body}" + ("" if prefix else r"(?!\w)"))
+        parts.append(rf"(?<!\w){body}" + (r"\w*" if prefix else r"(?!\w)"))
     return re.compile("|".join(parts)) if parts else None
 
 
