@@ -194,9 +194,10 @@ def unsolicited_count(conn: sqlite3.Connection, thread_id: int, *, order_ref: st
 
 def unjustified_count(conn: sqlite3.Connection, seller_id: int, since: float | None = None) -> int:
     """[Important] messages of a seller that matched no critical category (audited important.unjustified)."""
-    row = conn.execute("SELECT COUNT(*) FROM audit_events WHERE event = 'important.unjustified' AND party_id = ?"
-                       " AND ts >= ?", (seller_id, since if since is not None else float("-inf"))).fetchone()
-    return int(row[0])
+    sql = "SELECT COUNT(*) FROM audit_events WHERE event = 'important.unjustified' AND party_id = ?"
+    if since is None:
+        return int(conn.execute(sql, (seller_id,)).fetchone()[0])
+    return int(conn.execute(sql + " AND ts >= ?", (seller_id, since)).fetchone()[0])
 
 
 def mark_no_response_needed(conn: sqlite3.Connection, message_id: int, *, via: str, now: float) -> bool:
