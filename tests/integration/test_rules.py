@@ -186,7 +186,7 @@ async def test_unsubscribe_by_mailto_is_confirmed(start_relay, sink: Sink) -> No
     assert (await send_expect(port, "mallory@evil.example", [address], request))[0] == 550
     code, text = await send_expect(port, world.seller_email, [address], request)
     assert (code, text) == (550, said(replies.NOT_AUTHORIZED))
-    forged = re.sub(r"\.[a-z2-7]{20}@", "." + "a" * 20 + "@", address)
+    forged = re.sub(r"\.[a-z2-7]{20}@", "." + ("a" * 20 if "." + "a" * 20 not in address else "b" * 20) + "@", address)
     assert (await send_expect(port, world.buyer_email, [forged], request))[0] == 550
     # the buyer's request; an alias in the same transaction is deferred (never mixed with a relay mailbox)
     refused = await send(port, world.buyer_email, [address, world.seller_alias], request)
@@ -211,8 +211,8 @@ async def test_unsubscribe_by_mailto_is_confirmed(start_relay, sink: Sink) -> No
         token = https.rsplit("/", 1)[1]
         secret = tokens.load_secret(relay.settings.relay.state_dir)
         assert write(conn, lambda c: unsubscribe_by_token(c, secret, token, via="https", now=0.0)) is False
-        assert write(conn, lambda c: unsubscribe_by_token(c, secret, token[:-1] + "q", via="https",
-                                                          now=0.0)) is None
+        forged_token = token[:-1] + ("q" if token[-1] != "q" else "r")
+        assert write(conn, lambda c: unsubscribe_by_token(c, secret, forged_token, via="https", now=0.0)) is None
     finally:
         conn.close()
     await eventually(lambda: "notice.delivered" in [e.event for e in events(world)])
