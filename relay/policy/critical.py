@@ -53,24 +53,26 @@ class Finding:
     word: str
 
 
+_TOKEN = re.compile(r"\w+")
+
+
 @dataclass(frozen=True, slots=True)
 class _Words:
     language: str
-    latin: re.Pattern[str] | None  # whole-word matches, one alternation
-    other: tuple[str, ...]  # CJK and other scripts: substring matches
+    #: Latin entries as " tok tok " (whole words) or " tok" (prefix, from a trailing "*"), searched in the
+    #: text's word tokens joined by single spaces: one C substring search each, no regex backtracking.
+    latin: tuple[tuple[str, bool], ...]
+    other: tuple[str, ...]  # CJK and other scripts: substring matches in the folded text
 
 
-def _latin_pattern(words: list[str]) -> re.Pattern[str] | None:
-    parts = []
-    for word in words:
-        prefix = word.endswith("*")
-        body = re.escape(word.rstrip("*").strip()).replace(r"\ ", r"\s+")
-        parts.append(rf"(?<!\w){body}" + (r"\w*" if prefix else r"(?!\w)"))
-    return re.compile("|".join(parts)) if parts else None
+def _latin_key(word: str) -> tuple[str, bool]:
+    prefix = word.endswith("*")
+    joined = " ".join(_TOKEN.findall(word.rstrip("*")))
+    return (" " + joined if prefix else " " + joined + " "), prefix
 
 
 class CriticalWords:
-    """The word lists of the three categories, compiled once."""
+    """The word lists of the three categories, prepared once."""
 
     def __init__(self, data: Mapping[str, Mapping[str, list[str]]]) -> None:
         unknown = set(data) - set(CATEGORIES)
@@ -78,15 +80,15 @@ class CriticalWords:
             raise ValueError(f"unknown critical categories: {', '.join(sorted(unknown))}")
         self._words: dict[str, list[_Words]] = {}
         for category in CATEGORIES:
-            compiled = []
+            prepared = []
             for language, words in (data.get(category) or {}).items():
                 if not isinstance(words, list) or not all(isinstance(w, str) and w.strip("* ") for w in words):
                     raise ValueError(f"{category}.{language}: expected a list of non-empty words")
                 folded = [fold(w).strip() for w in words]
-                latin = [w for w in folded if re.search(r"[a-z]", w)]
+                latin = tuple(_latin_key(w) for w in folded if re.search(r"[a-z]", w))
                 other = tuple(w for w in folded if not re.search(r"[a-z]", w))
-                compiled.append(_Words(language, _latin_pattern(latin), other))
-            self._words[category] = compiled
+                prepared.append(_Words(language, latin, other))
+            self._words[category] = prepared
 
     @classmethod
     def load(cls, path: Path) -> CriticalWords:
@@ -99,19 +101,21 @@ class CriticalWords:
     def classify(self, text: str) -> list[Finding]:
         """One finding per category whose words occur in `text` (first match wins)."""
         folded = fold(text)
+        joined = " " + " ".join(_TOKEN.findall(folded)) + " "
         found: list[Finding] = []
         for category in CATEGORIES:
-            hit = self._first(category, folded)
+            hit = self._first(category, folded, joined)
             if hit is not None:
                 found.append(hit)
         return found
 
-    def _first(self, category: str, folded: str) -> Finding | None:
+    def _first(self, category: str, folded: str, joined: str) -> Finding | None:
         for words in self._words[category]:
-            if words.latin is not None:
-                m = words.latin.search(folded)
-                if m:
-                    return Finding(category, words.language, m.group(0))
+            for key, prefix in words.latin:
+                at = joined.find(key)
+                if at >= 0:
+                    end = joined.find(" ", at + len(key)) if prefix else at + len(key) - 1
+                    return Finding(category, words.language, joined[at + 1:end])
             for word in words.other:
                 if word in folded:
                     return Finding(category, words.language, word)

@@ -29,7 +29,8 @@ from relay.store import messages
 from relay.store import rules as rules_store
 
 _MSGID = re.compile(r"<[^<>\s]+>")
-OFFLOAD_BYTES = 256 * 1024
+#: Above this size the text extraction and classification of a marked message leave the event loop.
+OFFLOAD_BYTES = 32 * 1024
 DAY = 86400.0
 
 
