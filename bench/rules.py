@@ -8,13 +8,14 @@ Run: ``PYTHONPATH=. python bench/rules.py [threads] [messages per thread]``. Pri
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from relay.model import AliasTarget, Role
+from relay.model import AliasTarget, Role, Thread
 from relay.pipeline.context import Context
 from relay.pipeline.stages.resolve import Resolve
 from relay.pipeline.stages.rules import Rules
@@ -31,17 +32,16 @@ TEXT = ("Dear customer, thank you for your order. " * 120)[:5000]
 HTML = "<html><body>" + "<p>Our <b>new</b> collection is here, see the pictures.</p>" * 900 + "</body></html>"
 
 
-def seed(path: Path, n_threads: int, per_thread: int) -> tuple[int, list[threads.Thread]]:
+def seed(path: Path, n_threads: int, per_thread: int) -> tuple[int, list[Thread]]:
     conn = connect_sync(path)
     migrate(conn)
 
-    def unit(c: object) -> tuple[int, list[threads.Thread]]:
-        assert hasattr(c, "execute")
-        seller = parties.add(c, Role.SELLER, "Kyoto Crafts", ["shop@seller.example"])  # type: ignore[arg-type]
+    def unit(c: sqlite3.Connection) -> tuple[int, list[Thread]]:
+        seller = parties.add(c, Role.SELLER, "Kyoto Crafts", ["shop@seller.example"])
         made = []
         for i in range(n_threads):
-            buyer = parties.add(c, Role.BUYER, f"B{i}", [f"b{i}@buyer.example"])  # type: ignore[arg-type]
-            thread, _ = threads.open_thread(c, buyer.id, seller.id, order=f"ORD-{i}", now=0.0)  # type: ignore[arg-type]
+            buyer = parties.add(c, Role.BUYER, f"B{i}", [f"b{i}@buyer.example"])
+            thread, _ = threads.open_thread(c, buyer.id, seller.id, order=f"ORD-{i}", now=0.0)
             made.append(thread)
             for k in range(per_thread):
                 buyer_turn = k % 2 == 0
@@ -52,8 +52,8 @@ def seed(path: Path, n_threads: int, per_thread: int) -> tuple[int, list[threads
                     received_at=t, envelope_from="x", rcpt_alias="a", subject="s", original=b"o%d" % k,
                     delivered=b"d%d" % k, orig_message_id=f"<o{i}.{k}@x>", relay_message_id=f"<r{i}.{k}@relay.example>",
                     out_envelope_from="a@relay.example", out_recipient="x@y", expires_at=t + 1)
-                mid, _ = messages.record_accepted(c, row)  # type: ignore[arg-type]
-                rules_store.record_facts(c, mid, rules_store.MessageFacts(  # type: ignore[arg-type]
+                mid, _ = messages.record_accepted(c, row)
+                rules_store.record_facts(c, mid, rules_store.MessageFacts(
                     thread.id, row.direction, t, "buyer" if buyer_turn else "reply", None, f"ORD-{i}"))
         return seller.id, made
 
@@ -64,7 +64,7 @@ def seed(path: Path, n_threads: int, per_thread: int) -> tuple[int, list[threads
     return value
 
 
-async def time_stage(ctx: Context, thread: threads.Thread, seller_id: int, data: bytes, to_seller: bool,
+async def time_stage(ctx: Context, thread: Thread, seller_id: int, data: bytes, to_seller: bool,
                      rounds: int) -> float:
     resolve, rules = Resolve(ctx), Rules(ctx)
     target = AliasTarget(thread.seller_alias if to_seller else thread.buyer_alias, thread.id,
