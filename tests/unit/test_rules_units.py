@@ -106,3 +106,24 @@ def test_metrics_arithmetic() -> None:
     assert (later.buyer_messages, later.unanswered, later.pending, later.percent_within_24h) == (2, 1, 1, 0.0)
     empty = seller_metrics([], {}, [], since=None, now=0)
     assert empty.percent_within_24h is None and empty.median_response_seconds is None
+
+
+def test_rules_config_defaults_and_errors(tmp_path: Path) -> None:
+    from relay import config
+    from relay.pipeline.stages.rules import load_words
+
+    s = config.load(Path(__file__).resolve().parents[2] / "config" / "relay.toml").rules
+    assert (s.reply_window, s.max_unsolicited_per_order, s.important_unjustified, s.important_abuse_window,
+            s.loop_max_hops) == (14 * 86400, 1, "deliver", 30 * 86400, 5)
+    for text, needle in (('[rules]\nimportant_unjustified = "bounce"', "rules.important_unjustified"),
+                         ('[rules]\nreply_window = "soon"', "rules.reply_window"),
+                         ("[rules]\nimportant_markers = []", "rules.important_markers"),
+                         ("[rules]\nmax_unsolicited_per_order = -1", "rules.max_unsolicited_per_order"),
+                         ("[rules]\nloop_hops = 3", "rules.loop_hops: unknown key")):
+        p = tmp_path / "r.toml"
+        p.write_text(text)
+        with pytest.raises(config.ConfigError, match=needle.replace(".", r"\.")):
+            config.load(p)
+    assert load_words(Path("config/critical.toml")).classify("your postcode")  # found from any directory
+    with pytest.raises(config.ConfigError, match=r"rules\.critical_words"):
+        load_words(tmp_path / "missing.toml")
