@@ -86,3 +86,15 @@ def list_unsubscribe_headers(domain: str, base_url: str | None, token: str) -> l
         targets.insert(0, f"<{one_click_url(base_url, token)}>")
         post = [("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
     return [("List-Unsubscribe", ", ".join(targets)), *post]
+
+
+def one_click_body_ok(content_type: str, body: bytes) -> bool:
+    """RFC 8058 §3.1: the POST carries the key/value "List-Unsubscribe=One-Click" (urlencoded or form-data)."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qs
+
+        return parse_qs(body.decode("ascii", "replace")).get("List-Unsubscribe") == ["One-Click"]
+    if ctype == "multipart/form-data":
+        return re.search(rb'name="List-Unsubscribe"\r\n(?:[^\r\n]+\r\n)*\r\nOne-Click\r\n', body) is not None
+    return False

@@ -78,6 +78,19 @@ def test_list_unsubscribe_headers() -> None:
     assert both["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+@pytest.mark.parametrize(("ctype", "body", "ok"), [
+    ("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click", True),
+    ("application/x-www-form-urlencoded; charset=utf-8", b"List-Unsubscribe=One-Click", True),
+    ("application/x-www-form-urlencoded", b"List-Unsubscribe=Other", False),
+    ("application/x-www-form-urlencoded", b"", False),
+    ("multipart/form-data; boundary=x",
+     b'--x\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--x--\r\n', True),
+    ("text/plain", b"List-Unsubscribe=One-Click", False),
+])
+def test_one_click_body(ctype: str, body: bytes, ok: bool) -> None:
+    assert tokens.one_click_body_ok(ctype, body) is ok
+
+
 def _m(mid: int, thread: int, direction: str, t: float, automatic: str | None = None, order: str | None = None,
        nrn: bool = False) -> ThreadMessage:
     return ThreadMessage(mid, thread, "buyer_to_seller" if direction == "b" else "seller_to_buyer", t, automatic,
