@@ -16,6 +16,7 @@ RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
 HELD = Reply(250, "2.0.0", "Message accepted and held for review")
 UNSUBSCRIBED = Reply(250, "2.0.0", "Unsubscribed; a confirmation is on its way")
+NO_RESPONSE_MARKED = Reply(250, "2.0.0", "Marked: that buyer message needs no response")
 
 # --- temporary failures (the client keeps the message and tries again) -----------------
 INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, please try again later")
@@ -53,6 +54,8 @@ IMPORTANT_BYPASS_LOST = Reply(550, "5.7.1", "The buyer has opted out of non-crit
 IMPORTANT_UNJUSTIFIED = Reply(550, "5.7.1", "[Important] is only for messages about the customization, delivery"
                               " scheduling or shipping address of an order")
 ORDER_LIMIT = Reply(550, "5.7.1", "Too many unsolicited messages about this order; please wait for the buyer to write")
+NO_BUYER_MESSAGE_QUOTED = Reply(550, "5.7.0", "No buyer message of yours is quoted; reply to the buyer's message"
+                                " and send that reply to this address")
 DAILY_LIMIT = Reply(550, "5.7.1", "Too many unsolicited messages to this buyer today; please wait for the buyer to write")
 
 ALL: dict[str, Reply] = {name: value for name, value in globals().items() if isinstance(value, Reply)}

@@ -215,16 +215,28 @@ def mark_no_response_needed(conn: sqlite3.Connection, message_id: int, *, via: s
     return bool(cur.rowcount)
 
 
-def record_relay_message(conn: sqlite3.Connection, thread_id: int, sender_id: int, envelope_from: str, local: str,
-                         subject: str, raw: bytes, now: float) -> int:
-    """A message to one of the relay's own mailboxes (e.g. an unsubscribe request), kept like any other.
+def record_relay_message(conn: sqlite3.Connection, thread_id: int | None, sender_id: int, envelope_from: str,
+                         local: str, subject: str, raw: bytes, now: float, direction: str = "buyer_to_relay") -> int:
+    """A message to one of the relay's own mailboxes (unsubscribe, no-response-needed), kept like any other.
 
-    Direction buyer_to_relay: it reaches no party, so limits and metrics never see it.
+    Direction buyer_to_relay / seller_to_relay: it reaches no party, so limits and metrics never see it.
     """
     digest = messages_repo.put_blob(conn, raw)
     cur = conn.execute(
         "INSERT INTO messages (thread_id, direction, sender_id, recipient_id, state, reason, received_at,"
-        " envelope_from, rcpt_alias, subject, original_sha256) VALUES (?, 'buyer_to_relay', ?, NULL, 'delivered',"
+        " envelope_from, rcpt_alias, subject, original_sha256) VALUES (?, ?, ?, NULL, 'delivered',"
         " 'rules.relay_mailbox', ?, ?, ?, ?, ?)",
-        (thread_id, sender_id, now, envelope_from, local, subject[:998], digest))
+        (thread_id, direction, sender_id, now, envelope_from, local, subject[:998], digest))
     return int(cur.lastrowid or 0)
+
+
+def quoted_buyer_message(conn: sqlite3.Connection, seller_id: int, quoted: Sequence[str]) -> tuple[int, int] | None:
+    """(message id, thread id) of the newest live buyer message, in one of the seller's threads, that the
+    seller's quoted ids name."""
+    if not quoted:
+        return None
+    row = conn.execute(
+        f"SELECT m.id, m.thread_id FROM message_ids mi JOIN messages m ON m.id = mi.message_id JOIN threads t ON t.id = m.thread_id"
+        f" WHERE t.seller_id = ? AND m.direction = 'buyer_to_seller' AND mi.relay_id IN ({_marks(quoted)})"
+        f" AND {_LIVE} ORDER BY m.id DESC LIMIT 1", (seller_id, *quoted)).fetchone()
+    return (row[0], row[1]) if row else None

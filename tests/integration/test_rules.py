@@ -272,3 +272,25 @@ async def test_core_conversation_still_passes(start_relay, sink: Sink) -> None:
     await send(port, world.buyer_email, [world.seller_alias], message(world.buyer_email, world.seller_alias, "Re"))
     assert await seller_sends(relay, world, from_seller(world, "Re: Re")) == (250, "")
     await asyncio.wait_for(sink.wait_for(3), 10)
+
+
+async def test_seller_marks_no_response_needed_by_mail(start_relay, sink: Sink, tmp_path: Path) -> None:
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    port = relay.addresses[0][1]
+    await send(port, world.buyer_email, [world.seller_alias],
+               message(world.buyer_email, world.seller_alias, "Thanks, all good!"))
+    seen = (await sink.wait_for(1))[0].message["Message-ID"]
+    mark = f"no-response-needed@{DOMAIN}"
+    reply = message(world.seller_staff, mark, "Re: Thanks, all good!", headers={"In-Reply-To": seen})
+    assert (await send_expect(port, world.buyer_email, [mark], reply))[0] == 550  # buyers cannot
+    assert (await send_expect(port, "mallory@evil.example", [mark], reply))[0] == 550
+    unquoted = message(world.seller_staff, mark, "Re: something")
+    assert await send_expect(port, world.seller_staff, [mark], unquoted) == (550, said(replies.NO_BUYER_MESSAGE_QUOTED))
+    assert await send_expect(port, world.seller_staff, [mark], reply) == (250, "")
+    got = reasons(world)
+    for reason in ("no_response.not_seller", "no_response.nothing_quoted", "rules.no_response_needed_mail"):
+        assert reason in got, reason
+    figures = cli(relay.settings, tmp_path, "metrics", "seller", world.seller_email)
+    assert (figures["buyer_messages"], figures["no_response_needed"], figures["pending"]) == (1, 1, 0)
+    assert len(sink.received) == 1  # nothing reached the buyer

@@ -23,6 +23,7 @@ from relay.pipeline.headers import fields
 from relay.pipeline.transit import Transit
 from relay.policy.critical import CriticalWords, find_marker, message_text, strip_markers
 from relay.rules import automatic, mail, tokens
+from relay.rules.no_response import NoResponseMailbox
 from relay.rules.unsubscribe import UnsubscribeMailbox
 from relay.smtp import replies
 from relay.store import messages
@@ -54,7 +55,7 @@ class Rules:
         self.words = load_words(self.cfg.critical_words)
         self.secret = tokens.load_secret(ctx.settings.relay.state_dir)
         ctx.extras["unsubscribe_secret"] = self.secret
-        ctx.extras.setdefault("mailboxes", []).append(UnsubscribeMailbox(ctx, self.secret))
+        ctx.extras.setdefault("mailboxes", []).extend([UnsubscribeMailbox(ctx, self.secret), NoResponseMailbox(ctx)])
 
     async def run(self, tx: Transit) -> Verdict:
         assert tx.thread is not None and tx.sender is not None and tx.recipient is not None
