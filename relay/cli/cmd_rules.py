@@ -67,7 +67,9 @@ def parse_when(text: str) -> float:
 
 
 def iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _party(conn: sqlite3.Connection, key: str, role: Role) -> Party:

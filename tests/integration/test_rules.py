@@ -294,3 +294,23 @@ async def test_seller_marks_no_response_needed_by_mail(start_relay, sink: Sink, 
     figures = cli(relay.settings, tmp_path, "metrics", "seller", world.seller_email)
     assert (figures["buyer_messages"], figures["no_response_needed"], figures["pending"]) == (1, 1, 0)
     assert len(sink.received) == 1  # nothing reached the buyer
+
+
+async def test_cli_refusals_are_one_line_errors(start_relay, tmp_path: Path, capsys: Any) -> None:
+    relay = await start_relay()
+    world = provision(relay.settings)
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias], from_seller(world, "Hi"))
+    cfg = tmp_path / "cli.toml"
+    cfg.write_text(f'[relay]\ndomain = "{DOMAIN}"\nstate_dir = "{relay.settings.relay.state_dir}"\n')
+    capsys.readouterr()
+    for args, needle in ((["party", "optout", world.seller_email, "on"], "not a buyer"),
+                         (["party", "optout", world.buyer_email, "on", "--seller", world.buyer_email], "not a seller"),
+                         (["party", "vacation", world.buyer_email, "on"], "not a seller"),
+                         (["party", "vacation", world.seller_email, "on", "--until", "2001-01-01"], "future"),
+                         (["party", "vacation", world.seller_email, "off", "--until", "2099-01-01"], "--until"),
+                         (["metrics", "seller", world.seller_email, "--since", "last week"], "not a date"),
+                         (["message", "no-response-needed", "999"], "no such message"),
+                         (["message", "no-response-needed", "1"], "not an accepted buyer message")):
+        assert main(["--config", str(cfg), *args]) == 1, args
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, (args, err)
