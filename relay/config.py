@@ -189,7 +189,33 @@ class PolicySection(_Section):
 
 
 class RulesSection(_Section):
-    """Messaging rules (issue: opt-out, [Important], over-messaging). Fields added by the rules stage."""
+    """Messaging rules: opt-out, [Important], over-messaging, loops (the rules stage)."""
+
+    #: A seller message is a reply (never unsolicited) when the buyer wrote in the thread this recently.
+    reply_window: Duration = 14 * 86400.0
+    #: Unsolicited seller messages allowed per order (a message is tied to an order by subject
+    #: tag, reply chain, or the thread's latest order).
+    max_unsolicited_per_order: int = Field(default=1, ge=0)
+    #: Unsolicited seller messages allowed per thread in any 24 hours.
+    max_unsolicited_per_thread_per_day: int = Field(default=2, ge=0)
+    #: Subject markers of a critical message; matched after NFKC width folding and case folding.
+    important_markers: list[str] = Field(default_factory=lambda: ["[Important]", "[重要]", "[중요]"])
+    #: What happens to a marked message that matches no critical category.
+    important_unjustified: Literal["deliver", "reject"] = "deliver"
+    #: A seller with more than this many unjustified markers in the window loses the opt-out bypass.
+    important_abuse_limit: int = Field(default=3, ge=0)
+    important_abuse_window: Duration = 30 * 86400.0
+    #: Passes through this relay (our X-Relay-Hops header) after which a message is a loop.
+    loop_max_hops: int = Field(default=5, ge=1)
+    #: Word lists of the critical categories, per language (TOML).
+    critical_words: Path = Path(__file__).resolve().parents[1] / "config" / "critical.toml"
+
+    @field_validator("important_markers")
+    @classmethod
+    def _markers(cls, v: list[str]) -> list[str]:
+        if not v or any(not m.strip() for m in v):
+            raise ValueError("at least one non-empty marker is needed")
+        return v
 
 
 class DnsSection(_Section):

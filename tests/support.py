@@ -28,6 +28,9 @@ from relay.store.migrate import migrate
 
 DOMAIN = "relay.example"
 
+#: For tests that send several unsolicited seller messages in one thread (not about the rules).
+NO_LIMITS = {"max_unsolicited_per_order": 1_000_000, "max_unsolicited_per_thread_per_day": 1_000_000}
+
 
 @dataclass
 class Received:

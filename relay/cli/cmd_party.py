@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
-from relay.cli.common import CliError, add_json, emit, group, normalize_address, read, store, write
+from relay.cli.cmd_rules import rules_summary
+from relay.cli.common import CliError, add_json, emit, group, normalize_address, read, settings, store, write
 from relay.model import Party, Role
 from relay.store import parties, threads
 
@@ -48,6 +50,7 @@ def party_show(args: argparse.Namespace) -> int:
     with store(args) as conn:
         party = read(lambda: parties.find(conn, args.party))
         tids = threads.threads_of(conn, party.id)
-    d = party_dict(party, tids)
+        rules = rules_summary(conn, settings(args), party, time.time())  # opt-outs, vacation, [Important] counts
+    d = party_dict(party, tids) | rules
     emit(args, d, "\n".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in d.items()))
     return 0

@@ -74,13 +74,12 @@ def emit(args: argparse.Namespace, obj: dict[str, Any], text: str | None = None)
         print(text if text is not None else "\n".join(f"{k}: {v}" for k, v in obj.items()))
 
 
-_GROUPS: dict[int, dict[str, Any]] = {}
-
-
 def group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
           help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """The subcommand set of a command group (`relay party …`), shared by every module that adds to it."""
-    groups = _GROUPS.setdefault(id(sub), {})
+    # Kept on the parser itself: a dict keyed by id(sub) returned stale groups when a later parser
+    # reused the id of a collected one (main() called twice in one process).
+    groups: dict[str, Any] = sub.__dict__.setdefault("_relay_groups", {})
     if name not in groups:
         parser = sub.add_parser(name, help=help)
         groups[name] = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="SUBCOMMAND")

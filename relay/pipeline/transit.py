@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,8 @@ class Transit:
     events: list[PendingEvent] = field(default_factory=list)
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: Called inside the message's own commit with its new message id (rows that must be atomic with it).
+    on_accept: list[Callable[[sqlite3.Connection, int], None]] = field(default_factory=list)
 
     @property
     def direction(self) -> Direction:

@@ -80,6 +80,10 @@ class RelayHandler:
         if domain.lower().rstrip(".") != self.domain:
             await self._audit_rcpt("rcpt.foreign_domain", peer, envelope.mail_from, address)
             return str(replies.RELAY_DENIED)
+        # Relay-owned mailboxes (e.g. unsubscribe+<token>, registered by the rules stage) come before aliases.
+        mailbox = self._mailbox(local)
+        if mailbox is not None or getattr(envelope, "relay_mailbox", None) is not None:
+            return await self._mailbox_rcpt(mailbox, envelope, address, local, peer)
         sender = (envelope.mail_from or "").lower()
 
         def lookup(conn: sqlite3.Connection) -> tuple[AliasTarget | None, int | None, int | None]:
@@ -119,6 +123,12 @@ class RelayHandler:
         if BARE_LINE_ENDING.search(raw):
             await self._audit_data("data.bare_line_ending", peer, envelope, targets)
             return str(replies.BARE_LINE_ENDING)
+        mailbox = getattr(envelope, "relay_mailbox", None)
+        if mailbox is not None:
+            reply = await mailbox.data(envelope, raw, peer)
+            if reply.code == 250:
+                self.on_queued([])
+            return str(reply)
         now = self.ctx.clock()
         helo = session.host_name or ""
         transits = [Transit(peer=peer, helo=helo, envelope_from=envelope.mail_from or "", rcpt=rcpt,
@@ -147,6 +157,19 @@ class RelayHandler:
         if self.metrics is not None:
             direction = tx.direction.value if tx.sender is not None else "unknown"
             self.metrics.messages.labels(direction, reason).inc()
+
+    # -- relay-owned mailboxes (one per transaction, never mixed with aliases) ----------------
+    def _mailbox(self, local: str) -> Any:
+        return next((m for m in self.ctx.extras.get("mailboxes", ()) if m.claims(local)), None)
+
+    async def _mailbox_rcpt(self, mailbox: Any, envelope: Envelope, address: str, local: str, peer: str) -> str:
+        if mailbox is None or envelope.rcpt_tos:
+            return str(replies.TOO_MANY_RECIPIENTS)  # the client sends the rest in another transaction
+        reply = await mailbox.rcpt(envelope, local, peer)
+        if reply.code == 250:
+            envelope.relay_mailbox = mailbox  # type: ignore[attr-defined]
+            envelope.rcpt_tos.append(address)
+        return str(reply)
 
     # -- helpers -----------------------------------------------------------------------------
     async def _refuse(self, tx: Transit, verdict: Verdict) -> str:

@@ -15,6 +15,8 @@ SENDER_OK = Reply(250, "2.1.0", "Sender OK")
 RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
 QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
 HELD = Reply(250, "2.0.0", "Message accepted and held for review")
+UNSUBSCRIBED = Reply(250, "2.0.0", "Unsubscribed; a confirmation is on its way")
+NO_RESPONSE_MARKED = Reply(250, "2.0.0", "Marked: that buyer message needs no response")
 
 # --- temporary failures (the client keeps the message and tries again) -----------------
 INTERNAL_ERROR = Reply(451, "4.3.0", "Temporary local problem, please try again later")
@@ -43,6 +45,18 @@ UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")
 LOOP_DETECTED = Reply(554, "5.4.6", "Mail loop detected")
 PARTY_SUSPENDED = Reply(550, "5.7.1", "This account may not send messages at the moment")
 NEED_TLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
+
+# --- messaging rules (relay/pipeline/stages/rules.py) -------------------------------------
+OPTED_OUT = Reply(550, "5.7.1", "The buyer has opted out of non-critical messages; a message critical to the order"
+                  " (customization, delivery scheduling, shipping address) must have [Important] in the subject")
+IMPORTANT_BYPASS_LOST = Reply(550, "5.7.1", "The buyer has opted out of non-critical messages, and [Important] no"
+                              " longer passes for you because it was used for non-critical messages")
+IMPORTANT_UNJUSTIFIED = Reply(550, "5.7.1", "[Important] is only for messages about the customization, delivery"
+                              " scheduling or shipping address of an order")
+ORDER_LIMIT = Reply(550, "5.7.1", "Too many unsolicited messages about this order; please wait for the buyer to write")
+NO_BUYER_MESSAGE_QUOTED = Reply(550, "5.7.0", "No buyer message of yours is quoted; reply to the buyer's message"
+                                " and send that reply to this address")
+DAILY_LIMIT = Reply(550, "5.7.1", "Too many unsolicited messages to this buyer today; please wait for the buyer to write")
 
 ALL: dict[str, Reply] = {name: value for name, value in globals().items() if isinstance(value, Reply)}
 

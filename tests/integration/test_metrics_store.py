@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay.store.db import StoreUnavailable
 from tests.support import (
+    NO_LIMITS,
     Sink,
     eventually,
     maildir_messages,
@@ -51,7 +52,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_metrics_and_health(start_relay: Any, sink: Sink) -> None:
-    relay = await start_relay(smarthost=sink.port)
+    relay = await start_relay(smarthost=sink.port, rules=NO_LIMITS)
     world = provision(relay.settings)
     port = relay.addresses[0][1]
     for _ in range(3):

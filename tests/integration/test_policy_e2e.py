@@ -17,7 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from relay.store import audit
-from tests.support import Sink, World, eventually, message, provision, send, send_expect
+from tests.support import NO_LIMITS, Sink, World, eventually, message, provision, send, send_expect
 
 POLICY = Path(__file__).resolve().parents[2] / "config" / "policy.toml"
 
@@ -98,7 +98,8 @@ async def test_strip_forbidden_attachment(start_relay, sink: Sink) -> None:
 
 
 async def test_hold_then_release_and_drop(start_relay, sink: Sink, tmp_path: Path) -> None:
-    relay = await start_relay(smarthost=sink.port, policy={"path": str(policy_with(tmp_path, "review", "hold"))})
+    relay = await start_relay(smarthost=sink.port, policy={"path": str(policy_with(tmp_path, "review", "hold"))},
+                              rules=NO_LIMITS)
     world = provision(relay.settings)
     port = relay.addresses[0][1]
     for n in (1, 2):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from tests.support import DOMAIN, World, eventually, maildir_messages, message, 
 
 
 def raw_bytes(db: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in (db, Path(f"{db}-wal")) if p.exists()).lower()
+    # Read in another process: closing any descriptor of the database file in *this* process
+    # (where the relay runs) would drop the relay's POSIX locks on it (a known SQLite pitfall).
+    files = [str(p) for p in (db, Path(f"{db}-wal")) if p.exists()]
+    return subprocess.run(["cat", *files], capture_output=True, check=True).stdout.lower()
 
 
 def ok_json(state: Path, *args: str) -> dict:

@@ -52,7 +52,13 @@ async def accept(ctx: Context, transits: list[Transit]) -> tuple[Reply, list[tup
     rows = [_accepted(ctx, tx) for tx in transits]
 
     def unit(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-        return [messages.record_accepted(conn, row) for row in rows]
+        ids = []
+        for tx, row in zip(transits, rows, strict=True):
+            message_id, queue_id = messages.record_accepted(conn, row)
+            for hook in tx.on_accept:  # e.g. the rules stage's facts and vacation reply
+                hook(conn, message_id)
+            ids.append((message_id, queue_id))
+        return ids
 
     try:
         ids = await ctx.db.write(unit)

@@ -1,16 +1,49 @@
-"""rules: opt-out, [Important], over-messaging, auto-replies and loops, response clocks.
+"""rules: loops, auto-replies, opt-out, [Important], over-messaging, vacation replies, response-clock facts.
 
-Reads: rules.* (not yet). Replies: 550 5.7.1 with the rule in plain words.
-Audit reasons: rules.*. Until it is built, every message continues.
+Reads: rules.* (reply_window, max_unsolicited_*, important_*, loop_max_hops, critical_words),
+relay.domain, relay.http_base_url, delivery.lifetime. Replies: 554 5.4.6 loop; 550 5.7.1 opted out,
+[Important] bypass lost, [Important] unjustified (when configured), order limit, daily limit.
+Audit reasons: rules.loop|buyer_message|automatic|reply|reply_window|unsolicited|critical|critical_to_opted_out|
+unjustified_to_opted_out|opted_out|important_bypass_lost|important_unjustified|order_limit|daily_limit;
+events important.justified|unjustified, important.bypass_revoked, vacation.replied|skipped.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any, ClassVar
 
-from relay.model import Verdict
+from relay.config import ConfigError
+from relay.model import Action, Direction, Party, Thread, Verdict
 from relay.pipeline.context import Context
+from relay.pipeline.headers import fields
 from relay.pipeline.transit import Transit
+from relay.policy.critical import CriticalWords, find_marker, message_text, strip_markers
+from relay.rules import automatic, mail, tokens
+from relay.rules.no_response import NoResponseMailbox
+from relay.rules.unsubscribe import UnsubscribeMailbox
+from relay.smtp import replies
+from relay.store import messages
+from relay.store import rules as rules_store
+
+_MSGID = re.compile(r"<[^<>\s]+>")
+#: Above this size the text extraction and classification of a marked message leave the event loop.
+OFFLOAD_BYTES = 32 * 1024
+DAY = 86400.0
+
+
+def load_words(path: Path) -> CriticalWords:
+    """The critical word lists; a relative path missing from the working directory is looked up in the source tree."""
+    if not path.is_absolute() and not path.exists():
+        packaged = Path(__file__).resolve().parents[3] / path
+        path = packaged if packaged.exists() else path
+    try:
+        return CriticalWords.load(path)
+    except ValueError as exc:
+        raise ConfigError(f"rules.critical_words: {exc}") from None
 
 
 class Rules:
@@ -18,6 +51,168 @@ class Rules:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self.cfg = ctx.settings.rules
+        self.words = load_words(self.cfg.critical_words)
+        self.secret = tokens.load_secret(ctx.settings.relay.state_dir)
+        ctx.extras["unsubscribe_secret"] = self.secret
+        ctx.extras.setdefault("mailboxes", []).extend([UnsubscribeMailbox(ctx, self.secret), NoResponseMailbox(ctx)])
 
     async def run(self, tx: Transit) -> Verdict:
-        return Verdict.ok()
+        assert tx.thread is not None and tx.sender is not None and tx.recipient is not None
+        all_fields = fields(tx.raw)
+        hops = automatic.hops(all_fields)
+        if hops >= self.cfg.loop_max_hops:
+            return Verdict(Action.REJECT, replies.LOOP_DETECTED, "rules.loop", {"hops": hops})
+        tx.extra_headers.append((automatic.HOPS_HEADER, str(hops + 1)))
+        auto = automatic.automatic_reason(all_fields, tx.subject)
+        quoted = list(dict.fromkeys(m for name, value in all_fields if name in ("in-reply-to", "references")
+                                    for m in _MSGID.findall(value)))[-50:]
+        if tx.direction is Direction.BUYER_TO_SELLER:
+            return await self._from_buyer(tx, tx.thread, tx.sender, tx.recipient, auto, quoted)
+        return await self._from_seller(tx, tx.thread, tx.sender, tx.recipient, auto, quoted)
+
+    # -- buyer → seller: starts a response clock (unless automatic); vacation reply ---------------
+    async def _from_buyer(self, tx: Transit, thread: Thread, buyer: Party, seller: Party, auto: str | None,
+                          quoted: list[str]) -> Verdict:
+        now = tx.received_at
+
+        def load(conn: sqlite3.Connection) -> tuple[tuple[str | None, str], rules_store.Vacation | None, bool]:
+            vacation = rules_store.vacation_at(conn, seller.id, now)
+            replied = vacation is not None and rules_store.has_vacation_reply(conn, vacation.id, thread.id)
+            return rules_store.order_of(conn, thread.id, tx.subject, quoted, now), vacation, replied
+
+        (order, how), vacation, replied = await self.ctx.db.read(load)
+        self._facts(tx, "buyer", auto, order)
+        if vacation is not None:
+            if auto:  # RFC 3834 §2: never answer automatic mail
+                tx.record("vacation.skipped", "rules.vacation_not_for_automatic", automatic=auto)
+            elif not replied:
+                self._vacation_reply(tx, thread, buyer, seller, vacation)
+        detail: dict[str, Any] = {"order": order, "order_by": how}
+        if auto:
+            return Verdict.ok("rules.automatic", automatic=auto, **detail)
+        return Verdict.ok("rules.buyer_message", **detail)
+
+    def _vacation_reply(self, tx: Transit, thread: Thread, buyer: Party, seller: Party,
+                        vacation: rules_store.Vacation) -> None:
+        now, to = tx.received_at, tx.envelope_from.lower()
+        msg_id, data = mail.vacation_reply(
+            domain=self.ctx.settings.relay.domain, seller_name=seller.name,
+            seller_alias=self.ctx.alias_address(thread.seller_alias), to=to, subject=tx.subject,
+            in_reply_to=tx.orig_message_id, until=vacation.until_at, now=now)
+        if self.ctx.signer is not None:
+            data = self.ctx.signer.sign(data)
+        reply = messages.Accepted(
+            thread_id=thread.id, direction=Direction.SELLER_TO_BUYER.value, sender_id=seller.id,
+            recipient_id=buyer.id, received_at=now, envelope_from="", rcpt_alias=thread.buyer_alias,
+            subject=f"Auto-reply: {tx.subject}"[:998], original=data, delivered=data, orig_message_id=msg_id,
+            relay_message_id=msg_id, out_envelope_from="", out_recipient=to,
+            expires_at=now + self.ctx.settings.delivery.lifetime,
+            events=(messages.PendingEvent("vacation.replied", "rules.vacation_reply",
+                                          {"vacation": vacation.id, "until": vacation.until_at}),))
+
+        def write(conn: sqlite3.Connection, _buyer_message_id: int) -> None:
+            if rules_store.has_vacation_reply(conn, vacation.id, thread.id):
+                return  # a message committed just before this one got the reply
+            message_id, _ = messages.record_accepted(conn, reply)
+            rules_store.claim_vacation_reply(conn, vacation.id, thread.id, message_id)
+            rules_store.record_facts(conn, message_id, rules_store.MessageFacts(
+                thread.id, reply.direction, now, "vacation_reply", automatic="vacation-reply"))
+
+        tx.on_accept.append(write)
+
+    # -- seller → buyer: reply, or unsolicited under opt-out, [Important] and limits ----------------
+    async def _from_seller(self, tx: Transit, thread: Thread, seller: Party, buyer: Party, auto: str | None,
+                           quoted: list[str]) -> Verdict:
+        cfg, now = self.cfg, tx.received_at
+        token = tokens.make_token(self.secret, thread.id, buyer.id, seller.id)
+        tx.extra_headers += tokens.list_unsubscribe_headers(self.ctx.settings.relay.domain,
+                                                            self.ctx.settings.relay.http_base_url, token)
+        marker = find_marker(tx.subject, cfg.important_markers)
+
+        def load(conn: sqlite3.Connection) -> dict[str, Any]:
+            replied = rules_store.replied_buyer_message(conn, thread.id, buyer.id, quoted)
+            return {
+                "replied": replied,
+                "wrote": replied is None and rules_store.buyer_wrote_since(conn, thread.id, now - cfg.reply_window),
+                "order": rules_store.order_of(conn, thread.id, tx.subject, quoted, now),
+                "scope": rules_store.optout_scope(conn, buyer.id, seller.id),
+                "unjustified": rules_store.unjustified_count(conn, seller.id, now - cfg.important_abuse_window)
+                if marker else 0,
+            }
+
+        got = await self.ctx.db.read(load)
+        order, how = got["order"]
+        detail: dict[str, Any] = {"order": order, "order_by": how}
+        if auto:
+            detail["automatic"] = auto
+        if got["scope"]:
+            detail["opted_out"] = got["scope"]
+        if got["replied"] is not None or got["wrote"]:
+            self._facts(tx, "reply", auto, order)
+            return Verdict.ok("rules.reply" if got["replied"] is not None else "rules.reply_window",
+                              replied_message=got["replied"], **detail)
+
+        important, prior = None, got["unjustified"]
+        if marker:
+            important = await self._classify(tx, marker, prior)
+            if important == "unjustified" and cfg.important_unjustified == "reject":
+                return Verdict(Action.REJECT, replies.IMPORTANT_UNJUSTIFIED, "rules.important_unjustified", detail)
+        abused = marker is not None and prior > cfg.important_abuse_limit
+        if got["scope"]:
+            if marker is None:
+                return Verdict(Action.REJECT, replies.OPTED_OUT, "rules.opted_out", detail)
+            if abused:
+                return Verdict(Action.REJECT, replies.IMPORTANT_BYPASS_LOST, "rules.important_bypass_lost",
+                               {**detail, "unjustified": prior, "limit": cfg.important_abuse_limit})
+        critical = important == "justified" and not abused
+        if not critical:
+            refusal = await self._limits(thread, order, now, detail)
+            if refusal is not None:
+                return refusal
+        self._facts(tx, "critical" if critical else "unsolicited", auto, order, important)
+        if critical:
+            return Verdict.ok("rules.critical_to_opted_out" if got["scope"] else "rules.critical", **detail)
+        if got["scope"]:
+            return Verdict.ok("rules.unjustified_to_opted_out", **detail)
+        return Verdict.ok("rules.unsolicited", **detail)
+
+    async def _classify(self, tx: Transit, marker: str, prior: int) -> str:
+        """Classify a marked message; audit it; return "justified" or "unjustified"."""
+        subject = strip_markers(tx.subject, self.cfg.important_markers)
+        if len(tx.raw) > OFFLOAD_BYTES:
+            body = await asyncio.to_thread(message_text, tx.raw)
+        else:
+            body = message_text(tx.raw)
+        findings = self.words.classify(subject + "\n" + body)
+        if findings:
+            tx.record("important.justified", "rules.important_justified", marker=marker,
+                      categories=[f.category for f in findings], words=[f.word for f in findings])
+            return "justified"
+        tx.record("important.unjustified", "rules.important_unjustified", marker=marker, count=prior + 1)
+        limit = self.cfg.important_abuse_limit
+        if prior <= limit < prior + 1:
+            tx.record("important.bypass_revoked", "rules.important_abuse", count=prior + 1, limit=limit,
+                      window_seconds=self.cfg.important_abuse_window)
+        return "unjustified"
+
+    async def _limits(self, thread: Thread, order: str | None, now: float, detail: dict[str, Any]) -> Verdict | None:
+        cfg = self.cfg
+
+        def counts(conn: sqlite3.Connection) -> tuple[int, int]:
+            per_order = rules_store.unsolicited_count(conn, thread.id, order_ref=order) if order else 0
+            return per_order, rules_store.unsolicited_count(conn, thread.id, since=now - DAY)
+
+        per_order, per_day = await self.ctx.db.read(counts)
+        if order is not None and per_order >= cfg.max_unsolicited_per_order:
+            return Verdict(Action.REJECT, replies.ORDER_LIMIT, "rules.order_limit",
+                           {**detail, "count": per_order, "limit": cfg.max_unsolicited_per_order})
+        if per_day >= cfg.max_unsolicited_per_thread_per_day:
+            return Verdict(Action.REJECT, replies.DAILY_LIMIT, "rules.daily_limit",
+                           {**detail, "count": per_day, "limit": cfg.max_unsolicited_per_thread_per_day})
+        return None
+
+    def _facts(self, tx: Transit, kind: str, auto: str | None, order: str | None, important: str | None = None) -> None:
+        assert tx.thread is not None
+        facts = rules_store.MessageFacts(tx.thread.id, tx.direction.value, tx.received_at, kind, auto, order, important)
+        tx.on_accept.append(lambda conn, message_id: rules_store.record_facts(conn, message_id, facts))
