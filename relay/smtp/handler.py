@@ -114,7 +114,7 @@ class RelayHandler:
         now = self.ctx.clock()
         helo = session.host_name or ""
         transits = [Transit(peer=peer, helo=helo, envelope_from=envelope.mail_from or "", rcpt=rcpt,
-                            target=target, raw=raw, received_at=now)
+                            target=target, raw=raw, received_at=now, notes=session_notes(session))
                     for rcpt, target in zip(envelope.rcpt_tos, targets, strict=True)]
         started = time.perf_counter()
         for tx in transits:
@@ -139,7 +139,8 @@ class RelayHandler:
             await enqueue.refuse(self.ctx, tx, verdict)
         else:
             await self._write_event("message.tempfailed", verdict.reason, thread_id=tx.target.thread_id,
-                                    detail={"reply": f"{reply.code} {reply.status}", "alias": tx.target.alias})
+                                    detail={**dict(verdict.detail), "reply": f"{reply.code} {reply.status}",
+                                            "alias": tx.target.alias})
         return str(reply)
 
     async def _audit_rcpt(self, reason: str, peer: str, mail_from: str | None, rcpt: str,
@@ -163,7 +164,17 @@ class RelayHandler:
             log.error("audit write failed", error=str(exc), reason=reason)
 
 
+def session_notes(session: Session) -> dict[str, Any]:
+    """What the SMTP session proved, for the stages: SMTP AUTH party, front-MTA peer."""
+    return {"auth_party": getattr(session, "relay_party_id", None),
+            "front_mta": bool(getattr(session, "relay_front_mta", False))}
+
+
 def _peer(session: Session) -> str:
+    """The client's address: as told by a trusted front MTA (XCLIENT, PROXY), else the TCP peer."""
+    told = getattr(session, "relay_client_ip", None)
+    if told:
+        return str(told)
     peer = session.peer
     if isinstance(peer, tuple) and peer:
         return str(peer[0])
