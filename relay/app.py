@@ -31,7 +31,9 @@ from relay.pipeline.stages.rewrite import Rewrite
 from relay.pipeline.stages.rules import Rules
 from relay.pipeline.stages.sign import Sign
 from relay.smtp.handler import RelayHandler
-from relay.smtp.server import Limits, RelaySMTP, make_factory, start_listeners
+from relay.smtp.listeners import start_all
+from relay.smtp.server import Limits
+from relay.smtp.tls import TlsContexts, client_context
 from relay.store.db import Database, connect_sync
 from relay.store.migrate import migrate
 
@@ -69,7 +71,7 @@ def load_signer(settings: Settings, *, create: bool = False) -> Any:
 
 def build_transport(settings: Settings) -> Transport:
     if settings.delivery.transport == "smtp":
-        return SmtpTransport(settings)
+        return SmtpTransport(settings, tls_context=client_context(settings) if settings.delivery.tls_ca_file else None)
     return MaildirTransport(settings.maildir_path)
 
 
@@ -85,6 +87,7 @@ class Relay:
         self.servers: list[asyncio.Server] = []
         self.worker: DeliveryWorker | None = None
         self.limits = Limits.from_settings(settings)
+        self.tls = TlsContexts.from_settings(settings)
         self.ctx: Context | None = None
         self._stopped = asyncio.Event()
 
@@ -105,10 +108,13 @@ class Relay:
         self.worker = DeliveryWorker(settings, self.db, transport, signer=signer, clock=self.clock)
         await self.worker.start()
         handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx)), on_queued=self.worker.notify)
-        factory: Callable[[], RelaySMTP] = make_factory(settings, handler, self.limits)
-        self.servers = await start_listeners(settings, factory)
+        self.servers = await start_all(self.ctx, handler, self.limits, self.tls)
         log.info("relay started", domain=settings.relay.domain, transport=settings.delivery.transport,
                  listen=[f"{h}:{p}" for h, p in self.addresses])
+
+    def reload_tls(self) -> bool:
+        """Re-read tls.cert_file/key_file (SIGHUP); open sessions keep theirs, the next STARTTLS uses the new."""
+        return self.tls.reload() if self.tls is not None else False
 
     async def stop(self, grace: float = 30.0) -> None:
         self.limits.accepting = False
