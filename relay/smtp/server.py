@@ -145,7 +145,7 @@ class RelaySMTP(IdentityMixin):
 
     async def _reserve(self) -> bool:
         want = self._declared_size() * MEMORY_FACTOR
-        wait = min(self._timeout_duration or 60.0, 60.0)
+        wait = min(0.9 * (self._timeout_duration or 60.0), 60.0)  # answer before the command timeout
         if await self.limits.reserve(want, wait):
             self._held = want
             return True
