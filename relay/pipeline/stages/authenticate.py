@@ -47,7 +47,7 @@ class Authenticate:
         else:
             ev = await self._check(tx, from_domain, [v for n, v in header if n == "dkim-signature"])
         verdict, why = ev.decide()
-        detail = {**ev.audit(), "how": why}
+        detail = {**ev.audit(), "how": why, "client": tx.peer}
         if verdict == "pass":
             return Verdict.ok("authenticate.pass", **detail)
         if verdict == "temperror":
