@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from relay.config import Settings
 
 #: Bytes of memory one received byte costs until the reply is sent: the receive buffer, the
-#: unstuffed content, the rewritten and the signed copy (measured: bench/inflight_memory.py).
-MEMORY_FACTOR = 4
+#: content, the rewritten and the signed copy, the store's copies (measured with
+#: bench/inflight_memory.py: about 9 x a 15 MB message above the idle RSS).
+MEMORY_FACTOR = 10
 #: What a DATA without a SIZE= declaration reserves up front (it grows as bytes arrive).
 DEFAULT_RESERVATION = 256 * 1024
 

@@ -197,7 +197,8 @@ class RelaySMTP(IdentityMixin):
         leftover = bytes(buf[idx + len(END_OF_DATA):])
         if refusal is not None:
             return b"", refusal, bool(leftover)
-        content = bytes(buf[2 : idx + 2])
+        with memoryview(buf) as view:
+            content = bytes(view[2 : idx + 2])  # one copy (a bytearray slice would make two)
         del buf
         return unstuff(content), None, bool(leftover)
 
