@@ -137,8 +137,10 @@ class RelayHandler:
             return str(_SHAPE_REPLIES[too_much])
         now = self.ctx.clock()
         helo = session.host_name or ""
+        shared: dict[str, Any] = {}  # what one check learns for all recipients of this DATA
         transits = [Transit(peer=peer, helo=helo, envelope_from=envelope.mail_from or "", rcpt=rcpt,
-                            target=target, raw=raw, received_at=now, notes=session_notes(session))
+                            target=target, raw=raw, received_at=now,
+                            notes={**session_notes(session), "shared": shared})
                     for rcpt, target in zip(envelope.rcpt_tos, targets, strict=True)]
         started = time.perf_counter()
         for tx in transits:

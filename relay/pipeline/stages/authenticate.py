@@ -9,7 +9,7 @@ authenticate.dns_tempfail, authenticate.front_mta_no_results (details: spf, dkim
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
@@ -38,14 +38,18 @@ class Authenticate:
         if tx.notes.get("auth_party") == tx.sender.id:
             return Verdict.ok("authenticate.smtp_auth")  # SMTP AUTH as this very party
         from_domain = tx.facts.from_addresses[0].rpartition("@")[2].rstrip(".")
-        header = fields(tx.raw)
-        if tx.notes.get("front_mta") and self.front is not None:
-            values = [v for n, v in header if n == "authentication-results"]
-            ev = from_authentication_results(values, self.front.authserv_id, from_domain)
-            if ev is None:
-                return Verdict(Action.TEMPFAIL, replies.DNS_TEMPFAIL, "authenticate.front_mta_no_results")
-        else:
-            ev = await self._check(tx, from_domain, [v for n, v in header if n == "dkim-signature"])
+        shared: dict[str, Any] = tx.notes.get("shared", {})  # one DATA, several recipients: check once
+        ev = shared.get("authenticate")
+        if ev is None:
+            header = fields(tx.raw)
+            if tx.notes.get("front_mta") and self.front is not None:
+                values = [v for n, v in header if n == "authentication-results"]
+                ev = from_authentication_results(values, self.front.authserv_id, from_domain)
+                if ev is None:
+                    return Verdict(Action.TEMPFAIL, replies.DNS_TEMPFAIL, "authenticate.front_mta_no_results")
+            else:
+                ev = await self._check(tx, from_domain, [v for n, v in header if n == "dkim-signature"])
+            shared["authenticate"] = ev
         verdict, why = ev.decide()
         detail = {**ev.audit(), "how": why, "client": tx.peer}
         if verdict == "pass":
