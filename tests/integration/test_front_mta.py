@@ -110,3 +110,11 @@ async def test_proxy_protocol_from_front_mta(start_relay: Any, silent_dns: int) 
     s.close()
     (ev,) = [e for e in auth_events(world) if e.event == "stage.authenticate"]
     assert ev.detail["client"] == "203.0.113.7" and ev.detail["how"] == "dmarc"
+
+
+async def test_proxy_header_from_other_peer_closes(start_relay: Any, silent_dns: int) -> None:
+    relay = await relay_behind(start_relay, silent_dns, front="192.0.2.1", proxy=True)
+    s = await Session.open(relay.addresses[0][1])
+    s.writer.write(b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 25\r\n")
+    assert await asyncio.wait_for(s.reader.read(), 5) == b""  # no greeting: closed
+    s.close()
