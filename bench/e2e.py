@@ -171,7 +171,8 @@ async def run(messages: int, sessions: int, size: int, extra_config: str = "", w
         f'[smtp]\nlisten = ["127.0.0.1:{relay_port}"]\nmax_connections_per_ip = {sessions + 10}\n'
         f'max_messages_per_ip_per_minute = 1000000\nworkers = {workers}\n'
         f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink_port}"\ntls = "off"\n'
-        f'[logging]\nlevel = "warning"\nformat = "json"\n{extra_config}')
+        f'[logging]\nlevel = "warning"\nformat = "json"\n[trust]\nauthenticate = "off"\n'
+        f'[http]\nlisten = "127.0.0.1:0"\n{extra_config}')
     pairs = provision(cfg, sessions)
     sink = start_sink(sink_port, work)
     relay = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"], cwd=ROOT,

@@ -36,7 +36,9 @@ from relay.pipeline.stages.rules import Rules
 from relay.pipeline.stages.sign import Sign
 from relay.retention import RetentionTask
 from relay.smtp.handler import RelayHandler
-from relay.smtp.server import Limits, RelaySMTP, make_factory, start_listeners
+from relay.smtp.limits import Limits
+from relay.smtp.listeners import start_all
+from relay.smtp.tls import TlsContexts, client_context
 from relay.store.db import Database, connect_sync
 from relay.store.migrate import migrate
 from relay.systemd import Notifier
@@ -75,7 +77,7 @@ def load_signer(settings: Settings, *, create: bool = False) -> Any:
 
 def build_transport(settings: Settings) -> Transport:
     if settings.delivery.transport == "smtp":
-        return SmtpTransport(settings)
+        return SmtpTransport(settings, tls_context=client_context(settings) if settings.delivery.tls_ca_file else None)
     return MaildirTransport(settings.maildir_path)
 
 
@@ -101,6 +103,7 @@ class Relay:
         self.metrics.track_active(lambda: len(self.limits.sessions))
         self.http: HttpServer | None = None
         self.notifier = notifier or Notifier()
+        self.tls = TlsContexts.from_settings(settings)
         self.ctx: Context | None = None
         #: Called by reload() with the new settings: see relay/reload.py for the contract.
         self.reloaders: list[reloading.Reloader] = reloading.builtin_reloaders(self)
@@ -132,16 +135,19 @@ class Relay:
         await self.worker.start(recover=self._recover_queue)
         handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx), observe=self._observe_stage),
                                on_queued=self.worker.notify)
-        factory: Callable[[], RelaySMTP] = make_factory(settings, handler, self.limits)
         if settings.http.enabled:
             self.http = HttpServer(self, self.metrics)
             await self.http.start()
-        self.servers = await start_listeners(settings, factory)
+        self.servers = await start_all(self.ctx, handler, self.limits, self.tls)
         self.metrics.up_since.set(time.time())
         self.retention = RetentionTask(self.db, settings.audit.retention, clock=self.clock)
         self.retention.start()
         log.info("relay started", domain=settings.relay.domain, transport=settings.delivery.transport,
                  listen=[f"{h}:{p}" for h, p in self.addresses])
+
+    def reload_tls(self) -> bool:
+        """Re-read tls.cert_file/key_file (SIGHUP); open sessions keep theirs, the next STARTTLS uses the new."""
+        return self.tls.reload() if self.tls is not None else False
 
     def _observe_stage(self, stage: str, seconds: float) -> None:
         self.metrics.stage_seconds.labels(stage).observe(seconds)

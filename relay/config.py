@@ -114,6 +114,14 @@ class SmtpSection(_Section):
     #: On SIGTERM, transactions in progress get this long to finish before the session is
     #: closed with 421.
     shutdown_timeout: Duration = 30.0
+    #: Header fields per message (a flood of tiny fields costs as much to parse as a big header).
+    max_header_fields: int = Field(default=1000, ge=1)
+    #: Longest line (without CRLF) in DATA. RFC 5322 §2.1.1 says 998; Postfix accepts any length
+    #: (and folds on output). We accept up to this and refuse longer with 552 5.6.0.
+    max_line_length: int = Field(default=8192, ge=998)
+    #: Optional submission listeners (like port 587): STARTTLS required, then AUTH PLAIN/LOGIN
+    #: with a party's password (`relay party password`), before MAIL.
+    submission_listen: list[str] = Field(default_factory=list)
 
     @field_validator("listen")
     @classmethod
@@ -124,12 +132,21 @@ class SmtpSection(_Section):
             split_hostport(item)
         return v
 
+    @field_validator("submission_listen")
+    @classmethod
+    def _submission(cls, v: list[str]) -> list[str]:
+        for item in v:
+            split_hostport(item)
+        return v
+
 
 class DeliverySection(_Section):
     transport: Literal["maildir", "smtp"] = "maildir"
     maildir: Path | None = None  # default: <state_dir>/outbox
     smarthost: str | None = None
     tls: Literal["required", "opportunistic", "off"] = "opportunistic"
+    #: CA bundle for verifying the smarthost with tls = "required" (default: the system's).
+    tls_ca_file: Path | None = None
     concurrency: int = Field(default=20, ge=1, le=1000)
     connect_timeout: Duration = 30.0
     command_timeout: Duration = 60.0
@@ -219,15 +236,46 @@ class RulesSection(_Section):
 
 
 class DnsSection(_Section):
-    """Resolver used for inbound authentication (issue: trust)."""
+    """Resolver used for inbound authentication (SPF, DKIM keys, DMARC records)."""
+
+    #: Name server addresses; empty = the system's (/etc/resolv.conf).
+    nameservers: list[str] = Field(default_factory=list)
+    port: int = Field(default=53, ge=1, le=65535)
+    #: Time for one lookup (all retries); over it the check answers 451 4.7.0.
+    timeout: Duration = 5.0
+
+
+class FrontMtaSection(_Section):
+    #: Peers whose Authentication-Results (with authserv_id) and XCLIENT are trusted.
+    addresses: list[str] = Field(default_factory=list)
+    authserv_id: str
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        return [str(ipaddress.ip_address(a.strip())) for a in v]
 
 
 class TrustSection(_Section):
-    """Front MTA trust (issue: trust)."""
+    """Sender authentication and the front MTA."""
+
+    #: "enforce": header From must have an aligned DKIM or SPF pass (550 5.7.1 otherwise);
+    #: "off": skip the check (loopback development only; the embedded default config).
+    authenticate: Literal["enforce", "off"] = "enforce"
+    front_mta: FrontMtaSection | None = None
+    #: Listeners (entries of smtp.listen) that expect a PROXY protocol header from a front_mta peer.
+    proxy_protocol: list[str] = Field(default_factory=list)
 
 
 class TlsSection(_Section):
-    """Inbound TLS (issue: trust)."""
+    """Inbound TLS: STARTTLS on every listener when cert_file and key_file are set (reloaded on SIGHUP)."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    #: Listeners (entries of smtp.listen) where MAIL before STARTTLS gets 530 5.7.0.
+    require_tls: list[str] = Field(default_factory=list)
 
 
 class HttpSection(_Section):
@@ -308,6 +356,19 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         raise ConfigError(_format_errors(err, source)) from None
     if settings.delivery.transport == "smtp" and not settings.delivery.smarthost:
         raise ConfigError(f"{source}: delivery.smarthost: required when delivery.transport = \"smtp\"")
+    tls = settings.tls
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise ConfigError(f"{source}: tls.cert_file, tls.key_file: set both or neither")
+    for key, items in (("tls.require_tls", tls.require_tls), ("trust.proxy_protocol", settings.trust.proxy_protocol)):
+        for item in items:
+            if item not in settings.smtp.listen:
+                raise ConfigError(f"{source}: {key}: {item!r} is not an entry of smtp.listen")
+    if tls.require_tls and tls.cert_file is None:
+        raise ConfigError(f"{source}: tls.require_tls: needs tls.cert_file and tls.key_file")
+    if settings.smtp.submission_listen and tls.cert_file is None:
+        raise ConfigError(f"{source}: smtp.submission_listen: needs tls.cert_file and tls.key_file")
+    if settings.trust.proxy_protocol and settings.trust.front_mta is None:
+        raise ConfigError(f"{source}: trust.proxy_protocol: needs trust.front_mta")
     return settings
 
 

@@ -67,7 +67,41 @@ def builtin_reloaders(relay: Relay) -> list[Reloader]:
 
         return apply
 
-    return [limits, logging, live_settings]
+    def tls(old: Settings, new: Settings) -> Apply | None:
+        # Build the new context now (a broken certificate refuses the whole reload); the next
+        # STARTTLS uses it, sessions already in TLS keep theirs.
+        if relay.tls is None or new.tls.cert_file is None or new.tls.key_file is None:
+            return None
+        from relay.smtp.tls import server_context
+
+        context = server_context(str(new.tls.cert_file), str(new.tls.key_file))
+        current = relay.tls
+
+        def apply() -> None:
+            current.cert_file, current.key_file = str(new.tls.cert_file), str(new.tls.key_file)
+            current.server = context
+            log.info("TLS certificate reloaded", cert=current.cert_file)
+
+        return apply
+
+    def policy(old: Settings, new: Settings) -> Apply | None:
+        # Compile the new policy file now (an error names the key and refuses the reload).
+        if relay.ctx is None or "policy" not in relay.ctx.extras:
+            return None
+        from relay.pipeline.stages import content
+        from relay.policy import load_policy
+
+        load_policy(new.policy.path)
+        ctx = relay.ctx
+
+        def apply() -> None:
+            ctx.settings = new
+            content.load(ctx)
+            log.info("policy reloaded", path=str(new.policy.path))
+
+        return apply
+
+    return [limits, logging, live_settings, tls, policy]
 
 
 async def reload(relay: Relay, path: Path | None) -> bool:

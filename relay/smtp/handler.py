@@ -3,7 +3,8 @@
 Reads: relay.domain, smtp.max_recipients. Replies: all from replies.py; any unexpected
 exception becomes 451 4.3.0 (aiosmtpd's default is a permanent 500 that leaks internals).
 Audit reasons: rcpt.foreign_domain, rcpt.unknown_alias, rcpt.revoked_alias,
-rcpt.sender_not_party, data.bare_line_ending, plus whatever the stages record.
+rcpt.sender_not_party, data.bare_line_ending, data.header_too_big, data.too_many_header_fields,
+data.line_too_long, data.mime_too_deep, data.too_many_mime_parts, plus whatever the stages record.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from relay.pipeline.context import Context
 from relay.pipeline.runner import Pipeline
 from relay.pipeline.stages import enqueue
 from relay.pipeline.transit import Transit
-from relay.smtp import replies
+from relay.smtp import replies, shape
 from relay.store import audit, parties, threads
 
 log = structlog.get_logger("relay.smtp")
@@ -43,6 +44,13 @@ def valid_address(address: str) -> bool:
     return len(address) <= 320 and bool(_PATH.match(address))
 
 
+_SHAPE_REPLIES = {
+    "data.header_too_big": replies.HEADER_TOO_BIG, "data.too_many_header_fields": replies.HEADER_TOO_BIG,
+    "data.line_too_long": replies.LINE_TOO_LONG, "data.mime_too_deep": replies.MIME_TOO_COMPLEX,
+    "data.too_many_mime_parts": replies.MIME_TOO_COMPLEX,
+}
+
+
 class RelayHandler:
     def __init__(self, ctx: Context, pipeline: Pipeline,
                  on_queued: Callable[[list[tuple[int, bytes]]], None] | None = None) -> None:
@@ -56,6 +64,17 @@ class RelayHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.error("unexpected error in SMTP session", exc_info=error)
         return str(replies.INTERNAL_ERROR)
+
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data: Any) -> bool:
+        """PROXY protocol header: believed only from a trust.front_mta peer."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else ""
+        front = self.ctx.settings.trust.front_mta
+        if front is None or peer not in front.addresses:
+            log.info("PROXY header from an untrusted peer", peer=peer)
+            return False
+        if proxy_data.src_addr:
+            session.relay_client_ip = str(proxy_data.src_addr)  # type: ignore[attr-defined]
+        return True
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:
@@ -101,7 +120,8 @@ class RelayHandler:
         if target.revoked:
             await self._audit_rcpt("rcpt.revoked_alias", peer, envelope.mail_from, address, target)
             return str(replies.NO_SUCH_ALIAS)
-        if sender_party is None or sender_party != other:
+        auth_party = getattr(session, "relay_party_id", None)
+        if sender_party is None or sender_party != other or (auth_party is not None and auth_party != sender_party):
             # Deny early: the envelope sender is not the other party of this thread.
             await self._audit_rcpt("rcpt.sender_not_party", peer, envelope.mail_from, address, target)
             return str(replies.NOT_AUTHORIZED)
@@ -123,6 +143,10 @@ class RelayHandler:
         if BARE_LINE_ENDING.search(raw):
             await self._audit_data("data.bare_line_ending", peer, envelope, targets)
             return str(replies.BARE_LINE_ENDING)
+        too_much = shape.check(raw, self.ctx.settings.smtp)
+        if too_much is not None:
+            await self._audit_data(too_much, peer, envelope, targets)
+            return str(_SHAPE_REPLIES[too_much])
         mailbox = getattr(envelope, "relay_mailbox", None)
         if mailbox is not None:
             reply = await mailbox.data(envelope, raw, peer)
@@ -131,8 +155,10 @@ class RelayHandler:
             return str(reply)
         now = self.ctx.clock()
         helo = session.host_name or ""
+        shared: dict[str, Any] = {}  # what one check learns for all recipients of this DATA
         transits = [Transit(peer=peer, helo=helo, envelope_from=envelope.mail_from or "", rcpt=rcpt,
-                            target=target, raw=raw, received_at=now)
+                            target=target, raw=raw, received_at=now,
+                            notes={**session_notes(session), "shared": shared})
                     for rcpt, target in zip(envelope.rcpt_tos, targets, strict=True)]
         started = time.perf_counter()
         for tx in transits:
@@ -181,7 +207,8 @@ class RelayHandler:
             await enqueue.refuse(self.ctx, tx, verdict)
         else:
             await self._write_event("message.tempfailed", verdict.reason, thread_id=tx.target.thread_id,
-                                    detail={"reply": f"{reply.code} {reply.status}", "alias": tx.target.alias})
+                                    detail={**dict(verdict.detail), "reply": f"{reply.code} {reply.status}",
+                                            "alias": tx.target.alias})
         return str(reply)
 
     async def _audit_rcpt(self, reason: str, peer: str, mail_from: str | None, rcpt: str,
@@ -205,7 +232,17 @@ class RelayHandler:
             log.error("audit write failed", error=str(exc), reason=reason)
 
 
+def session_notes(session: Session) -> dict[str, Any]:
+    """What the SMTP session proved, for the stages: SMTP AUTH party, front-MTA peer."""
+    return {"auth_party": getattr(session, "relay_party_id", None),
+            "front_mta": bool(getattr(session, "relay_front_mta", False))}
+
+
 def _peer(session: Session) -> str:
+    """The client's address: as told by a trusted front MTA (XCLIENT, PROXY), else the TCP peer."""
+    told = getattr(session, "relay_client_ip", None)
+    if told:
+        return str(told)
     peer = session.peer
     if isinstance(peer, tuple) and peer:
         return str(peer[0])

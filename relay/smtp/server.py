@@ -1,9 +1,12 @@
-"""SMTP listeners on our own event loop: aiosmtpd sessions with the relay's limits.
+"""SMTP listeners on our own event loop: aiosmtpd sessions with the relay's limits and TLS.
 
-Reads: smtp.listen, smtp.hostname, smtp.max_message_size, smtp.max_connections,
-smtp.max_connections_per_ip, smtp.command_timeout, smtp.data_timeout, smtp.shutdown_timeout
-(all live: Limits.update() on reload). Replies: 421 4.7.0 over the connection limits, 552 5.3.4
-over the size limit, 421 4.3.2 to idle sessions and after the transaction in progress on shutdown.
+Reads: smtp.listen, smtp.submission_listen, smtp.hostname, smtp.max_message_size, smtp.command_timeout,
+smtp.data_timeout, smtp.shutdown_timeout, the limits in limits.py (live: Limits.update() on reload),
+tls.*, trust.proxy_protocol.
+Replies: 421 4.7.0 over the connection limits, 451 4.7.1 over the message rate, 452 4.3.1 when DATA
+in flight is at its memory bound, 552 5.3.4 over the size limit, 554 5.5.0 for commands pipelined
+after end-of-data (PIPELINING is not offered; Postfix: smtpd_forbid_unauth_pipelining), 421 4.3.2
+to idle sessions and after the transaction in progress on shutdown.
 DATA is read in large chunks up to <CRLF>.<CRLF> (not line by line as aiosmtpd does), so
 long lines are accepted and receiving costs one scan of the bytes.
 """
@@ -11,73 +14,24 @@ long lines are accepted and receiving costs one scan of the bytes.
 from __future__ import annotations
 
 import asyncio
-import collections
 import socket
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP
 
 from relay.config import Settings, split_hostport
 from relay.smtp import replies
+from relay.smtp.identity import IdentityMixin, capture_credentials
+from relay.smtp.limits import DEFAULT_RESERVATION, MEMORY_FACTOR, Limits
+from relay.smtp.tls import TlsContexts
+
+__all__ = ["Limits", "RelaySMTP", "make_factory", "start_listeners"]
 
 log = structlog.get_logger("relay.smtp")
 
 END_OF_DATA = b"\r\n.\r\n"
-
-
-@dataclass
-class Limits:
-    """Shared, live-updatable limits and counters for all sessions of one process."""
-
-    max_connections: int
-    max_connections_per_ip: int
-    data_timeout: float
-    max_message_size: int = 25 << 20
-    command_timeout: float = 300.0
-    active: int = 0
-    per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
-    accepting: bool = True
-    sessions: set[RelaySMTP] = field(default_factory=set)
-    #: called with "accepted" or "refused" for every new connection (metrics)
-    on_connection: Callable[[str], None] | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        limits = cls(0, 0, 0.0)
-        limits.update(settings)
-        return limits
-
-    def update(self, settings: Settings) -> None:
-        """Take new values from a reloaded configuration; sessions see them at their next check."""
-        smtp = settings.smtp
-        self.max_connections, self.max_connections_per_ip = smtp.max_connections, smtp.max_connections_per_ip
-        self.data_timeout, self.command_timeout = smtp.data_timeout, smtp.command_timeout
-        self.max_message_size = smtp.max_message_size
-
-    async def drain(self, timeout: float) -> int:
-        """Shutdown: refuse new sessions, close idle ones with 421, give transactions in progress
-        `timeout` seconds to end (each session then closes itself with 421), then close the rest.
-        Returns the number of sessions closed in the middle of a transaction."""
-        self.accepting = False
-        for session in list(self.sessions):
-            if not session.in_transaction:
-                session.close_with(replies.SHUTTING_DOWN)
-        deadline = time.monotonic() + timeout
-        while self.sessions and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            for session in list(self.sessions):  # a session that ended its transaction with RSET
-                if not session.in_transaction:
-                    session.close_with(replies.SHUTTING_DOWN)
-        cut = list(self.sessions)
-        for session in cut:
-            session.close_with(replies.SHUTTING_DOWN)
-        if cut:
-            log.warning("SMTP transactions cut short by the shutdown (answered 421)", count=len(cut))
-            await asyncio.sleep(0)  # let connection_lost run
-        return len(cut)
 
 
 def unstuff(data: bytes) -> bytes:
@@ -87,12 +41,15 @@ def unstuff(data: bytes) -> bytes:
     return data.replace(b"\r\n.", b"\r\n")
 
 
-class RelaySMTP(SMTP):
-    def __init__(self, handler: object, *, limits: Limits, **kwargs: object) -> None:
-        super().__init__(handler, **kwargs)  # type: ignore[arg-type]
+class RelaySMTP(IdentityMixin):
+    def __init__(self, handler: object, *, limits: Limits, tls: TlsContexts | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
         self.limits = limits
+        self.tls = tls
         self._counted_ip: str | None = None
         self._in_data = False
+        self._held = 0  # in-flight bytes this session holds
 
     @property
     def in_transaction(self) -> bool:
@@ -119,7 +76,7 @@ class RelaySMTP(SMTP):
             refusal = replies.SHUTTING_DOWN
         elif self.limits.active >= self.limits.max_connections:
             refusal = replies.TOO_MANY_CONNECTIONS
-        elif self.limits.per_ip[ip] >= self.limits.max_connections_per_ip:
+        elif self.limits.per_ip[ip] >= self.limits.max_connections_per_ip and not self.is_front_peer(ip):
             refusal = replies.TOO_MANY_FROM_IP
         self.limits.active += 1
         self.limits.per_ip[ip] += 1
@@ -146,7 +103,26 @@ class RelaySMTP(SMTP):
             if self.limits.per_ip[self._counted_ip] <= 0:
                 del self.limits.per_ip[self._counted_ip]
             self._counted_ip = None
+        self._release()
         super().connection_lost(error)
+
+    # -- TLS: a reloaded certificate is used from the next STARTTLS on ------------------------
+    async def smtp_STARTTLS(self, arg: str) -> None:
+        if self.tls is not None:
+            self.tls_context = self.tls.server
+        await super().smtp_STARTTLS(arg)
+
+    # -- message rate -----------------------------------------------------------------------------
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if not self.limits.accepting:
+            self.close_with(replies.SHUTTING_DOWN)
+            return
+        if self.session is not None and self.session.host_name and self.envelope is not None \
+                and self.envelope.mail_from is None and not self.limits.allow_message(self.client_ip()):
+            log.info("message rate exceeded", peer=self.client_ip())
+            await self.push(str(replies.RATE_LIMITED))
+            return
+        await super().smtp_MAIL(arg)
 
     # -- DATA in chunks -------------------------------------------------------------------
     async def smtp_DATA(self, arg: str) -> None:
@@ -161,14 +137,21 @@ class RelaySMTP(SMTP):
         if arg:
             await self.push("501 5.5.4 Syntax: DATA")
             return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        self._reset_timeout(self.limits.data_timeout)
+        if not await self._reserve():
+            await self.push(str(replies.INFLIGHT_FULL))
+            return
         self._in_data = True
         try:
-            content, too_big = await self._read_data()
-            if too_big:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self._reset_timeout(self.limits.data_timeout)
+            content, refusal, pipelined = await self._read_data()
+            if refusal is not None or pipelined:
                 self._set_post_data_state()
-                await self.push(str(replies.MESSAGE_TOO_BIG))
+                await self.push(str(replies.PIPELINED_AFTER_DATA if pipelined else refusal))
+                if pipelined:
+                    log.info("commands pipelined after end-of-data", peer=self.client_ip())
+                    assert self.transport is not None
+                    self.transport.close()
                 return
             self.envelope.content = content
             self.envelope.original_content = content
@@ -176,28 +159,51 @@ class RelaySMTP(SMTP):
             self._set_post_data_state()
             await self.push("250 OK" if status is MISSING else status)
         finally:
+            self._release()
             self._in_data = False
             if not self.limits.accepting:  # shutting down: this transaction was the last one
                 self.close_with(replies.SHUTTING_DOWN)
 
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        if not self.limits.accepting:
-            self.close_with(replies.SHUTTING_DOWN)
-            return
-        await super().smtp_MAIL(arg)
+    def _declared_size(self) -> int:
+        assert self.envelope is not None
+        for opt in self.envelope.mail_options:
+            key, _, value = str(opt).partition("=")
+            if key.upper() == "SIZE" and value.isdigit():
+                return min(int(value), self.data_size_limit or int(value))
+        return DEFAULT_RESERVATION
 
-    for _attr in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):  # HELP MAIL
-        setattr(smtp_MAIL, _attr, getattr(SMTP.smtp_MAIL, _attr, None))
-    del _attr
+    async def _reserve(self) -> bool:
+        want = self._declared_size() * MEMORY_FACTOR
+        wait = min(0.9 * (self._timeout_duration or 60.0), 60.0)  # answer before the command timeout
+        if await self.limits.reserve(want, wait):
+            self._held = want
+            return True
+        log.info("in-flight DATA at its bound", inflight=self.limits.inflight, peer=self.client_ip())
+        return False
 
-    async def _read_data(self) -> tuple[bytes, bool]:
-        """Read up to the end-of-data line; return (unstuffed content, over the size limit)."""
+    def _grow(self, size: int) -> bool:
+        need = size * MEMORY_FACTOR - self._held
+        if need <= 0:
+            return True
+        need = max(need, 1 << 20)  # grow in steps, not per chunk
+        if self.limits.try_grow(need):
+            self._held += need
+            return True
+        return False
+
+    def _release(self) -> None:
+        if self._held:
+            self.limits.release(self._held)
+            self._held = 0
+
+    async def _read_data(self) -> tuple[bytes, replies.Reply | None, bool]:
+        """Read up to the end-of-data line: (unstuffed content, refusal, commands pipelined after it)."""
         reader = self._reader
         limit = self.data_size_limit or (1 << 62)
         # The CRLF that ended the DATA command starts the buffer, so an empty message
         # (".\r\n" right away) is found by the same search.
         buf = bytearray(b"\r\n")
-        too_big = False
+        refusal: replies.Reply | None = None
         search_from = 0
         while True:
             idx = buf.find(END_OF_DATA, search_from)
@@ -208,43 +214,71 @@ class RelaySMTP(SMTP):
             if not chunk:
                 raise ConnectionResetError("connection closed during DATA")
             buf += chunk
-            if len(buf) - 2 > limit:
-                # Over the limit: keep reading to the terminator, but keep nothing.
-                too_big = True
+            if refusal is None and len(buf) - 2 > limit:
+                refusal = replies.MESSAGE_TOO_BIG
+            elif refusal is None and not self._grow(len(buf)):
+                refusal = replies.INFLIGHT_FULL
+            if refusal is not None:
+                # Refused: keep reading to the terminator, but keep nothing.
                 del buf[: -(len(END_OF_DATA) - 1)]
                 search_from = 0
-        leftover = buf[idx + len(END_OF_DATA):]
-        if leftover:  # pipelined commands after the terminator stay for the command loop
-            reader._buffer[:0] = leftover  # type: ignore[attr-defined]
-        if too_big or idx > limit:
-            return b"", True
-        content = bytes(buf[2 : idx + 2])
+                self._release()
+        leftover = bytes(buf[idx + len(END_OF_DATA):])
+        if refusal is not None:
+            return b"", refusal, bool(leftover)
+        with memoryview(buf) as view:
+            content = bytes(view[2 : idx + 2])  # one copy (a bytearray slice would make two)
         del buf
-        return unstuff(content), False
+        return unstuff(content), None, bool(leftover)
 
 
-def make_factory(settings: Settings, handler: object, limits: Limits) -> Callable[[], RelaySMTP]:
+# aiosmtpd's HELP reads the syntax its decorators put on the command methods we override.
+for _name in ("smtp_MAIL", "smtp_DATA", "smtp_STARTTLS"):
+    for _attr in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
+        if hasattr(getattr(SMTP, _name), _attr):
+            setattr(getattr(RelaySMTP, _name), _attr, getattr(getattr(SMTP, _name), _attr))
+
+
+def make_factory(settings: Settings, handler: object, limits: Limits, *, tls: TlsContexts | None = None,
+                 submission: bool = False, require_tls: bool = False, proxy: bool = False,
+                 party_authenticator: Any = None) -> Callable[[], RelaySMTP]:
+    front = settings.trust.front_mta
+
     def factory() -> RelaySMTP:
-        return RelaySMTP(
+        kwargs: dict[str, Any] = {}
+        if tls is not None:
+            kwargs.update(tls_context=tls.server, require_starttls=submission or require_tls)
+        if submission:
+            kwargs.update(auth_required=True, auth_require_tls=True, authenticator=capture_credentials)
+        if proxy:
+            kwargs.update(proxy_protocol_timeout=settings.smtp.command_timeout)
+        smtp = RelaySMTP(
             handler,
             limits=limits,
+            tls=tls,
             data_size_limit=settings.smtp.max_message_size,
             enable_SMTPUTF8=True,
             decode_data=False,
             hostname=settings.smtp_hostname,
             ident="relay",
             timeout=settings.smtp.command_timeout,
+            **kwargs,
         )
+        smtp.front_addresses = frozenset(front.addresses) if front else frozenset()
+        smtp.submission = submission
+        smtp.party_authenticator = party_authenticator
+        return smtp
 
     return factory
 
 
-async def start_listeners(settings: Settings, factory: Callable[[], RelaySMTP]) -> list[asyncio.Server]:
-    """Bind every smtp.listen address; with several worker processes each binds with SO_REUSEPORT
+async def start_listeners(settings: Settings, factory: Callable[[], RelaySMTP],
+                          addresses: list[str] | None = None) -> list[asyncio.Server]:
+    """Bind the listen addresses; with several worker processes each binds with SO_REUSEPORT
     and the kernel spreads connections over them."""
     servers = []
     reuse_port = settings.smtp.workers > 1
-    for item in settings.smtp.listen:
+    for item in settings.smtp.listen if addresses is None else addresses:
         host, port = split_hostport(item)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server = await asyncio.get_running_loop().create_server(factory, host=host, port=port, family=family,

@@ -39,7 +39,8 @@ async def test_two_workers_share_port_and_queue(tmp_path: Path, sink: Sink, dkim
         f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp_path / "state"}"\n'
         f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\n'
         f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink.port}"\ntls = "off"\n'
-        f'[dkim]\nselector = "test"\nprivate_key = "{dkim_key}"\n[logging]\nformat = "json"\n')
+        f'[dkim]\nselector = "test"\nprivate_key = "{dkim_key}"\n[logging]\nformat = "json"\n'
+        '[trust]\nauthenticate = "off"\n[http]\nlisten = "127.0.0.1:0"\n')
     settings = load(cfg)
     world = provision(settings)
     log = open(tmp_path / "relay.log", "wb")

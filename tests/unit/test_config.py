@@ -50,3 +50,26 @@ def test_env_variable_selects_the_file(tmp_path: Path, monkeypatch: pytest.Monke
                                                 ("250ms", 0.25)])
 def test_durations(value: object, seconds: float) -> None:
     assert config.parse_duration(value) == seconds
+
+
+def test_production_example_enforces_authentication() -> None:
+    s = config.load(Path(__file__).resolve().parents[2] / "config" / "production.example.toml")
+    assert s.trust.authenticate == "enforce" and s.delivery.tls == "required"
+    assert s.smtp.submission_listen and s.tls.cert_file is not None
+    assert config.load(Path(__file__).resolve().parents[2] / "config" / "relay.toml").trust.authenticate == "off"
+
+
+def test_tls_and_trust_cross_checks(tmp_path: Path) -> None:
+    import pytest
+
+    bad = [
+        {"tls": {"cert_file": "c.pem"}},
+        {"tls": {"cert_file": "c", "key_file": "k", "require_tls": ["127.0.0.1:9"]}},
+        {"smtp": {"submission_listen": ["127.0.0.1:587"]}},
+        {"trust": {"proxy_protocol": ["127.0.0.1:2525"]}},
+        {"trust": {"authenticate": "maybe"}},
+        {"trust": {"front_mta": {"addresses": ["not-an-ip"], "authserv_id": "x"}}},
+    ]
+    for data in bad:
+        with pytest.raises(config.ConfigError):
+            config.settings_from_dict(data)

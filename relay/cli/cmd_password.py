@@ -1,0 +1,54 @@
+"""relay party password PARTY: set the party's SMTP AUTH password (submission listener).
+
+The password is read from a prompt (twice) or, with --password-stdin, from the first line of
+standard input; it is stored only as a scrypt hash (relay/trust/passwords.py). Audited as
+party.password_set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sqlite3
+import sys
+
+from relay.cli.common import CliError, add_json, emit, group, read, store, write
+from relay.store import audit, credentials, parties
+from relay.trust import passwords
+
+MIN_LENGTH = 12
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    psub = group(sub, "party", "buyers and sellers")
+    cmd = psub.add_parser("password", help="set a party's SMTP AUTH password (submission listener)")
+    cmd.add_argument("party", help="id, ref or address")
+    cmd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add_json(cmd)
+    cmd.set_defaults(handler=party_password)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("New password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CliError("the passwords do not match")
+    if len(password) < MIN_LENGTH:
+        raise CliError(f"the password must have at least {MIN_LENGTH} characters")
+    return password
+
+
+def party_password(args: argparse.Namespace) -> int:
+    with store(args) as conn:
+        party = read(lambda: parties.find(conn, args.party))
+        hashed = passwords.hash_password(_read_password(args))
+
+        def unit(c: sqlite3.Connection) -> None:
+            credentials.set_password(c, party.id, hashed)
+            audit.append(c, "party.password_set", reason="cli", party_id=party.id)
+
+        write(conn, unit)
+    emit(args, {"party": party.id, "password": "set"}, f"party {party.id}: password set")
+    return 0

@@ -1,0 +1,141 @@
+"""Process-wide SMTP limits: connections (total, per IP), messages per IP per minute, and the
+memory spent on DATA in flight.
+
+Reads: smtp.max_connections, smtp.max_connections_per_ip, smtp.max_messages_per_ip_per_minute,
+smtp.data_timeout, smtp.max_inflight_bytes. The server answers 421 / 451 4.7.1 / 452 4.3.1 from these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from relay.config import Settings
+from relay.smtp import replies
+
+log = structlog.get_logger("relay.smtp")
+
+#: Bytes of memory one received byte costs until the reply is sent: the receive buffer, the
+#: content, the rewritten and the signed copy, the store's copies (measured with
+#: bench/inflight_memory.py: about 9 x a 15 MB message above the idle RSS).
+MEMORY_FACTOR = 10
+#: What a DATA without a SIZE= declaration reserves up front (it grows as bytes arrive).
+DEFAULT_RESERVATION = 256 * 1024
+
+
+@dataclass
+class Limits:
+    """Shared, live-updatable limits and counters for all sessions of one process."""
+
+    max_connections: int
+    max_connections_per_ip: int
+    data_timeout: float
+    max_messages_per_minute: int = 600
+    max_inflight: int = 512 << 20
+    max_message_size: int = 25 << 20
+    command_timeout: float = 300.0
+    active: int = 0
+    per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
+    accepting: bool = True
+    inflight: int = 0
+    _recent: dict[str, collections.deque[float]] = field(default_factory=dict)
+    _room: asyncio.Condition | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: open sessions (RelaySMTP), for the shutdown drain
+    sessions: set[Any] = field(default_factory=set)
+    #: called with "accepted" or "refused" for every new connection (metrics)
+    on_connection: Callable[[str], None] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        limits = cls(0, 0, 0.0)
+        limits.update(settings)
+        return limits
+
+    def update(self, settings: Settings) -> None:
+        """Take new values from a reloaded configuration; sessions see them at their next check."""
+        s = settings.smtp
+        self.max_connections, self.max_connections_per_ip = s.max_connections, s.max_connections_per_ip
+        self.data_timeout, self.command_timeout = s.data_timeout, s.command_timeout
+        self.max_message_size = s.max_message_size
+        self.max_messages_per_minute = s.max_messages_per_ip_per_minute
+        self.max_inflight = s.max_inflight_bytes
+
+    async def drain(self, timeout: float) -> int:
+        """Shutdown: refuse new sessions, close idle ones with 421, give transactions in progress
+        `timeout` seconds to end (each session then closes itself with 421), then close the rest.
+        Returns the number of sessions closed in the middle of a transaction."""
+        self.accepting = False
+        for session in list(self.sessions):
+            if not session.in_transaction:
+                session.close_with(replies.SHUTTING_DOWN)
+        deadline = time.monotonic() + timeout
+        while self.sessions and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            for session in list(self.sessions):  # a session that ended its transaction with RSET
+                if not session.in_transaction:
+                    session.close_with(replies.SHUTTING_DOWN)
+        cut = list(self.sessions)
+        for session in cut:
+            session.close_with(replies.SHUTTING_DOWN)
+        if cut:
+            log.warning("SMTP transactions cut short by the shutdown (answered 421)", count=len(cut))
+            await asyncio.sleep(0)  # let connection_lost run
+        return len(cut)
+
+    # -- message rate ------------------------------------------------------------------------
+    def allow_message(self, ip: str, now: float | None = None) -> bool:
+        """Count one MAIL from `ip`; False when it is over max_messages_per_minute in the last 60 s."""
+        now = time.monotonic() if now is None else now
+        recent = self._recent.setdefault(ip, collections.deque())
+        while recent and recent[0] <= now - 60:
+            recent.popleft()
+        if len(recent) >= self.max_messages_per_minute:
+            return False
+        recent.append(now)
+        if len(self._recent) > 100_000:  # forget idle addresses so the table stays bounded
+            for key in [k for k, v in self._recent.items() if not v or v[-1] <= now - 60]:
+                del self._recent[key]
+        return True
+
+    # -- memory for DATA in flight ---------------------------------------------------------
+    def _fits(self, nbytes: int) -> bool:
+        return self.inflight == 0 or self.inflight + nbytes <= self.max_inflight
+
+    def try_grow(self, nbytes: int) -> bool:
+        if not self._fits(nbytes):
+            return False
+        self.inflight += nbytes
+        return True
+
+    async def reserve(self, nbytes: int, wait: float) -> bool:
+        """Take `nbytes` of the in-flight budget, waiting up to `wait` seconds for room."""
+        if self.try_grow(nbytes):
+            return True
+        if self._room is None:
+            self._room = asyncio.Condition()
+        try:
+            async with self._room:
+                await asyncio.wait_for(self._room.wait_for(lambda: self._fits(nbytes)), wait)
+        except TimeoutError:
+            return False
+        return self.try_grow(nbytes)
+
+    def release(self, nbytes: int) -> None:
+        self.inflight = max(0, self.inflight - nbytes)
+        if self._room is not None:
+            room = self._room
+
+            async def _notify() -> None:
+                async with room:
+                    room.notify_all()
+
+            task = asyncio.get_running_loop().create_task(_notify())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,45 @@
+"""Start every listener with its own flavour: MX listeners (smtp.listen; STARTTLS when a
+certificate is configured, required on tls.require_tls entries, PROXY protocol on
+trust.proxy_protocol entries) and submission listeners (smtp.submission_listen: STARTTLS, then
+AUTH PLAIN/LOGIN with a party's password before MAIL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+from relay.pipeline.context import Context
+from relay.smtp.identity import PartyAuthenticator
+from relay.smtp.limits import Limits
+from relay.smtp.server import make_factory, start_listeners
+from relay.smtp.tls import TlsContexts
+from relay.store import credentials, parties
+from relay.trust import passwords
+
+
+def party_authenticator(ctx: Context) -> PartyAuthenticator:
+    async def check(login: str, password: bytes) -> int | None:
+        def load(conn: sqlite3.Connection) -> tuple[int | None, str | None]:
+            party_id = parties.by_address(conn, login.strip().lower())
+            return party_id, credentials.password_hash(conn, party_id) if party_id is not None else None
+
+        party_id, stored = await ctx.db.read(load)
+        ok = await asyncio.to_thread(passwords.verify, password, stored)
+        return party_id if ok else None
+
+    return check
+
+
+async def start_all(ctx: Context, handler: object, limits: Limits, tls: TlsContexts | None) -> list[asyncio.Server]:
+    settings = ctx.settings
+    servers: list[asyncio.Server] = []
+    for item in settings.smtp.listen:
+        factory = make_factory(settings, handler, limits, tls=tls, require_tls=item in settings.tls.require_tls,
+                               proxy=item in settings.trust.proxy_protocol)
+        servers += await start_listeners(settings, factory, [item])
+    if settings.smtp.submission_listen:
+        factory = make_factory(settings, handler, limits, tls=tls, submission=True,
+                               party_authenticator=party_authenticator(ctx))
+        servers += await start_listeners(settings, factory, settings.smtp.submission_listen)
+    return servers

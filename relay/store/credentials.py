@@ -1,0 +1,18 @@
+"""Party credentials for SMTP AUTH (table party_credentials, migration 0003)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+
+def set_password(conn: sqlite3.Connection, party_id: int, password_hash: str, now: float | None = None) -> None:
+    conn.execute(
+        "INSERT INTO party_credentials (party_id, password, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT(party_id) DO UPDATE SET password = excluded.password, updated_at = excluded.updated_at",
+        (party_id, password_hash, time.time() if now is None else now))
+
+
+def password_hash(conn: sqlite3.Connection, party_id: int) -> str | None:
+    row = conn.execute("SELECT password FROM party_credentials WHERE party_id = ?", (party_id,)).fetchone()
+    return row[0] if row else None

@@ -1,0 +1,1 @@
+"""Sender authentication helpers: async DNS, SPF, DKIM verification, DMARC alignment, Authentication-Results."""

@@ -1,0 +1,36 @@
+"""Party passwords for SMTP AUTH: scrypt (hashlib, a memory-hard slow hash), self-describing strings
+`scrypt$n$r$p$salt_b64$hash_b64`, constant-time comparison. Pure functions; call verify off the loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+
+N, R, P = 2**15, 8, 1  # ~32 MiB and tens of ms per check
+_DUMMY = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + base64.b64encode(bytes(32)).decode()
+
+
+def _derive(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, maxmem=256 << 20, dklen=32)
+
+
+def hash_password(password: str | bytes) -> str:
+    pw = password.encode() if isinstance(password, str) else password
+    salt = secrets.token_bytes(16)
+    digest = _derive(pw, salt, N, R, P)
+    return f"scrypt${N}${R}${P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify(password: bytes, stored: str | None) -> bool:
+    """True when `password` matches; an unknown login costs a hash too (no timing oracle)."""
+    try:
+        scheme, n, r, p, salt, digest = (stored or _DUMMY).split("$")
+        if scheme != "scrypt":
+            return False
+        got = _derive(password, base64.b64decode(salt), int(n), int(r), int(p))
+    except (ValueError, TypeError):
+        return False
+    return stored is not None and hmac.compare_digest(got, base64.b64decode(digest))
