@@ -31,7 +31,10 @@ log = structlog.get_logger("relay.smtp")
 
 #: RFC 5321 §2.3.8: CR and LF only as CRLF. A bare one (or a NUL) is how SMTP smuggling
 #: hides a second message; we refuse rather than guess (Postfix: smtpd_forbid_bare_newline).
-BARE_LINE_ENDING = re.compile(rb"(?<!\r)\n|\r(?!\n)|\x00")
+def has_bare_line_ending(raw: bytes) -> bool:
+    """A CR or LF that is not part of a CRLF, or a NUL (three C-speed counts, no regex scan)."""
+    crlf = raw.count(b"\r\n")
+    return raw.count(b"\n") != crlf or raw.count(b"\r") != crlf or b"\x00" in raw
 
 
 _LOCAL = r'[^\s<>()\[\]\\,;:@"\x00-\x1f\x7f]+'
@@ -140,7 +143,7 @@ class RelayHandler:
 
     async def _data(self, session: Session, envelope: Envelope, targets: list[AliasTarget], peer: str) -> str:
         raw = envelope.original_content or b""
-        if BARE_LINE_ENDING.search(raw):
+        if has_bare_line_ending(raw):
             await self._audit_data("data.bare_line_ending", peer, envelope, targets)
             return str(replies.BARE_LINE_ENDING)
         too_much = shape.check(raw, self.ctx.settings.smtp)
