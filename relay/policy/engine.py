@@ -246,6 +246,9 @@ def _score(pending: list[_Pending], policy: Policy) -> list[Finding]:
 # --- apply --------------------------------------------------------------------------------
 
 def to_crlf(raw: bytes) -> bytes:
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:
+        return raw  # already CRLF only (the SMTP server refuses anything else): no copy
     return re.sub(rb"\r?\n|\r(?!\n)", b"\r\n", raw)
 
 

@@ -166,11 +166,15 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[t
     return spans
 
 
+_NOT_BASE64 = bytes(b for b in range(256)
+                    if b not in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+
+
 def decode_body(raw: bytes, part: Part) -> bytes:
     body = raw[part.body_start : part.end]
     cte = part.cte
     if cte == "base64":
-        cleaned = re.sub(rb"[^A-Za-z0-9+/]", b"", body)
+        cleaned = body.translate(None, _NOT_BASE64)  # C speed: a regex took 60 ms on 4 MB
         cleaned = cleaned[: len(cleaned) - len(cleaned) % 4] if len(cleaned) % 4 == 1 else cleaned
         cleaned += b"=" * (-len(cleaned) % 4)
         try:
