@@ -207,3 +207,30 @@ async def test_metadata_scrubbed_after_relay(start_relay, sink: Sink) -> None:
     with zipfile.ZipFile(io.BytesIO(files["sizes.docx"])) as z:
         assert b"Taro Yamada" not in z.read("docProps/core.xml")
         assert b"Size chart" in z.read("word/document.xml")
+
+
+async def test_transcript_shows_a_stripped_attachment_and_a_refusal(start_relay, sink: Sink, tmp_path: Path) -> None:
+    """A dispute view of a thread: one message with an attachment the policy removed, one refused."""
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    port = relay.addresses[0][1]
+    exe = base64.encodebytes(b"MZ\x90\x00" + b"\x00" * 200).decode().replace("\n", "\r\n")
+    raw = (f"From: {world.seller_email}\r\nTo: {world.buyer_alias}\r\nSubject: Your invoice\r\n"
+           "Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\n"
+           "The invoice is attached.\r\n--b1\r\nContent-Type: application/pdf; name=invoice.pdf\r\n"
+           "Content-Disposition: attachment; filename=invoice.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           f"{exe}--b1--\r\n").encode()
+    await send(port, world.seller_email, [world.buyer_alias], raw)
+    await sink.wait_for(1)
+    code, _ = await send_expect(port, world.buyer_email, [world.seller_alias],
+                                message(world.buyer_email, world.seller_alias, "Re: Your invoice",
+                                        "Pay me at www.my-own-shop.com instead\r\n"))
+    assert code == 550
+    await eventually(lambda: "delivery.delivered" in [e.event for e in events(world)])
+    r = cli(world, tmp_path, "thread", "transcript", str(world.thread_id))
+    assert r.returncode == 0, r.stderr
+    text = r.stdout
+    assert "policy.attachment_stripped" in text and "invoice.pdf" in text
+    assert "content.links" in text and "550" in text
+    assert "Your invoice" in text and "Re: Your invoice" in text
