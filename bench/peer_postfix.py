@@ -65,8 +65,8 @@ def unavailable() -> str | None:
 class PostfixTarget:
     name = "postfix"
 
-    def __init__(self, base: Path) -> None:
-        self.base = base
+    def __init__(self, base: Path, *, milter_socket: str = "unix") -> None:
+        self.base, self.milter_socket = base, milter_socket
         self.dkim = bool(_exe("opendkim") and _exe("opendkim-genkey"))
         self.port = 0
         self.sender = "buyer0@buyer.example"
@@ -80,7 +80,8 @@ class PostfixTarget:
     def describe(self) -> str:
         version = subprocess.run([_exe("postconf") or "postconf", "-h", "mail_version"], capture_output=True,
                                  text=True).stdout.strip()
-        return f"Postfix {version}" + (" + OpenDKIM" if self.dkim else " (OpenDKIM not installed: no signing)")
+        return f"Postfix {version}" + (f" + OpenDKIM ({self.milter_socket} socket)" if self.dkim
+                                       else " (OpenDKIM not installed: no signing)")
 
     def public_txt(self) -> str:
         from relay.dkim import public_txt_from_private
@@ -106,8 +107,7 @@ class PostfixTarget:
         (conf / "sender_canonical").write_text(f"{self.sender} {self.sender_alias}\n")
         milter = ""
         if self.dkim:
-            milter_port = await self._start_opendkim()
-            milter = f"smtpd_milters = inet:127.0.0.1:{milter_port}\nmilter_default_action = tempfail\n"
+            milter = f"smtpd_milters = {await self._start_opendkim()}\nmilter_default_action = tempfail\n"
         defaults = subprocess.run([_exe("postconf") or "postconf", "-d", "daemon_directory", "meta_directory",
                                    "shlib_directory", "command_directory"], capture_output=True, text=True).stdout
         (conf / "main.cf").write_text(
@@ -140,7 +140,8 @@ class PostfixTarget:
             await self.stop()
             raise
 
-    async def _start_opendkim(self) -> int:
+    async def _start_opendkim(self) -> str:
+        """Start OpenDKIM; return Postfix's milter address for it."""
         keydir = self.base / "peer-dkim"
         if not (keydir / "peer.private").exists():
             keydir.mkdir(exist_ok=True)
@@ -148,21 +149,33 @@ class PostfixTarget:
                             str(keydir)], check=True)
             shutil.chown(keydir / "peer.private", "opendkim", "opendkim")
             os.chmod(keydir / "peer.private", 0o600)
-        port = free_port()
+        sockdir = self.work / "opendkim"  # it creates the socket after dropping privileges
+        sockdir.mkdir()
+        shutil.chown(sockdir, "opendkim", "opendkim")
+        port, sock = free_port(), sockdir / "opendkim.sock"
+        socket_spec = f"local:{sock}" if self.milter_socket == "unix" else f"inet:{port}@127.0.0.1"
         cfg = self.work / "opendkim.conf"
         cfg.write_text(f"Syslog no\nMode s\nDomain {DOMAIN}\nSelector peer\nKeyFile {keydir / 'peer.private'}\n"
                        "Canonicalization relaxed/relaxed\nSignatureAlgorithm rsa-sha256\nOversignHeaders From\n"
-                       f"Socket inet:{port}@127.0.0.1\nUserID opendkim\nInternalHosts 127.0.0.1\n")
+                       f"Socket {socket_spec}\nUMask 000\nUserID opendkim\nInternalHosts 127.0.0.1\n")
         self._opendkim = subprocess.Popen([_exe("opendkim") or "", "-f", "-x", str(cfg)],
                                           stdout=subprocess.DEVNULL, stderr=open(self.work / "opendkim.log", "wb"))
         try:
+            if self.milter_socket == "unix":
+                for _ in range(400):
+                    if sock.exists():
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise TimeoutError
+                return f"unix:{sock}"
             await wait_port(port, 20)
+            return f"inet:127.0.0.1:{port}"
         except TimeoutError:
             self._opendkim.kill()
             self._opendkim.wait()
             raise RuntimeError("opendkim did not start: "
                                + (self.work / "opendkim.log").read_text(errors="replace")[-500:]) from None
-        return port
 
     def _master_pid(self) -> int | None:
         try:

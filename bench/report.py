@@ -71,3 +71,6 @@ def print_table(rows: list[dict[str, Any]], scenarios: dict[str, Any], *, header
             print(f"{'':28} {'relay / ' + peer['target']:28}{'':6}" + "".join(f" {c}" for c in cells))
     for note in notes:
         print(f"{'':28} note: {note}")
+    for row in rows:
+        if row.get("profile"):
+            print(f"  profile of the {row['target']}, {scenarios[row['scenario']].title}:\n{row['profile']}")

@@ -82,15 +82,23 @@ async def measure(target: Any, scenario: Scenario, args: argparse.Namespace, wor
         await settle(target, sink, warm.accepted, 60)
         base = sink.count
         cpu0 = cpu_seconds(target.roots())
+        profiler = None
+        if args.profile and target.name == "relay":
+            from bench.profile import Profiler
+            args.profile.mkdir(parents=True, exist_ok=True)
+            profiler = Profiler(args.profile / f"relay-{scenario.name}", target.roots())
+            await profiler.start()
         t0 = time.perf_counter()
         load = await drive(target, message, scenario, loader, count, sessions, args, work)
         done = await settle(target, sink, base + load.accepted, max(120.0, 20 * load.seconds))
         elapsed = time.perf_counter() - t0
+        if profiler:
+            out["profile"] = await profiler.stop()
         out.update(accepted=load.accepted, refused=load.refused, first_refusal=load.first_refusal,
                    complete=done, seconds=round(elapsed, 3), sink=sink.count - base,
                    msgs_per_s=load.accepted / elapsed if elapsed else 0.0,
                    accept_per_s=load.accepted / load.seconds if load.seconds else 0.0,
-                   cpu_per_1000=(cpu_seconds(target.roots()) - cpu0) / max(load.accepted, 1) * 1000)
+                   cpu_per_1000=(cpu_seconds(target.roots()) - cpu0) / load.accepted * 1000 if load.accepted else None)
         if scenario.latency_pass and load.accepted and not args.no_latency:
             rate = 0.5 * out["msgs_per_s"]
             base = sink.count
@@ -128,13 +136,18 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     root_dir = "/var/lib" if args.peer == "postfix" and os.geteuid() == 0 else None  # opendkim refuses /tmp
     work = Path(args.workdir or tempfile.mkdtemp(prefix="relay-bench-", dir=root_dir))
     work.mkdir(parents=True, exist_ok=True)
-    targets: list[Any] = [RelayTarget(work, workers=args.workers)]
+    targets: list[Any] = [RelayTarget(work, workers=args.workers, extra_config=args.relay_config)]
     if args.peer == "postfix":
         why = unavailable()
         if why:
             print(f"peer: Postfix cannot run here ({why}); measuring the relay only")
         else:
-            targets.append(PostfixTarget(work))
+            targets.append(PostfixTarget(work, milter_socket=args.peer_milter))
+    if args.profile:
+        from bench.profile import available
+        if not available():
+            print("--profile: py-spy is not installed (pip install py-spy); not profiling")
+            args.profile = None
     try:
         print(describe_machine(ROOT))
         for target in list(targets):
@@ -168,6 +181,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer", choices=["none", "postfix"], default="none", help="also measure Postfix + OpenDKIM")
+    ap.add_argument("--peer-milter", choices=["unix", "inet"], default="unix",
+                    help="OpenDKIM socket (inet on loopback adds ~86 ms per message: TCP delayed ACKs)")
     ap.add_argument("--smoke", action="store_true", help="a few dozen messages per scenario (CI)")
     ap.add_argument("--scenario", default=",".join(SCENARIOS), help="comma-separated: " + ", ".join(SCENARIOS))
     ap.add_argument("--messages", type=int, help="messages per pass (default: per scenario)")
@@ -177,7 +192,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--loader", choices=["auto", "smtp-source", "python"], default="auto")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; figures are medians")
     ap.add_argument("--workers", type=int, help="relay smtp.workers")
+    ap.add_argument("--relay-config", default="", metavar="TOML",
+                    help='appended to the relay\'s relay.toml, e.g. $\'[trust]\\nauthenticate = "off"\'')
     ap.add_argument("--no-latency", action="store_true", help="skip the latency pass")
+    ap.add_argument("--profile", type=Path, metavar="DIR",
+                    help="py-spy the relay during each throughput pass (raw stacks in DIR, summary printed)")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     ap.add_argument("--workdir", type=Path, help="keep state here (default: a temporary directory, removed)")
     args = ap.parse_args(argv)

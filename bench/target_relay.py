@@ -7,15 +7,37 @@ and provisions one buyer with one thread per recipient; everything else is the i
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+from bench.dns import LocalDns
+from bench.dns import available as dns_available
 from bench.e2e import ROOT, free_port
+from bench.procs import tree
 from bench.sink import wait_port
 
 DOMAIN = "relay.example"
+
+
+def _ours(pid: int, work: Path) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return str(work).encode() in fh.read()
+    except OSError:
+        return False
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the benchmark dies (Linux), so no relay outlives an interrupted run."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 class RelayTarget:
@@ -31,6 +53,7 @@ class RelayTarget:
         self._proc: subprocess.Popen[bytes] | None = None
         self._runs = 0
         self.work = base
+        self._dns: LocalDns | None = None
 
     def describe(self) -> str:
         return f"relay (python -m relay serve{f', {self.workers} workers' if self.workers else ''})"
@@ -49,6 +72,11 @@ class RelayTarget:
             self.key.parent.mkdir(parents=True, exist_ok=True)
             generate_rsa_key(self.key, 2048)
         self.port = free_port()
+        dns = ""
+        if dns_available() and "[dns]" not in self.extra_config:  # sender authentication: SPF from loopback
+            self._dns = LocalDns()
+            self._dns.start()
+            dns = f'[dns]\nnameservers = ["127.0.0.1"]\nport = {self._dns.port}\n'
         cfg = self.work / "relay.toml"
         cfg.write_text(
             f'[relay]\ndomain = "{DOMAIN}"\nstate_dir = "{self.work / "state"}"\n'
@@ -57,10 +85,11 @@ class RelayTarget:
             + (f"workers = {self.workers}\n" if self.workers else "")
             + f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink_port}"\ntls = "off"\n'
             f'[dkim]\nselector = "relay"\nprivate_key = "{self.key}"\n'
-            f'[logging]\nlevel = "warning"\nformat = "json"\n{self.extra_config}')
+            f'[logging]\nlevel = "warning"\nformat = "json"\n{dns}{self.extra_config}')
         self._provision(cfg, recipients)
         self._proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"], cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, stderr=open(self.work / "relay.log", "wb"))
+                                      stdout=subprocess.DEVNULL, stderr=open(self.work / "relay.log", "wb"),
+                                      preexec_fn=_die_with_parent)
         try:
             await wait_port(self.port, 60)
         except TimeoutError:
@@ -113,11 +142,23 @@ class RelayTarget:
             return ""
 
     async def stop(self) -> None:
+        """Terminate the relay and whatever it started (worker processes, a policy process pool)."""
         if self._proc and self._proc.poll() is None:
+            family = [p for p in tree([self._proc.pid]) if p != self._proc.pid]
             self._proc.terminate()
             try:
                 await asyncio.to_thread(self._proc.wait, 30)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+            for _ in range(50):
+                family = [p for p in family if os.path.exists(f"/proc/{p}") and _ours(p, self.work)]
+                if not family:
+                    break
+                await asyncio.sleep(0.1)
+            for pid in family:
+                os.kill(pid, signal.SIGKILL)
         self._proc = None
+        if self._dns:
+            self._dns.stop()
+            self._dns = None
