@@ -209,6 +209,11 @@ class RelaySMTP(IdentityMixin):
             idx = buf.find(END_OF_DATA, search_from)
             if idx >= 0:
                 break
+            if refusal is not None:
+                # Refused: keep reading to the terminator but keep nothing, except the few bytes a
+                # terminator split across two reads needs. (Trim only after the search: the chunk
+                # just read may hold the terminator.)
+                del buf[: -(len(END_OF_DATA) - 1)]
             search_from = max(0, len(buf) - len(END_OF_DATA) + 1)
             chunk = await reader.read(256 * 1024)
             if not chunk:
@@ -216,12 +221,9 @@ class RelaySMTP(IdentityMixin):
             buf += chunk
             if refusal is None and len(buf) - 2 > limit:
                 refusal = replies.MESSAGE_TOO_BIG
+                self._release()
             elif refusal is None and not self._grow(len(buf)):
                 refusal = replies.INFLIGHT_FULL
-            if refusal is not None:
-                # Refused: keep reading to the terminator, but keep nothing.
-                del buf[: -(len(END_OF_DATA) - 1)]
-                search_from = 0
                 self._release()
         leftover = bytes(buf[idx + len(END_OF_DATA):])
         if refusal is not None:
