@@ -24,7 +24,9 @@ async def send_raw(port: int, sender: str, rcpt: str, data: bytes) -> bytes:
         await reply()
         for cmd in (b"EHLO client.test", f"MAIL FROM:<{sender}>".encode(), f"RCPT TO:<{rcpt}>".encode(), b"DATA"):
             writer.write(cmd + b"\r\n")
-            await reply()
+            answer = await reply()
+        if not answer.startswith(b"354"):
+            return answer  # refused before the data (e.g. 452 while in-flight memory is full)
         writer.write(data + b"\r\n.\r\n")  # one write: the terminator arrives with the last bytes
         await writer.drain()
         return await asyncio.wait_for(reply(), 30)
