@@ -201,6 +201,6 @@ def qr_codes(image: Any, caps: Attachments) -> list[str]:
         img = img.convert("L")  # the decoder works on luminance anyway
     try:
         # QR codes only: looking for every 1-D/2-D format costs 15x more on a noisy photo
-        return [r.text for r in zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormat.QRCode) if r.text]
+        return [r.text for r in zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)) if r.text]
     except Exception:
         return []

@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from relay.policy.normalize import map_span
+
 _BLOCK = frozenset(
     "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 "
     "header hr li main nav ol p pre section table tbody td tfoot th thead tr ul title option".split()
@@ -46,11 +48,7 @@ class HtmlText:
     urls: list[HtmlUrl] = field(default_factory=list)
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
-        if not self.text or end <= start:
-            return (0, 0)
-        start = max(0, min(start, len(self.text) - 1))
-        end = max(start + 1, min(end, len(self.text)))
-        return (self.starts[start], self.ends[end - 1])
+        return map_span(len(self.text), self.starts, self.ends, start, end)
 
 
 def _is_remote(url: str) -> bool:

@@ -92,6 +92,15 @@ def _joins(ch: str) -> bool:
     return bool(unicodedata.combining(ch)) or 0x1160 <= cp <= 0x11FF or 0xFE00 <= cp <= 0xFE0F or 0x20D0 <= cp <= 0x20FF
 
 
+
+def map_span(length: int, starts: list[int], ends: list[int], start: int, end: int) -> tuple[int, int]:
+    """Map a [start, end) span of a derived text of `length` back through per-character offsets."""
+    if not length or end <= start:
+        return (0, 0)
+    start = max(0, min(start, length - 1))
+    end = max(start + 1, min(end, length))
+    return (starts[start], ends[end - 1])
+
 @dataclass(slots=True)
 class Normalized:
     """A folded text and, per character, the [start, end) span of the source it came from."""
@@ -111,11 +120,7 @@ class Normalized:
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
         """Map a [start, end) span of the normalized text back to the source text."""
-        if not self.text or end <= start:
-            return (0, 0)
-        start = max(0, min(start, len(self.text) - 1))
-        end = max(start + 1, min(end, len(self.text)))
-        return (self.starts[start], self.ends[end - 1])
+        return map_span(len(self.text), self.starts, self.ends, start, end)
 
     def source_upper_at(self, index: int) -> bool:
         """Was the source character behind normalized index `index` upper-case?"""
@@ -178,11 +183,7 @@ class View:
         return self._digits
 
     def to_norm(self, start: int, end: int) -> tuple[int, int]:
-        if not self.text or end <= start:
-            return (0, 0)
-        start = max(0, min(start, len(self.text) - 1))
-        end = max(start + 1, min(end, len(self.text)))
-        return (self.nstarts[start], self.nends[end - 1])
+        return map_span(len(self.text), self.nstarts, self.nends, start, end)
 
     def obfuscated(self, start: int, end: int) -> bool:
         ns, ne = self.to_norm(start, end)
