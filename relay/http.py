@@ -3,12 +3,15 @@
 Reads: http.listen (default 127.0.0.1:9325: loopback only), http.stall_after, http.min_free_disk.
 GET /metrics → Prometheus text format; GET /healthz → 200 {"ok": true, …} or 503 with the
 failed checks: the store takes a write, the disk has room, the queue is not stalled.
+POST …/unsubscribe/<token> → RFC 8058 one-click opt-out (relay.http_base_url points a reverse
+proxy here; any path prefix before /unsubscribe/ is accepted).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -56,7 +59,10 @@ class HttpServer:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             method, path = _request_line(head)
             route = self.routes.get(path.split("?", 1)[0])
-            if method is None:
+            one_click = _ONE_CLICK.search(path.split("?", 1)[0]) if method == "POST" else None
+            if one_click is not None:
+                status, ctype, body = await self.one_click(reader, head, one_click.group(1))
+            elif method is None:
                 status, ctype, body = 400, "text/plain", b"bad request\n"
             elif route is None:
                 status, ctype, body = 404, "text/plain", b"not found\n"
@@ -74,6 +80,26 @@ class HttpServer:
             log.exception("http request failed")
         finally:
             writer.close()
+
+    async def one_click(self, reader: asyncio.StreamReader, head: bytes, token: str) -> tuple[int, str, bytes]:
+        """RFC 8058 one-click unsubscribe: POST <base>/unsubscribe/<token> with List-Unsubscribe=One-Click."""
+        from relay.rules import tokens
+        from relay.rules.unsubscribe import unsubscribe_by_token
+
+        fields = _headers(head)
+        length = fields.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_REQUEST:
+            return 400, "text/plain", b"bad request\n"
+        body = await asyncio.wait_for(reader.readexactly(int(length)), 10)
+        if not tokens.one_click_body_ok(fields.get("content-type", ""), body):
+            return 400, "text/plain", b"expected List-Unsubscribe=One-Click\n"
+        secret = tokens.load_secret(self.relay.settings.relay.state_dir)
+        now = self.relay.clock()
+        changed = await self.relay.db.write(
+            lambda conn: unsubscribe_by_token(conn, secret, token, via="https", now=now))
+        if changed is None:
+            return 404, "text/plain", b"unknown unsubscribe link\n"
+        return 200, "text/plain", b"unsubscribed\n"
 
     async def metrics_page(self) -> tuple[int, str, bytes]:
         try:
@@ -119,6 +145,18 @@ class HttpServer:
 
 def _touch(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA user_version")  # inside BEGIN IMMEDIATE … COMMIT: the write lock was ours
+
+
+_ONE_CLICK = re.compile(r"/unsubscribe/([A-Za-z0-9._-]{8,200})$")
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name.strip().lower()] = value.strip()
+    return out
 
 
 def _request_line(head: bytes) -> tuple[str | None, str]:

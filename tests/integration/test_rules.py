@@ -316,3 +316,29 @@ async def test_cli_refusals_are_one_line_errors(start_relay, tmp_path: Path, cap
         # (the relay in this process may log to stderr meanwhile: look at the CLI's own lines)
         err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("relay: ")]
         assert len(err) == 1 and needle in err[0], (args, err)
+
+
+async def test_one_click_unsubscribe_over_https_listener(start_relay, sink: Sink) -> None:
+    """RFC 8058: the List-Unsubscribe-Post URL, POSTed (through the operator's reverse proxy) to the
+    relay's HTTP listener, opts the buyer out of that seller."""
+    relay = await start_relay(smarthost=sink.port, relay={"http_base_url": "https://market.example/mail"})
+    world = provision(relay.settings)
+    assert await seller_sends(relay, world, from_seller(world, "Your order shipped")) == (250, "")
+    header = (await sink.wait_for(1))[0].message["List-Unsubscribe"]
+    https = re.findall(r"<([^>]+)>", header)[0]
+    path = "/" + https.split("/", 3)[3]  # what the reverse proxy forwards
+
+    async def post(p: str, body: bytes) -> bytes:
+        host, port = relay.http.address
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(f"POST {p} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        answer = await reader.read()
+        writer.close()
+        return answer
+
+    assert (await post(path, b"List-Unsubscribe=Nope")).startswith(b"HTTP/1.1 400")
+    assert (await post(path[:-3] + "aaa", b"List-Unsubscribe=One-Click")).startswith(b"HTTP/1.1 404")
+    assert (await post(path, b"List-Unsubscribe=One-Click")).startswith(b"HTTP/1.1 200")
+    code, text = await seller_sends(relay, world, from_seller(world, "New arrivals this week"))
+    assert code == 550 and "opted out" in text
