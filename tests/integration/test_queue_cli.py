@@ -130,14 +130,14 @@ async def test_config_check(tmp_path: Path, dkim_key: Path) -> None:
     rc, out = await cli(good, "config", "check", "--json")
     assert rc == 0 and out["ok"] is True and out["warnings"] == [], out
     bad = tmp_path / "bad.toml"
-    bad.write_text('[smtp]\nlisten = ["nonsense"]\nmax_connections = 0\n[http]\nlisten = "0.0.0.0:9325"\n')
+    bad.write_text('[smtp]\nlisten = ["nonsense"]\nmax_connections = 0\n[http]\nlisten = "192.0.2.10:9325"\n')
     rc, out = await cli(good, "config", "check", str(bad), "--json")  # FILE wins over --config
     assert rc == 78 and out["ok"] is False
     assert any("smtp.listen" in e for e in out["errors"]) and any("smtp.max_connections" in e for e in out["errors"])
     rc, text = await cli(bad, "config", "check")
     assert rc == 78 and "smtp.max_connections" in text
     public = tmp_path / "public.toml"
-    public.write_text('[http]\nlisten = "0.0.0.0:9325"\n')
+    public.write_text('[http]\nlisten = "192.0.2.10:9325"\n')
     rc, out = await cli(public, "config", "check", "--json")
     assert rc == 0 and any("not a loopback address" in w for w in out["warnings"])
     rc, out = await cli(ROOT / "config" / "relay.production.toml", "config", "check", "--json")
