@@ -69,7 +69,7 @@ def message_release(args: argparse.Namespace) -> int:
 
 def message_drop(args: argparse.Namespace) -> int:
     from relay.app import load_signer
-    from relay.delivery.notices import build_notice
+    from relay.delivery.worker import notice_from_row
 
     s = settings(args)
     now = time.time()
@@ -77,16 +77,11 @@ def message_drop(args: argparse.Namespace) -> int:
         row = messages_repo.get(conn, args.message)
         if row is None:
             raise CliError(f"no such message: {args.message}")
-        notice = None
-        if row.envelope_from:
-            data = build_notice(domain=s.relay.domain, notice_from=s.relay.notice_from, to=row.envelope_from,
-                                alias=f"{row.rcpt_alias}@{s.relay.domain}", subject=" ".join((row.subject or "").split()),
-                                received_at=row.received_at, reason="policy.dropped")
-            try:
-                data = load_signer(s).sign(data)
-            except FileNotFoundError:
-                pass  # no key yet: the notice goes unsigned rather than not at all
-            notice = (row.envelope_from, "", data)
+        try:
+            signer = load_signer(s)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"cannot sign the sender's notice: {exc}") from None
+        notice = notice_from_row(s, signer, row, "policy.dropped")
         n = write(conn, lambda c: queue_repo.drop_message(c, args.message, now, "operator.drop", notice))
     emit(args, {"message": args.message, "dropped": n, "notice": notice is not None},
          f"message {args.message} dropped; the sender will be told")
