@@ -35,6 +35,23 @@ class Inspection:
     extracted: Extracted = field(default_factory=Extracted)
 
 
+#: Plain leading magic numbers, checked in this order (the ones needing more than a prefix are in sniff).
+_MAGIC: tuple[tuple[tuple[bytes, ...], str], ...] = (
+    ((b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",), "ole"),
+    ((b"PK\x03\x04", b"PK\x05\x06"), "zip"),
+    ((b"MZ",), "exe"),
+    ((b"\x7fELF",), "elf"),
+    ((b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe"), "macho"),
+    ((b"#!",), "script"),
+    ((b"Rar!\x1a\x07",), "rar"),
+    ((b"7z\xbc\xaf\x27\x1c",), "7z"),
+    ((b"\x1f\x8b",), "gz"),
+    ((b"BZh",), "bz2"),
+    ((b"\xfd7zXZ\x00",), "xz"),
+    ((b"MSCF",), "cab"),
+)
+
+
 def sniff(data: bytes) -> str:
     """The file's kind from its content."""
     head = data[:4096]
@@ -50,30 +67,9 @@ def sniff(data: bytes) -> str:
         return "bmp"
     if b"%PDF-" in head[:1024]:
         return "pdf"
-    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
-        return "ole"
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "zip"
-    if head.startswith(b"MZ"):
-        return "exe"
-    if head.startswith(b"\x7fELF"):
-        return "elf"
-    if head[:4] in (b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe"):
-        return "macho"
-    if head.startswith(b"#!"):
-        return "script"
-    if head.startswith(b"Rar!\x1a\x07"):
-        return "rar"
-    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
-        return "7z"
-    if head.startswith(b"\x1f\x8b"):
-        return "gz"
-    if head.startswith(b"BZh"):
-        return "bz2"
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz"
-    if head.startswith(b"MSCF"):
-        return "cab"
+    for prefixes, kind in _MAGIC:
+        if head.startswith(prefixes):
+            return kind
     if len(head) > 262 and head[257:262] == b"ustar":
         return "tar"
     if head.startswith(b"{\\rtf"):
