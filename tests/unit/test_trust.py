@@ -137,6 +137,19 @@ def test_shape_limits() -> None:
     assert shape.check(b"Subject: x\r\n\r\n" + b"y" * 9000, smtp) == "data.line_too_long"
 
 
+@pytest.mark.parametrize(("raw", "too_long"), [
+    (b"a" * 10 + b"\r\nb\r\n", False),            # exactly the limit, first line
+    (b"a" * 11 + b"\r\nb\r\n", True),             # one over, first line
+    (b"a" * 11, True),                              # one over, the only line, no CRLF
+    (b"x\r\n" + b"a" * 10 + b"\r\n", False),       # exactly the limit, inner line
+    (b"x\r\n" + b"a" * 11 + b"\r\nz\r\n", True),   # one over, inner line
+    (b"x\r\n" + b"a" * 11, True),                  # one over, last line without CRLF
+    (b"x\r\n" * 50 + b"a" * 10, False),
+])
+def test_line_length_limit(raw: bytes, too_long: bool) -> None:
+    assert shape._longest_line_over(raw, 10) is too_long
+
+
 def test_passwords() -> None:
     stored = passwords.hash_password("a long enough password")
     assert stored.startswith("scrypt$") and "a long enough" not in stored
