@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from relay.policy.normalize import map_span
+from relay.policy.normalize import Spans
 
 _BLOCK = frozenset(
     "address article aside blockquote br dd div dl dt fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 "
@@ -43,12 +43,11 @@ class HtmlUrl:
 @dataclass(slots=True)
 class HtmlText:
     text: str
-    starts: list[int]
-    ends: list[int]
+    spans: Spans
     urls: list[HtmlUrl] = field(default_factory=list)
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
-        return map_span(len(self.text), self.starts, self.ends, start, end)
+        return self.spans.span(start, end)
 
 
 def _is_remote(url: str) -> bool:
@@ -65,8 +64,7 @@ class _Extractor(HTMLParser):
         for m in re.finditer("\n", source):
             self._line_starts.append(m.end())
         self.chunks: list[str] = []
-        self.starts: list[int] = []
-        self.ends: list[int] = []
+        self.spans = Spans()
         self.urls: list[HtmlUrl] = []
         self._skip = 0
         self._anchor: HtmlUrl | None = None
@@ -82,11 +80,9 @@ class _Extractor(HTMLParser):
             return
         self.chunks.append(text)
         if end is None:
-            self.starts.extend(range(self.base + start, self.base + start + len(text)))
-            self.ends.extend(range(self.base + start + 1, self.base + start + len(text) + 1))
+            self.spans.copy(len(text), self.base + start)
         else:
-            self.starts.extend([self.base + start] * len(text))
-            self.ends.extend([self.base + end] * len(text))
+            self.spans.block(len(text), self.base + start, self.base + end)
         if self._anchor is not None:
             self._anchor_text.append(text)
 
@@ -192,4 +188,4 @@ def html_to_text(source: str) -> HtmlText:
         pass
     if ex._anchor is not None:
         ex._anchor.anchor_text = "".join(ex._anchor_text).strip()
-    return HtmlText("".join(ex.chunks), ex.starts, ex.ends, ex.urls)
+    return HtmlText("".join(ex.chunks), ex.spans, ex.urls)

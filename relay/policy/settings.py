@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import ahocorasick_rs
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from relay.config import parse_size
@@ -145,14 +146,27 @@ class CompiledCategory:
     #: per rule group, per pattern: literals one of which every match contains (None: unknown)
     needs: dict[str, tuple[frozenset[str] | None, ...]] = field(default_factory=dict)
     _cache: dict[tuple[tuple[str, tuple[int, ...]], ...], re.Pattern[str]] = field(default_factory=dict)
+    _finder: ahocorasick_rs.AhoCorasick | None = None
+
+    def literals_in(self, text: str) -> frozenset[str]:
+        """Which of the rules' required literals occur in `text`: one Aho–Corasick pass over the
+        text (in Rust) instead of one substring search per literal (≈ 300 of them: 10x slower)."""
+        if self._finder is None:
+            lits = sorted({n for needs in self.needs.values() for need in needs if need for n in need if n})
+            if not lits:
+                return frozenset()
+            self._finder = ahocorasick_rs.AhoCorasick(lits)
+        return frozenset(self._finder.find_matches_as_strings(text, overlapping=True))
 
     def regex_for(self, text: str) -> re.Pattern[str] | None:
         """The alternation of only the patterns that can match `text` (a pattern whose required
         literals are all absent cannot), compiled once per combination."""
         active: list[tuple[str, tuple[int, ...]]] = []
         total = 0
+        present = self.literals_in(text)
         for g, needs in self.needs.items():
-            idx = tuple(i for i, need in enumerate(needs) if need is None or any(n in text for n in need))
+            idx = tuple(i for i, need in enumerate(needs)
+                        if need is None or "" in need or not need.isdisjoint(present))
             total += len(needs)
             if idx:
                 active.append((g, idx))
