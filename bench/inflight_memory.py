@@ -61,7 +61,8 @@ def start_daemon(tmp: str, bound: str) -> tuple[subprocess.Popen[bytes], int, st
     cfg.write_text(f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp}/state"\n'
                    f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_inflight_bytes = "{bound}"\n'
                    'max_message_size = "25MiB"\ncommand_timeout = "120s"\n'
-                   '[trust]\nauthenticate = "off"\n[logging]\nformat = "json"\nlevel = "warning"\n')
+                   '[trust]\nauthenticate = "off"\n[http]\nlisten = "127.0.0.1:0"\n'
+                   '[logging]\nformat = "json"\nlevel = "warning"\n')
     cli(cfg, "party", "add", "--role", "seller", "--email", "shop@seller.example", "--name", "Shop")
     cli(cfg, "party", "add", "--role", "buyer", "--email", "alice@buyer.example", "--name", "Alice")
     thread = cli(cfg, "thread", "open", "--buyer", "alice@buyer.example", "--seller", "shop@seller.example")

@@ -77,6 +77,8 @@ class RelayTarget:
             self._dns = LocalDns()
             self._dns.start()
             dns = f'[dns]\nnameservers = ["127.0.0.1"]\nport = {self._dns.port}\n'
+        # the metrics listener on an ephemeral port: a fixed one collides with any other relay running
+        http = "" if "[http]" in self.extra_config else '[http]\nlisten = "127.0.0.1:0"\n'
         cfg = self.work / "relay.toml"
         cfg.write_text(
             f'[relay]\ndomain = "{DOMAIN}"\nstate_dir = "{self.work / "state"}"\n'
@@ -85,7 +87,7 @@ class RelayTarget:
             + (f"workers = {self.workers}\n" if self.workers else "")
             + f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink_port}"\ntls = "off"\n'
             f'[dkim]\nselector = "relay"\nprivate_key = "{self.key}"\n'
-            f'[logging]\nlevel = "warning"\nformat = "json"\n{dns}{self.extra_config}')
+            f'[logging]\nlevel = "warning"\nformat = "json"\n{dns}{http}{self.extra_config}')
         self._provision(cfg, recipients)
         self._proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"], cwd=ROOT,
                                       stdout=subprocess.DEVNULL, stderr=open(self.work / "relay.log", "wb"),
