@@ -21,7 +21,10 @@ _EMAIL = re.compile(r"(?<![a-z0-9._%+-])([a-z0-9._%+-]{1,64})@((?:[a-z0-9-]{1,63
 _TOKEN_AT = re.compile(r"(?<![a-z0-9._-])[a-z0-9._-]{3,80}@[a-z0-9._%+-]{1,64}(?![a-z0-9._%+-])")
 _SEP = r"[\s.\-‐‑‒–—―−ー－・()/]"
 _PHONE = re.compile(r"(?<![0-9a-z])(\+\s{0,2})?(?:[0-9]" + _SEP + r"{0,3}){7,16}[0-9](?![0-9a-z])")
-_O_AS_ZERO = re.compile(r"(?<=[0-9\-])o|o(?=[0-9])")
+_O_AS_ZERO = re.compile(r"o(?:(?<=[0-9\-]o)|(?=[0-9]))")  # literal first: a fast scan to each "o"
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
+#: a phone number's digits are at most this far apart (three separators between two digits)
+_DIGIT_GAP = 4
 _PHONE_WORDS = re.compile(r"(?<![a-z])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]{1,3}){6,}"
                           r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![a-z])")
 _PHONE_CONTEXT = re.compile(r"tel|phone|call|mobile|cell|whatsapp|sms|text\s+me|電話|携帯|けいたい|でんわ|电话|電話|"
@@ -99,14 +102,40 @@ def _phone_like(digits: str, groups: list[int], plus: bool) -> str | None:
     return None
 
 
+def _digit_clusters(digits: str) -> list[tuple[int, int]]:
+    """Windows around every stretch of at least 8 ASCII digits whose neighbours are at most
+    _DIGIT_GAP apart: a phone number lies inside one (with up to 3 characters of "+ " before it
+    and the character after it, which the pattern's look-ahead needs). The phone pattern then
+    runs only there, not over the whole text."""
+    marked = digits.translate(_DIGITS_AS_ZERO)
+    out: list[tuple[int, int]] = []
+    start = last = -1
+    count = 0
+    i = marked.find("0")
+    while i >= 0:
+        if start >= 0 and i - last <= _DIGIT_GAP:
+            last = i
+            count += 1
+        else:
+            if count >= 8:
+                out.append((max(0, start - 3), min(len(digits), last + 2)))
+            start = last = i
+            count = 1
+        i = marked.find("0", i + 1)
+    if count >= 8:
+        out.append((max(0, start - 3), min(len(digits), last + 2)))
+    return out
+
+
 def _phones(view: View) -> list[Hit]:
     digits = view.digits
-    if sum(map(str.isdigit, digits)) < 8:
-        return _phone_words(view)
     if "o" in digits:
         digits = _O_AS_ZERO.sub("0", digits)
+    clusters = _digit_clusters(digits)
+    if not clusters:
+        return _phone_words(view)
     hits: list[Hit] = []
-    for m in _PHONE.finditer(digits):
+    for m in (m for start, end in clusters for m in _PHONE.finditer(digits, start, end)):
         chunk = m.group(0)
         groups = [len(g) for g in re.findall(r"[0-9]+", chunk)]
         number = "".join(re.findall(r"[0-9]", chunk))

@@ -170,7 +170,7 @@ class Normalized:
     def digits(self) -> str:
         """Same length as text; CJK/Hangul/dingbat numerals read as ASCII digits."""
         if self._digits is None:
-            self._digits = self.text.translate(_DIGITS_TABLE)
+            self._digits = self.text if self.text.isascii() else self.text.translate(_DIGITS_TABLE)
         return self._digits
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
@@ -250,7 +250,7 @@ class View:
     @property
     def digits(self) -> str:
         if self._digits is None:
-            self._digits = self.text.translate(_DIGITS_TABLE)
+            self._digits = self.text if self.text.isascii() else self.text.translate(_DIGITS_TABLE)
         return self._digits
 
     def to_norm(self, start: int, end: int) -> tuple[int, int]:

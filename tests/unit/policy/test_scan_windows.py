@@ -68,5 +68,37 @@ def test_literal_first_rewrites_match_the_plain_form(pattern: re.Pattern[str], p
     """The look-behind moved after the first literal changes the speed, not the matches."""
     plain = re.compile(plain_form)
     extra = ["//a.b //c.d", "x//a.b", "://a.b", "mailto:a@b.c", "xmailto:a@b", "data:text/html,x", "adata:a/b,c"]
-    for text in TEXTS + extra:
+    for text in [*TEXTS, *extra]:
         assert _spans(pattern.finditer(text)) == _spans(plain.finditer(text))
+
+
+def _phone_texts() -> list[str]:
+    rnd = random.Random(11)
+    alphabet = "0123456789 -.+()o ax\n"
+    made = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(1, 300))) for _ in range(600)]
+    fixed = ["call +81 90-1234-5678 now", "tel 090 1234 5678x", "12345678", "1234567", "+ 1 2 3 4 5 6 7 8 9a",
+             "a1234567890", "order 2024.03.15 10:30 ok", "0 9 0 1 2 3 4 5 6 7 8", "1    2345678901"]
+    return [contact_digits(t) for t in [*TEXTS, *made, *fixed]]
+
+
+def contact_digits(text: str) -> str:
+    from relay.policy.contact import _O_AS_ZERO
+
+    return _O_AS_ZERO.sub("0", text) if "o" in text else text
+
+
+def test_phone_windows_find_what_a_whole_pass_finds() -> None:
+    from relay.policy.contact import _PHONE, _digit_clusters
+
+    for text in _phone_texts():
+        windowed = [m for s, e in _digit_clusters(text) for m in _PHONE.finditer(text, s, e)]
+        whole = [m for m in _PHONE.finditer(text) if len(re.findall(r"[0-9]", m.group(0))) >= 8]
+        assert _spans(windowed) == _spans(whole), text
+
+
+def test_o_as_zero_rewrite_matches_the_plain_form() -> None:
+    from relay.policy.contact import _O_AS_ZERO
+
+    plain = re.compile(r"(?<=[0-9\-])o|o(?=[0-9])")
+    for text in [*TEXTS, "o1", "1o", "-o", "oo1", "1oo", "o", "no 0o0 -o-"]:
+        assert _O_AS_ZERO.sub("0", text) == plain.sub("0", text)
