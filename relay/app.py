@@ -9,6 +9,7 @@ systemd: READY=1 once listening, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1 (s
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Callable
@@ -190,6 +191,11 @@ class Relay:
         hups: list[asyncio.Task[bool]] = []
         loop.add_signal_handler(signal.SIGHUP, lambda: hups.append(loop.create_task(self._on_hup())))
         await self.start()
+        # What start() loaded (policy, TLD list, compiled patterns, the store's statements) lives as
+        # long as the process: move it out of the collector's sight, so a full collection walks only
+        # what messages allocate. Unfrozen, one full collection here took 20–150 ms: the p99 tail.
+        gc.collect()
+        gc.freeze()
         self.notifier.ready("accepting mail on " + ", ".join(f"{h}:{p}" for h, p in self.addresses))
         self.notifier.start_watchdog()
         while not stop.is_set():

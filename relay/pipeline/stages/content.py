@@ -17,6 +17,7 @@ from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
 from relay.policy import Policy, load_policy
 from relay.policy import pool as policy_pool
+from relay.policy.links import tlds
 from relay.smtp import replies
 
 #: Above this size the CPU-heavy checks leave the event loop.
@@ -26,6 +27,7 @@ OFFLOAD_BYTES = 128 * 1024
 def load(ctx: Context) -> Policy:
     """Load the policy file named by policy.path and keep it for the stage."""
     policy = load_policy(ctx.settings.policy.path)
+    tlds()  # read the TLD list now, not during the first message
     ctx.extras["policy"] = policy
     old = ctx.extras.pop("policy_pool", None)
     if old is not None:
