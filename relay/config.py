@@ -243,6 +243,9 @@ class DnsSection(_Section):
     port: int = Field(default=53, ge=1, le=65535)
     #: Time for one lookup (all retries); over it the check answers 451 4.7.0.
     timeout: Duration = 5.0
+    #: Answers kept for their TTL (NXDOMAIN and empty answers too), least recently used first out;
+    #: 0 = ask the name server every time.
+    cache_size: int = Field(default=10_000, ge=0)
 
 
 class FrontMtaSection(_Section):

@@ -157,3 +157,34 @@ def test_passwords() -> None:
     assert not passwords.verify(b"a long enough passwore", stored)
     assert not passwords.verify(b"anything", None)
     assert not passwords.verify(b"anything", "md5$x")
+
+
+CACHED_ZONE = """
+cached.test. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+"""
+
+
+@pytest.mark.parametrize(("cache_size", "asked"), [(100, 2), (0, 6)])
+def test_answers_are_cached_for_their_ttl(cache_size: int, asked: int) -> None:
+    """Three SPF checks of one sender: with the cache the name server is asked once per name
+    (the TXT record, and the NXDOMAIN of a name that is not there), without it every time."""
+    with dns_server(CACHED_ZONE) as (p, zone):
+        seen: list[str] = []
+        original = zone.resolve
+
+        def counting(request, handler):  # type: ignore[no-untyped-def]
+            seen.append(str(request.q.qname))
+            return original(request, handler)
+
+        zone.resolve = counting  # type: ignore[method-assign]
+        resolver = Resolver(DnsSection(nameservers=["127.0.0.1"], port=p, timeout=3, cache_size=cache_size))
+
+        async def three() -> list[str]:
+            out = []
+            for _ in range(3):
+                out.append(await spf.check_host(resolver, "192.0.2.7", "a@cached.test"))
+                await resolver.txt("absent.cached.test")
+            return out
+
+        assert asyncio.run(three()) == ["pass"] * 3
+        assert len(seen) == asked, seen
