@@ -103,7 +103,7 @@ class HttpServer:
 
     async def metrics_page(self) -> tuple[int, str, bytes]:
         try:
-            stats = await self.relay.db.read(queue_repo.stats)
+            stats = await self.relay.db.read_in_thread(queue_repo.stats)
             self.metrics.set_queue(stats, self.relay.clock())
         except Exception as exc:  # still serve the counters when the store is unwell
             log.warning("queue statistics unavailable", error=str(exc))
@@ -133,7 +133,7 @@ class HttpServer:
         alive = worker is not None and worker.running
         stalled_for = 0.0
         try:
-            stats = await self.relay.db.read(queue_repo.stats)
+            stats = await self.relay.db.read_in_thread(queue_repo.stats)
             if stats.oldest_due_at is not None:
                 stalled_for = max(0.0, now - stats.oldest_due_at)
             checks["queue"] = {"ok": alive and stalled_for < settings.http.stall_after, "worker_running": alive,

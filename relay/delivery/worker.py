@@ -148,7 +148,7 @@ class DeliveryWorker:
             if data is not None:
                 self._cached_bytes -= len(data)
             else:
-                data = await self.db.read(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
+                data = await self.db.read_in_thread(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
             if data is None:
                 await self._record_bounce(item, "delivery.content_missing", "message content is gone")
                 return

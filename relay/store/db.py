@@ -1,9 +1,11 @@
-"""The SQLite store: one writer with group commit, one reader, both through aiosqlite.
+"""The SQLite store: one writer with group commit (aiosqlite's thread), and readers.
 
 Reads config: store.group_commit_max; the database file is <relay.state_dir>/relay.db.
 Every repository function in relay/store/ is a plain synchronous function taking a
-sqlite3.Connection; Database.write() runs it inside the writer's next transaction and
-Database.read() on the reader connection, both on aiosqlite's worker threads.
+sqlite3.Connection; Database.write() runs it inside the writer's next transaction on the
+writer's thread; Database.read() runs a short lookup on the event loop's own read-only
+connection (WAL readers do not wait for the writer), Database.read_in_thread() a long read
+(a blob, a count over a table) on aiosqlite's reader thread.
 
 Group commit: while one transaction is being written and fsynced, new units queue up;
 the next transaction takes all of them (up to group_commit_max), each inside its own
@@ -107,6 +109,9 @@ class Database:
         self.busy_timeout = busy_timeout
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
+        #: reads that found the file busy on the loop's connection and went to the reader thread
+        self.inline_fallbacks = 0
         self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -124,6 +129,11 @@ class Database:
                 await conn.execute(pragma)
             await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         await self._writer.execute("PRAGMA busy_timeout=0")  # begin_immediate() retries itself
+        inline = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        inline.execute("PRAGMA foreign_keys=ON")
+        inline.execute("PRAGMA query_only=ON")   # a read that tried to write would fail, not write
+        inline.execute("PRAGMA busy_timeout=0")  # never block the loop: busy → the reader thread
+        self._inline = inline
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
 
     async def close(self) -> None:
@@ -135,6 +145,9 @@ class Database:
             if conn is not None:
                 await conn.close()
         self._writer = self._reader = None
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -157,6 +170,24 @@ class Database:
         return await asyncio.shield(fut)
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A short read (indexed lookups) on the loop's own connection, without leaving the loop.
+
+        An indexed lookup takes tens of microseconds; a hop to a worker thread costs more CPU than
+        that and, while the loop is busy, waits for the GIL (the 5 ms switch interval) and then for
+        the loop to come round again: under load that was most of a message's time to its 250.
+        Should the file be busy (WAL recovery, a forced checkpoint), the read goes to the thread."""
+        if self._inline is None:
+            raise StoreUnavailable("store is closed")
+        try:
+            return fn(self._inline)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        self.inline_fallbacks += 1
+        return await self.read_in_thread(fn)
+
+    async def read_in_thread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read that may take long (a large blob, a count over a table), off the event loop."""
         if self._reader is None:
             raise StoreUnavailable("store is closed")
         reader = self._reader
