@@ -70,3 +70,45 @@ def test_aliases_are_random_lowercase_and_stable_per_pair(tmp_path: Path) -> Non
         threads.open_thread(conn, s.id, b.id)  # roles swapped
     with pytest.raises(Conflict):
         parties.add(conn, Role.BUYER, "Dup", ["S@X.example".lower()])
+
+
+async def test_short_reads_run_on_the_loop_read_only_and_fall_back_when_busy(tmp_path: Path) -> None:
+    conn = connect_sync(tmp_path / "r.db")
+    migrate(conn)
+    conn.close()
+    db = Database(tmp_path / "r.db")
+    await db.open()
+    try:
+        await db.write(lambda c: audit.append(c, "test.event"))
+        # sees what was committed, without leaving the loop's thread
+        import threading
+
+        where: list[str] = []
+
+        def count(c: sqlite3.Connection) -> int:
+            where.append(threading.current_thread().name)
+            return int(c.execute("SELECT count(*) FROM audit_events WHERE event = 'test.event'").fetchone()[0])
+
+        assert await db.read(count) == 1
+        assert where == [threading.current_thread().name]
+        # a read that tries to write is refused, and nothing is written
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await db.read(lambda c: c.execute("DELETE FROM audit_events"))
+        assert await db.read(count) == 1
+        # a busy file sends the read to the reader thread, which answers
+        calls: list[int] = []
+
+        def busy_once(c: sqlite3.Connection) -> int:
+            calls.append(1)
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("database is locked")
+            return count(c)
+
+        assert await db.read(busy_once) == 1
+        assert len(calls) == 2 and db.inline_fallbacks == 1
+        assert where[-1] != threading.current_thread().name
+        # any other error is the caller's
+        with pytest.raises(sqlite3.OperationalError, match="no such table"):
+            await db.read(lambda c: c.execute("SELECT * FROM nothing_here"))
+    finally:
+        await db.close()
