@@ -13,9 +13,10 @@ from relay.policy.normalize import View
 from relay.policy.settings import CompiledCategory
 
 
-def find_phrases(view: View, compiled: CompiledCategory) -> list[Hit]:
-    """Every phrase-rule match of one category in the view (view offsets)."""
-    regex = compiled.regex_for(view.text) if view.text else None
+def find_phrases(view: View, compiled: CompiledCategory, present: frozenset[str] | None = None) -> list[Hit]:
+    """Every phrase-rule match of one category in the view (view offsets); `present`: the rule
+    literals in the view's text, if known (Policy.phrase_literals_in)."""
+    regex = compiled.regex_for(view.text, present) if view.text else None
     if regex is None:
         return []
     hits: list[Hit] = []

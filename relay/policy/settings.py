@@ -148,22 +148,27 @@ class CompiledCategory:
     _cache: dict[tuple[tuple[str, tuple[int, ...]], ...], re.Pattern[str]] = field(default_factory=dict)
     _finder: ahocorasick_rs.AhoCorasick | None = None
 
+    def literals(self) -> set[str]:
+        return {n for needs in self.needs.values() for need in needs if need for n in need if n}
+
     def literals_in(self, text: str) -> frozenset[str]:
         """Which of the rules' required literals occur in `text`: one Aho–Corasick pass over the
         text (in Rust) instead of one substring search per literal (≈ 300 of them: 10x slower)."""
         if self._finder is None:
-            lits = sorted({n for needs in self.needs.values() for need in needs if need for n in need if n})
+            lits = sorted(self.literals())
             if not lits:
                 return frozenset()
             self._finder = ahocorasick_rs.AhoCorasick(lits)
         return frozenset(self._finder.find_matches_as_strings(text, overlapping=True))
 
-    def regex_for(self, text: str) -> re.Pattern[str] | None:
+    def regex_for(self, text: str, present: frozenset[str] | None = None) -> re.Pattern[str] | None:
         """The alternation of only the patterns that can match `text` (a pattern whose required
-        literals are all absent cannot), compiled once per combination."""
+        literals are all absent cannot), compiled once per combination. `present`: the literals
+        found in `text` already (any superset of this category's literals will do)."""
         active: list[tuple[str, tuple[int, ...]]] = []
         total = 0
-        present = self.literals_in(text)
+        if present is None:
+            present = self.literals_in(text)
         for g, needs in self.needs.items():
             idx = tuple(i for i, need in enumerate(needs)
                         if need is None or "" in need or not need.isdisjoint(present))
@@ -298,6 +303,16 @@ class Policy:
     shorteners: frozenset[str] = frozenset()
     redirectors: frozenset[str] = frozenset()
     source: Path | None = None
+    _finder: ahocorasick_rs.AhoCorasick | None = None
+
+    def phrase_literals_in(self, text: str) -> frozenset[str]:
+        """The required literals of every category's phrase rules found in `text`, in one pass."""
+        if self._finder is None:
+            lits = sorted(set().union(*(c.literals() for c in self.phrases.values())))
+            if not lits:
+                return frozenset()
+            self._finder = ahocorasick_rs.AhoCorasick(lits)
+        return frozenset(self._finder.find_matches_as_strings(text, overlapping=True))
 
     def category(self, name: str) -> Category:
         cat = getattr(self.settings, name, None)
