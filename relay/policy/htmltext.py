@@ -104,11 +104,15 @@ class _Extractor(HTMLParser):
             self._skip = max(0, self._skip - 1)
 
     def _start(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        s, e = self._tag_span()
         if tag in _SKIP_TEXT:
             self._skip += 1
+        if not attrs and tag not in _BLOCK:
+            return  # <b>, <span>: nothing to emit, no URL
+        s, e = self._tag_span()
         if tag in _BLOCK:
             self._emit("\n", s, e)
+        if not attrs:
+            return
         a = {k.lower(): (v or "") for k, v in attrs}
         for key in ("alt", "title", "placeholder", "aria-label", "value"):
             if a.get(key) and not (tag == "input" and key == "value" and a.get("type") == "hidden"):
