@@ -96,9 +96,9 @@ def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset()) -> l
     n = normalize(text[: policy.settings.max_text_chars])
     v = match_view(n)
     hits: list[Hit] = find_links(v, policy, own) + find_contacts(v, policy, own)
-    present = policy.phrase_literals_in(v.text) if v.text else frozenset()
+    found = policy.phrase_literals_in(v.text) if v.text else {}
     for cat in _SCORED:
-        hits.extend(find_phrases(v, policy.phrases[cat], present))
+        hits.extend(find_phrases(v, policy.phrases[cat], found))
     out = []
     for h in hits:
         ns, ne = v.to_norm(h.start, h.end)

@@ -8,19 +8,27 @@ lone weak word ("sale", "webinar") never rejects an ordinary message.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from relay.policy.links import Hit
 from relay.policy.normalize import View
 from relay.policy.settings import CompiledCategory
 
 
-def find_phrases(view: View, compiled: CompiledCategory, present: frozenset[str] | None = None) -> list[Hit]:
-    """Every phrase-rule match of one category in the view (view offsets); `present`: the rule
-    literals in the view's text, if known (Policy.phrase_literals_in)."""
-    regex = compiled.regex_for(view.text, present) if view.text else None
+def find_phrases(view: View, compiled: CompiledCategory, found: Mapping[str, Sequence[int]] | None = None) -> list[Hit]:
+    """Every phrase-rule match of one category in the view (view offsets); `found`: where the
+    rule literals occur in the view's text, if known (Policy.phrase_literals_in): the patterns
+    then run only near them."""
+    if not view.text:
+        return []
+    regex, windows = compiled.plan(view.text, found=found)
     if regex is None:
         return []
+    text = view.text
+    matches = regex.finditer(text) if windows is None else (
+        m for start, end in windows for m in regex.finditer(text, start, end))
     hits: list[Hit] = []
-    for m in regex.finditer(view.text):
+    for m in matches:
         if m.end() <= m.start() or m.lastgroup is None:
             continue
         rule = compiled.rules.get(m.lastgroup)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -145,7 +146,11 @@ class CompiledCategory:
     prefixes: dict[str, frozenset[str] | None] = field(default_factory=dict)
     #: per rule group, per pattern: literals one of which every match contains (None: unknown)
     needs: dict[str, tuple[frozenset[str] | None, ...]] = field(default_factory=dict)
+    #: per rule group, per pattern: (the longest text a match can span, how far past its end a
+    #: look-ahead reads); None: unbounded
+    widths: dict[str, tuple[tuple[int, int] | None, ...]] = field(default_factory=dict)
     _cache: dict[tuple[tuple[str, tuple[int, ...]], ...], re.Pattern[str]] = field(default_factory=dict)
+    _active: dict[frozenset[str], list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
     _finder: ahocorasick_rs.AhoCorasick | None = None
 
     def literals(self) -> set[str]:
@@ -161,31 +166,111 @@ class CompiledCategory:
             self._finder = ahocorasick_rs.AhoCorasick(lits)
         return frozenset(self._finder.find_matches_as_strings(text, overlapping=True))
 
-    def regex_for(self, text: str, present: frozenset[str] | None = None) -> re.Pattern[str] | None:
+    def regex_for(self, text: str, present: Collection[str] | None = None) -> re.Pattern[str] | None:
         """The alternation of only the patterns that can match `text` (a pattern whose required
         literals are all absent cannot), compiled once per combination. `present`: the literals
         found in `text` already (any superset of this category's literals will do)."""
-        active: list[tuple[str, tuple[int, ...]]] = []
-        total = 0
+        return self.plan(text, present)[0]
+
+    def plan(self, text: str, present: Collection[str] | None = None,
+             found: Mapping[str, Sequence[int]] | None = None,
+             ) -> tuple[re.Pattern[str] | None, list[tuple[int, int]] | None]:
+        """(regex_for(text), the windows of text it needs to run in; None: all of it).
+
+        With `found` (each present literal → where it starts in text): every match of a pattern
+        contains one of its required literals and spans at most the pattern's width, so it lies
+        within that width of a literal's occurrence; outside those windows nothing can match.
+        A window reaches further by the longest look-ahead (and one character, for \\b and $)."""
         if present is None:
-            present = self.literals_in(text)
+            present = found.keys() if found is not None else self.literals_in(text)
+        key = frozenset(present)
+        active = self._active.get(key)
+        if active is None:
+            active = self._select(key)
+            if len(self._active) < 4096:
+                self._active[key] = active
+        if not active:
+            return None, None
+        total = sum(len(needs) for needs in self.needs.values())
+        if sum(len(i) for _, i in active) == total:
+            regex = self.regex
+        else:
+            combination = tuple(active)
+            cached = self._cache.get(combination)
+            if cached is None:
+                cached = re.compile("|".join(_group(g, self.rules[g], idx) for g, idx in active))
+                if len(self._cache) < 1024:
+                    self._cache[combination] = cached
+            regex = cached
+        return regex, (None if found is None else self._windows(text, active, found))
+
+    def _select(self, present: frozenset[str]) -> list[tuple[str, tuple[int, ...]]]:
+        """The rule groups, and their patterns, that can match a text holding `present`."""
+        active: list[tuple[str, tuple[int, ...]]] = []
         for g, needs in self.needs.items():
             idx = tuple(i for i, need in enumerate(needs)
                         if need is None or "" in need or not need.isdisjoint(present))
-            total += len(needs)
             if idx:
                 active.append((g, idx))
-        if not active:
-            return None
-        if sum(len(i) for _, i in active) == total:
-            return self.regex
-        key = tuple(active)
-        cached = self._cache.get(key)
-        if cached is None:
-            cached = re.compile("|".join(_group(g, self.rules[g], idx) for g, idx in active))
-            if len(self._cache) < 1024:
-                self._cache[key] = cached
-        return cached
+        return active
+
+    def _windows(self, text: str, active: list[tuple[str, tuple[int, ...]]],
+                 found: Mapping[str, Sequence[int]]) -> list[tuple[int, int]] | None:
+        width = ahead = 0
+        literals: set[str] = set()
+        for g, idx in active:
+            for i in idx:
+                need, w = self.needs[g][i], self.widths[g][i] if g in self.widths else None
+                if need is None or "" in need or w is None:
+                    return None
+                width, ahead = max(width, w[0]), max(ahead, w[1])
+                literals |= need
+        starts = sorted((at, len(lit)) for lit in literals for at in found.get(lit, ()))
+        windows: list[tuple[int, int]] = []
+        for at, n in starts:
+            a, b = max(0, at - width), min(len(text), at + n + width + ahead + 1)
+            if windows and a <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(windows[-1][1], b))
+            else:
+                windows.append((a, b))
+        return windows
+
+
+#: a pattern whose matches (or look-aheads) may be longer than this runs over the whole text
+_MAX_WINDOWED_WIDTH = 4096
+
+
+def _lookahead(items: Any) -> int:
+    """The longest look-ahead anywhere in a parsed pattern (what it reads past the match's end)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    longest = 0
+    for op, av in items:
+        if op in (c.ASSERT, c.ASSERT_NOT):
+            direction, sub = av
+            if direction == 1:
+                longest = max(longest, sub.getwidth()[1])
+            longest = max(longest, _lookahead(sub.data))
+        elif op is c.SUBPATTERN:
+            longest = max(longest, _lookahead(av[3].data))
+        elif op is c.BRANCH:
+            longest = max([longest, *(_lookahead(b.data) for b in av[1])])
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            longest = max(longest, _lookahead(av[2].data))
+        elif op is c.ATOMIC_GROUP:
+            longest = max(longest, _lookahead(av.data))
+    return longest
+
+
+def _pattern_widths(rule: PhraseRule) -> tuple[tuple[int, int] | None, ...]:
+    from re import _parser  # type: ignore[attr-defined]
+
+    out: list[tuple[int, int] | None] = []
+    for pat in rule.patterns:
+        parsed = _parser.parse(pat)
+        hi, ahead = parsed.getwidth()[1], _lookahead(parsed.data)
+        out.append((hi, ahead) if max(hi, ahead) <= _MAX_WINDOWED_WIDTH else None)
+    return tuple(out)
 
 
 def _group(gname: str, rule: PhraseRule, only: tuple[int, ...] | None = None) -> str:
@@ -304,15 +389,20 @@ class Policy:
     redirectors: frozenset[str] = frozenset()
     source: Path | None = None
     _finder: ahocorasick_rs.AhoCorasick | None = None
+    _literals: list[str] = field(default_factory=list)
 
-    def phrase_literals_in(self, text: str) -> frozenset[str]:
-        """The required literals of every category's phrase rules found in `text`, in one pass."""
+    def phrase_literals_in(self, text: str) -> dict[str, list[int]]:
+        """Where each required literal of every category's phrase rules starts in `text` (only
+        those present), found in one Aho–Corasick pass."""
         if self._finder is None:
-            lits = sorted(set().union(*(c.literals() for c in self.phrases.values())))
-            if not lits:
-                return frozenset()
-            self._finder = ahocorasick_rs.AhoCorasick(lits)
-        return frozenset(self._finder.find_matches_as_strings(text, overlapping=True))
+            self._literals = sorted(set().union(*(c.literals() for c in self.phrases.values())))
+            if not self._literals:
+                return {}
+            self._finder = ahocorasick_rs.AhoCorasick(self._literals)
+        found: dict[str, list[int]] = {}
+        for idx, start, _end in self._finder.find_matches_as_indexes(text, overlapping=True):
+            found.setdefault(self._literals[idx], []).append(start)
+        return found
 
     def category(self, name: str) -> Category:
         cat = getattr(self.settings, name, None)
@@ -349,7 +439,8 @@ def _compile_category(name: str, cat: Category) -> CompiledCategory:
             rules[f"r{i}"] = rule
     regex = re.compile("|".join(_group(g, r) for g, r in rules.items())) if rules else None
     return CompiledCategory(name, regex, rules, {g: _rule_prefixes(r) for g, r in rules.items()},
-                            {g: _pattern_needs(r) for g, r in rules.items()})
+                            {g: _pattern_needs(r) for g, r in rules.items()},
+                            {g: _pattern_widths(r) for g, r in rules.items()})
 
 
 def build_policy(data: dict[str, Any], source: Path | None = None) -> Policy:

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from relay.policy import links, mime
+from relay.policy import Policy, links, mime
 from relay.policy.normalize import match_view, normalize
 from tests.unit.policy.cases import ADVERSARIAL, ORDINARY
 from tests.unit.policy.conftest import CORPUS
@@ -102,3 +102,29 @@ def test_o_as_zero_rewrite_matches_the_plain_form() -> None:
     plain = re.compile(r"(?<=[0-9\-])o|o(?=[0-9])")
     for text in [*TEXTS, "o1", "1o", "-o", "oo1", "1oo", "o", "no 0o0 -o-"]:
         assert _O_AS_ZERO.sub("0", text) == plain.sub("0", text)
+
+
+def _phrase_texts() -> list[str]:
+    rnd = random.Random(5)
+    pieces = ["5", "★", "⭐", "5星", "好评", "five star", "review", "leave", " ", "\n", "x", "ig", "@name_1", "。",
+              "wechat", ":", "line id", "sale", "now", "act now", "哦"]
+    made = ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 120))) for _ in range(400)]
+    lines = "\r\n".join(f"{i}" + "X" * 77 for i in range(1, 70))
+    return [*TEXTS, *[match_view(normalize(t)).text for t in [*made, lines]]]
+
+
+def test_phrase_windows_find_what_a_whole_pass_finds(policy: Policy) -> None:
+    """Phrase patterns run only within their width of a required literal's occurrence; the hits
+    must be those of a pass over the whole text, for every category."""
+    from relay.policy.phrases import find_phrases
+
+    checked = 0
+    for text in _phrase_texts():
+        view = match_view(normalize(text))
+        found = policy.phrase_literals_in(view.text)
+        for cat in ("contact", "marketing", "review"):
+            whole = find_phrases(view, policy.phrases[cat])
+            windowed = find_phrases(view, policy.phrases[cat], found)
+            assert [(h.rule, h.start, h.end) for h in windowed] == [(h.rule, h.start, h.end) for h in whole], text
+            checked += len(whole)
+    assert checked > 50  # the texts do hold phrases
