@@ -50,6 +50,20 @@ class RelaySMTP(IdentityMixin):
         self._counted_ip: str | None = None
         self._in_data = False
         self._held = 0  # in-flight bytes this session holds
+        self._continued: list[bytes] = []  # lines of a multi-line reply not yet sent
+
+    async def push(self, status: str | bytes) -> None:
+        """Send one reply line; the lines of a multi-line reply ("250-…" up to "250 …") go out
+        together in one write, not one TCP segment each (EHLO: seven syscalls and wake-ups)."""
+        line = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii") if isinstance(status, str) else status
+        if len(line) > 3 and line[3:4] == b"-" and line[:3].isdigit():
+            self._continued.append(line + b"\r\n")
+            return
+        if self._continued:
+            line = b"".join(self._continued) + line
+            self._continued.clear()
+        self._writer.write(line + b"\r\n")
+        await self._writer.drain()
 
     @property
     def in_transaction(self) -> bool:
