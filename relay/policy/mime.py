@@ -11,8 +11,10 @@ from __future__ import annotations
 import binascii
 import codecs
 import email.header
+import functools
 import quopri
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -104,13 +106,14 @@ def _header_end(raw: bytes, start: int, end: int) -> tuple[int, int]:
     if raw.startswith(b"\n", start):
         return start, start + 1
     a = raw.find(b"\r\n\r\n", start, end)
-    b = raw.find(b"\n\n", start, end)
-    candidates = [(a, 4), (b, 2)]
-    found = [(pos, ln) for pos, ln in candidates if pos >= 0]
-    if not found:
-        return end, end
-    pos, ln = min(found)
-    return pos + ln // 2, pos + ln
+    # A bare "\n\n" counts only before the first CRLF CRLF: look no further (the search
+    # used to run to the end of the message for every part of a CRLF message).
+    b = raw.find(b"\n\n", start, end if a < 0 else a + 1)
+    if b >= 0:
+        return b + 1, b + 2
+    if a >= 0:
+        return a + 2, a + 4
+    return end, end
 
 
 def parse(raw: bytes) -> Part:
@@ -143,11 +146,9 @@ def _parse(raw: bytes, start: int, end: int, pid: str, depth: int, counter: list
 
 def split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
     """Body spans of the parts between --boundary delimiter lines (RFC 2046 section 5.1.1)."""
-    delim = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.M)
     spans: list[tuple[int, int]] = []
     cur: int | None = None
-    for m in delim.finditer(raw, start, end):
-        line_start = m.start()
+    for line_start, line_end, closing in delimiter_lines(raw, start, end, boundary):
         if cur is not None:
             # The EOL before the delimiter belongs to the delimiter.
             pend = line_start
@@ -156,14 +157,43 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[t
                 if pend > cur and raw[pend - 1 : pend] == b"\r":
                     pend -= 1
             spans.append((cur, max(cur, pend)))
-        if m.group(1):
+        if closing:
             cur = None
             break
-        nl = raw.find(b"\n", m.end(), end)
+        nl = raw.find(b"\n", line_end, end)
         cur = end if nl < 0 else nl + 1
     if cur is not None and cur < end:
         spans.append((cur, end))  # missing close delimiter: the rest is the last part
     return spans
+
+
+def delimiter_lines(raw: bytes, start: int, end: int, boundary: bytes) -> Iterator[tuple[int, int, bool]]:
+    """(start, end before the EOL, closing?) of each line `--boundary[--][ \t]*` in raw[start:end].
+
+    bytes.find jumps from one "\n--boundary" to the next and the anchored pattern is tried
+    only there: the same lines as `pattern.finditer`, without stepping through every byte of
+    the attachments in between (a line-anchored pattern has no literal prefix to skip with).
+    """
+    delim = _delimiter(boundary)
+    needle = b"\n--" + boundary
+    pos = start
+    m = delim.match(raw, pos, end)  # "^" decides whether pos itself starts a line
+    while True:
+        if m is not None:
+            yield m.start(), m.end(), bool(m.group(1))
+            pos = m.end()
+            m = delim.match(raw, pos, end)
+            continue
+        k = raw.find(needle, pos, end)
+        if k < 0:
+            return
+        pos = k + 1
+        m = delim.match(raw, pos, end)
+
+
+@functools.lru_cache(maxsize=64)
+def _delimiter(boundary: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.M)
 
 
 _NOT_BASE64 = bytes(b for b in range(256)
