@@ -204,6 +204,14 @@ def decode_body(raw: bytes, part: Part) -> bytes:
     body = raw[part.body_start : part.end]
     cte = part.cte
     if cte == "base64":
+        pad = body.find(b"=")
+        if pad < 0 or not body[pad:].strip(b"=\r\n\t "):
+            # Padding only at the end (any well-formed body): binascii skips the line breaks
+            # itself and, when it does not raise, decodes exactly what the cleaning below would.
+            try:
+                return binascii.a2b_base64(body)
+            except binascii.Error:
+                pass  # missing or odd padding: clean and pad as below
         cleaned = body.translate(None, _NOT_BASE64)  # C speed: a regex took 60 ms on 4 MB
         cleaned = cleaned[: len(cleaned) - len(cleaned) % 4] if len(cleaned) % 4 == 1 else cleaned
         cleaned += b"=" * (-len(cleaned) % 4)
