@@ -21,6 +21,8 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
+from relay.crlf import is_crlf
+
 if TYPE_CHECKING:
     from relay.config import Settings
 
@@ -168,8 +170,7 @@ def _wire_form(message: bytes) -> bytes:
     Signing the wire form keeps the signature valid for verifiers that see the message after
     transport normalised it (and OpenDKIM disagrees with other verifiers on an unterminated last line).
     """
-    crlfs = message.count(_CRLF)  # counting is ~50x faster than searching with a look-behind regex
-    if message.count(b"\r") != crlfs or message.count(b"\n") != crlfs:
+    if not is_crlf(message):  # ~50x faster than searching with a look-behind regex
         message = _ANY_EOL.sub(_CRLF, message)
     if message and not message.endswith(_CRLF):
         message += _CRLF
