@@ -213,8 +213,9 @@ def _has_appended_archive(data: bytes) -> bool:
         except OSError:
             pass
     # find with a start offset, not `in data[8:]`: slicing copied the whole file three times
+    # (the central directory is looked for in the tail first: the cheap half of the last test)
     return (data.find(b"Rar!\x1a\x07", 8) >= 0 or data.find(b"7z\xbc\xaf\x27\x1c", 8) >= 0
-            or (data.find(b"PK\x03\x04", 4) >= 0 and data.find(b"PK\x01\x02", tail) >= 0))
+            or (data.find(b"PK\x01\x02", tail) >= 0 and data.find(b"PK\x03\x04", 4) >= 0))
 
 
 def _extract(kind: str, data: bytes, charset: str | None, caps: Attachments) -> Extracted:
