@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import re
 
-_BARE_CR = re.compile(rb"\r(?!\n)")  # a literal first character: the regex engine skips to each CR
+# Each pattern starts with a literal character, so the regex engine skips from one CR (LF) to
+# the next at memchr speed and looks around only there.
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_LF = re.compile(rb"\n(?<!\r\n)")
 
 
 def is_crlf(data: bytes) -> bool:
     """True when every CR is followed by LF and every LF follows a CR.
 
-    No bare CR means every CR starts a CRLF; as many LFs as CRs then leaves no LF outside one.
-    Two single-byte counts and one skipping search: ~10 ms on 10 MB, against ~15 ms for
-    counting CR, LF and CRLF (a two-byte count is three times slower than a one-byte one).
+    Two skipping searches: ~8 ms on 10 MB, against ~15 ms for counting CR, LF and CRLF (a
+    two-byte count is three times slower than a one-byte one) and ~55 ms for one regex with
+    both branches (no literal first character left to skip with).
     """
-    return data.count(b"\n") == data.count(b"\r") and _BARE_CR.search(data) is None
+    return _BARE_CR.search(data) is None and _BARE_LF.search(data) is None
