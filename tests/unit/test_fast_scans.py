@@ -184,3 +184,30 @@ def test_base64_decoding_on_generated_bodies() -> None:
     for body in _fragments(4648, pieces, 5000):
         part = mime.Part("1", 0, 0, len(body), mime._HEADER_PARSER.parsebytes(b"Content-Transfer-Encoding: base64\r\n"), 0)
         assert mime.decode_body(body, part) == old_decode_base64(body), body
+
+
+def test_an_attachment_decoded_twice_in_a_row_is_decoded_once() -> None:
+    import base64
+    import threading
+
+    payload = bytes(range(256)) * 2000  # 512 KB: over mime.REMEMBER_BYTES once encoded
+    encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--b--\r\n")
+    [leaf] = [p for p in mime.parse(raw).leaves() if p.cte == "base64"]
+    first = mime.decode_body(raw, leaf)          # check()
+    assert first == payload
+    assert mime.decode_body(raw, leaf) is first  # apply(): the same bytes, not a second decode
+    again = mime.decode_body(raw, leaf)          # a hit is forgotten: decoded anew
+    assert again == payload and again is not first
+
+    twin = bytes(bytearray(raw))                 # equal bytes, another message: never served from memory
+    [twin_leaf] = [p for p in mime.parse(twin).leaves() if p.cte == "base64"]
+    assert mime.decode_body(twin, twin_leaf) is not again
+
+    seen: list[bytes] = []
+    mime.decode_body(raw, leaf)
+    thread = threading.Thread(target=lambda: seen.append(mime.decode_body(raw, leaf)))
+    thread.start()
+    thread.join()
+    assert seen[0] == payload and seen[0] is not mime.decode_body(raw, leaf)  # each thread its own memory
