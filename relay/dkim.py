@@ -21,7 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from relay.crlf import is_crlf
+from relay.scan import is_crlf
 
 if TYPE_CHECKING:
     from relay.config import Settings

@@ -9,7 +9,7 @@ The mail transaction is driven here (MAIL, RCPT, then our own DATA writer on aio
 protocol) rather than by aiosmtplib's sendmail, which rewrites every line ending and
 dot-stuffs with regexes, twice over for SIZE: a third of the delivery CPU of a 10 MB message.
 The message arrives CRLF-only (the signer writes wire form), so wire_data() only checks that
-(relay.crlf) and dot-stuffs with one bytes.replace.
+(relay.scan) and dot-stuffs with one bytes.replace.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import time
 import aiosmtplib
 
 from relay.config import Settings, split_hostport
-from relay.crlf import is_crlf
 from relay.delivery.transport import DeliveryError
+from relay.scan import is_crlf
 
 IDLE_SECONDS = 20.0  # a pooled connection idle longer than this is not reused
 

@@ -21,6 +21,8 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from relay.scan import find_dashed
+
 MAX_DEPTH = 40
 MAX_PARTS = 500
 
@@ -185,7 +187,7 @@ def delimiter_lines(raw: bytes, start: int, end: int, boundary: bytes) -> Iterat
             pos = m.end()
             m = delim.match(raw, pos, end)
             continue
-        k = raw.find(needle, pos, end)
+        k = find_dashed(raw, needle, pos, end)
         if k < 0:
             return
         pos = k + 1

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 
 from relay.config import SmtpSection
+from relay.scan import find_dashed
 
 _FIELD_START = re.compile(rb"^[!-9;-~]+[ \t]*:", re.M)
 _BOUNDARY_LINE = re.compile(rb"^--([^\r\n]{1,200}?)[ \t]*\r?$", re.M)
@@ -39,7 +40,7 @@ def boundary_lines(raw: bytes, start: int) -> Iterator[re.Match[bytes]]:
             pos = m.end()
             m = _BOUNDARY_LINE.match(raw, pos)
             continue
-        k = raw.find(b"\n--", pos)
+        k = find_dashed(raw, b"\n--", pos, len(raw))
         if k < 0:
             return
         pos = k + 1

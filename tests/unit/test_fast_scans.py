@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from relay import dkim
-from relay.crlf import is_crlf
 from relay.policy import mime
+from relay.scan import is_crlf
 from relay.smtp import shape
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
