@@ -23,7 +23,7 @@ import aiosmtplib
 
 from relay.config import Settings, split_hostport
 from relay.delivery.transport import DeliveryError
-from relay.scan import is_crlf
+from relay.scan import find_rare, is_crlf
 
 IDLE_SECONDS = 20.0  # a pooled connection idle longer than this is not reused
 
@@ -41,7 +41,9 @@ def wire_data(message: bytes) -> tuple[bytes, int]:
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
     size = len(message)
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
+    # A line starting with "." is rare and base64 has no ".": look (memchr-fast) before copying.
+    stuffed = message.replace(b"\r\n.", b"\r\n..") if find_rare(message, b"\r\n.", b".", 0, len(message)) >= 0 \
+        else message
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     return stuffed, size

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from relay import scan
-from relay.scan import find_dashed, is_crlf
+from relay.scan import find_dashed, find_rare, is_crlf
 
 
 def _by_counting(data: bytes) -> bool:
@@ -59,3 +59,14 @@ def test_find_dashed_on_a_large_body() -> None:
     assert find_dashed(body, b"\r\n--mix", 0, len(body)) == 8_000_000
     text = b"- - -- --- text with dashes --x\r\n" * 20_000 + b"\r\n--mix\r\n"
     assert find_dashed(text, b"\r\n--mix", 0, len(text)) == text.find(b"\r\n--mix")
+
+
+@pytest.mark.parametrize(("needle", "rare"), [(b"\r\n.", b"."), (b"\r\n--b", b"-"), (b"a.b.", b".")])
+def test_find_rare_is_find(needle: bytes, rare: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "WINDOW", 3)
+    rnd = random.Random(5321)
+    pieces = [b"a", b".", b"..", b"\r\n", b"\r\n.", b"b", b"-", b"\r\n--b", b"a.b."]
+    for _ in range(3000):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 25)))
+        for start in range(0, len(data) + 1, 2):
+            assert find_rare(data, needle, rare, start, len(data)) == data.find(needle, start), (data, start)
