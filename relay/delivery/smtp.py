@@ -7,9 +7,9 @@ delivery.command_timeout, delivery.concurrency (pool size).
 
 The mail transaction is driven here (MAIL, RCPT, then our own DATA writer on aiosmtplib's
 protocol) rather than by aiosmtplib's sendmail, which rewrites every line ending and
-dot-stuffs with regexes, twice over for SIZE: a third of the delivery CPU of a 10 MB message.
-The message arrives CRLF-only (the signer writes wire form), so wire_data() only checks that
-(relay.scan) and dot-stuffs with one bytes.replace.
+dot-stuffs with regexes, twice over for SIZE (~200 ms of CPU for a 10 MB message). The message
+arrives CRLF-only (the signer writes wire form), so wire_data() only checks that (relay.scan)
+and dot-stuffs with one bytes.replace when some line starts with "." (~9 ms).
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ def wire_data(message: bytes) -> tuple[bytes, int]:
         message += b"\r\n"
     size = len(message)
     # A line starting with "." is rare and base64 has no ".": look (memchr-fast) before copying.
-    stuffed = message.replace(b"\r\n.", b"\r\n..") if find_rare(message, b"\r\n.", b".", 0, len(message)) >= 0 \
-        else message
+    stuffed = message
+    if find_rare(message, b"\r\n.", b".", 0, len(message)) >= 0:
+        stuffed = message.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     return stuffed, size

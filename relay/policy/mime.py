@@ -173,7 +173,7 @@ def split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[t
 def delimiter_lines(raw: bytes, start: int, end: int, boundary: bytes) -> Iterator[tuple[int, int, bool]]:
     """(start, end before the EOL, closing?) of each line `--boundary[--][ \t]*` in raw[start:end].
 
-    bytes.find jumps from one "\n--boundary" to the next and the anchored pattern is tried
+    find_dashed jumps from one "\n--boundary" to the next and the anchored pattern is tried
     only there: the same lines as `pattern.finditer`, without stepping through every byte of
     the attachments in between (a line-anchored pattern has no literal prefix to skip with).
     """

@@ -1,7 +1,7 @@
 """Structural limits of a received message, checked before any parsing: header size and field
-count, line length, MIME nesting depth and part count. Each scan is linear and runs at C speed: bytes.find jumps
-to the few candidate places (lines starting "--", newline-free stretches) and a regex anchored
-there decides, so a 10 MB base64 attachment is skimmed, not stepped through byte by byte.
+count, line length, MIME nesting depth and part count. Each scan is linear and runs at C speed:
+a find jumps to the few candidate places (lines starting "--", newline-free stretches) and a
+regex anchored there decides, so a 10 MB base64 attachment is skimmed, not stepped through.
 
 Reads: smtp.max_header_bytes, smtp.max_header_fields, smtp.max_line_length, smtp.max_mime_depth,
 smtp.max_mime_parts. Returns an audit reason (data.header_too_big, data.too_many_header_fields,
@@ -30,7 +30,7 @@ def _header_end(raw: bytes, start: int) -> int:
 
 def boundary_lines(raw: bytes, start: int) -> Iterator[re.Match[bytes]]:
     """The matches of _BOUNDARY_LINE from start on, as finditer gives them. Only a line that
-    starts with "--" can match, so bytes.find hops from one such line to the next (a base64
+    starts with "--" can match, so find_dashed hops from one such line to the next (a base64
     body has none: "-" is not in its alphabet) and the anchored pattern is tried only there."""
     pos = start
     m = _BOUNDARY_LINE.match(raw, pos)  # "^" decides whether pos itself starts a line
