@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+from relay.scan import is_crlf
 
 if TYPE_CHECKING:
     from relay.config import Settings
@@ -92,16 +94,64 @@ def canonicalize_body_relaxed(body: bytes) -> bytes:
     A non-empty body always ends with exactly one CRLF (one is added to an unterminated last line);
     an empty body, or one made only of empty lines, canonicalizes to the empty string (so bh= is the SHA-256 of nothing).
     """
-    # bytes.replace loops instead of re.sub: ~30x faster on long bodies (each pass halves every SP run).
-    if b"\t" in body:
-        body = body.replace(b"\t", b" ")
-    while b"  " in body:
-        body = body.replace(b"  ", b" ")
-    body = body.replace(b" \r\n", _CRLF)
-    body = body.rstrip(b"\r\n")
-    if body.endswith(b" "):  # unterminated last line with trailing WSP
-        body = body.rstrip(b" ").rstrip(b"\r\n")
-    return body + _CRLF if body else b""
+    return b"".join(_relaxed_body_pieces(body))
+
+
+def body_hash_relaxed(message: bytes, start: int = 0) -> bytes:
+    """SHA-256 of the relaxed canonical form of message[start:], without building that form."""
+    digest = hashlib.sha256()
+    for piece in _relaxed_body_pieces(message, start):
+        digest.update(piece)
+    return digest.digest()
+
+
+_CHUNK = 256 * 1024
+
+
+def _relaxed_body_pieces(body: bytes, start: int = 0) -> Iterator[bytes | memoryview]:
+    """The relaxed canonical body of body[start:], in pieces that join to it.
+
+    Empty lines and WSP at the very end go first (rstrip); what is left is cut into chunks
+    that end at a CRLF, so that no WSP run and no line end is split. A chunk without any
+    SP or HTAB (all of a base64 attachment) is already canonical and is passed on as a view;
+    the others get the WSP rules with bytes.replace loops (~30x faster than re.sub).
+    """
+    end = _content_end(body, start)
+    if end <= start:
+        return
+    view = memoryview(body)
+    pos = start
+    while pos < end:
+        cut = min(end, pos + _CHUNK)
+        if cut < end:
+            nl = body.find(_CRLF, cut, end)
+            cut = end if nl < 0 else nl + 2
+        if body.find(b" ", pos, cut) < 0 and body.find(b"\t", pos, cut) < 0:
+            yield view[pos:cut]
+        else:
+            yield _relaxed_wsp(body[pos:cut])
+        pos = cut
+    yield _CRLF
+
+
+def _content_end(body: bytes, start: int) -> int:
+    """Where body[start:] ends once trailing SP, HTAB, CR and LF are dropped (looked at from the end, in blocks)."""
+    end = len(body)
+    while end > start:
+        block = body[max(start, end - 4096) : end]
+        kept = len(block.rstrip(b" \t\r\n"))
+        if kept:
+            return end - len(block) + kept
+        end -= len(block)
+    return start
+
+
+def _relaxed_wsp(text: bytes) -> bytes:
+    if b"\t" in text:
+        text = text.replace(b"\t", b" ")
+    while b"  " in text:
+        text = text.replace(b"  ", b" ")
+    return text.replace(b" \r\n", _CRLF)
 
 
 # --------------------------------------------------------------------------- message parsing
@@ -120,23 +170,23 @@ def _wire_form(message: bytes) -> bytes:
     Signing the wire form keeps the signature valid for verifiers that see the message after
     transport normalised it (and OpenDKIM disagrees with other verifiers on an unterminated last line).
     """
-    crlfs = message.count(_CRLF)  # counting is ~50x faster than searching with a look-behind regex
-    if message.count(b"\r") != crlfs or message.count(b"\n") != crlfs:
+    if not is_crlf(message):  # two skipping searches: no copy when the message is clean
         message = _ANY_EOL.sub(_CRLF, message)
     if message and not message.endswith(_CRLF):
         message += _CRLF
     return message
 
 
-def _split(message: bytes) -> tuple[list[_Field], bytes]:
-    """Header fields and body of a wire-form message. Lines that are not fields are skipped."""
+def _split(message: bytes) -> tuple[list[_Field], int]:
+    """Header fields of a wire-form message and where its body starts (the body is not copied).
+    Lines that are not fields are skipped."""
     if message.startswith(_CRLF):
-        return [], message[2:]
+        return [], 2
     end = message.find(b"\r\n\r\n")
     if end < 0:
-        head, body = message, b""
+        head, body_start = message, len(message)
     else:
-        head, body = message[: end + 2], message[end + 4 :]
+        head, body_start = message[: end + 2], end + 4
     fields: list[_Field] = []
     lines = head.split(_CRLF)
     if lines and lines[-1] == b"":
@@ -163,7 +213,7 @@ def _split(message: bytes) -> tuple[list[_Field], bytes]:
         flush()
         current.append(line)
     flush()
-    return fields, body
+    return fields, body_start
 
 
 # --------------------------------------------------------------------------- keys
@@ -389,12 +439,12 @@ class Signer:
         when the message does not have exactly one From field.
         """
         message = _wire_form(message)
-        fields, body = _split(message)
+        fields, body_start = _split(message)
         froms = sum(1 for f in fields if f.name == b"from")
         if froms != 1:
             raise DKIMMessageError(f"a signed message needs exactly one From field, this one has {froms}")
         t = str(int(time.time()) if timestamp is None else int(timestamp))
-        bh = base64.b64encode(hashlib.sha256(canonicalize_body_relaxed(body)).digest()).decode("ascii")
+        bh = base64.b64encode(body_hash_relaxed(message, body_start)).decode("ascii")
 
         # RFC 6376 §5.4.2: several instances are signed bottom-up, one h= entry each.
         h_names: list[str] = []

@@ -46,7 +46,7 @@ class AddressMatcher:
     Built once per message (or once per plan); compiled patterns are reused for every part.
     """
 
-    __slots__ = ("_bdomains", "_bytes_re", "_domains", "_map", "_reach", "_str_re")
+    __slots__ = ("_anchors", "_bdomains", "_bytes_re", "_domains", "_map", "_reach", "_str_re")
 
     def __init__(self, address_map: Mapping[str, str]) -> None:
         self._map: dict[str, str] = {}
@@ -56,6 +56,10 @@ class AddressMatcher:
                 self._map[key] = alias
         self._domains: tuple[str, ...] = tuple(sorted({k.rsplit("@", 1)[1] for k in self._map}))
         self._bdomains: tuple[bytes, ...] = tuple(d.encode("utf-8") for d in self._domains)
+        # Where each domain has a byte that no case change touches ("." mostly): -1 if none.
+        self._anchors: tuple[int, ...] = tuple(
+            next((i for i, c in enumerate(d) if not (65 <= c <= 90 or 97 <= c <= 122)), -1) for d in self._bdomains
+        )
         # longest local part + the longest "@" entity form
         self._reach = max((len(k.rsplit("@", 1)[0]) for k in self._map), default=0) + 16
         if not self._map:
@@ -108,14 +112,33 @@ class AddressMatcher:
             while i >= 0:
                 spans.append((max(0, i - self._reach), min(len(low), i + len(d) + 2)))
                 i = low.find(d, i + 1)
-        spans.sort()
-        merged: list[tuple[int, int]] = []
-        for a, b in spans:
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        return _merge(spans)
+
+    def _bwindows(self, data: bytes) -> list[tuple[int, int]]:
+        """_windows(data.lower(), …) without lower-casing all of data when it can be avoided.
+
+        Each domain occurrence has the domain's anchor byte (one no case change touches) at a
+        known offset; bytes.find hops between anchors and only the bytes around one are
+        lower-cased. A 10 MB message has a few hundred "." (none in base64); a binary file has
+        tens of thousands, and then one lower() of everything is cheaper (_ANCHOR_CAP).
+        """
+        spans: list[tuple[int, int]] = []
+        for d, k in zip(self._bdomains, self._anchors, strict=True):
+            if k < 0:
+                return self._windows(data.lower(), self._bdomains)
+            anchor, size = d[k : k + 1], len(d)
+            i = data.find(anchor, k)
+            for _ in range(_ANCHOR_CAP):
+                if i < 0:
+                    break
+                start = i - k
+                if data[start : start + size].lower() == d:
+                    spans.append((max(0, start - self._reach), min(len(data), start + size + 2)))
+                i = data.find(anchor, i + 1)
             else:
-                merged.append((a, b))
-        return merged
+                if i >= 0:
+                    return self._windows(data.lower(), self._bdomains)
+        return _merge(spans)
 
     def _matches(self, text: str) -> list[re.Match[str]]:
         if self._str_re is None:
@@ -156,7 +179,7 @@ class AddressMatcher:
         if self._bytes_re is None:
             return []
         out: list[re.Match[bytes]] = []
-        for a, b in self._windows(data.lower(), self._bdomains):
+        for a, b in self._bwindows(data):
             out.extend(self._bytes_re.finditer(data, a, b))
         return out
 
@@ -177,6 +200,20 @@ class AddressMatcher:
 
     def search_bytes(self, data: bytes | memoryview) -> bool:
         return bool(self._bmatches(bytes(data)))
+
+
+_ANCHOR_CAP = 512
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 @functools.lru_cache(maxsize=256)

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from relay.scan import find_dashed, is_crlf
+
 CRLF: Final = b"\r\n"
 MAX_DEPTH: Final = 40  # deeper nesting is treated as an opaque body (DoS: "endless nesting")
 
@@ -25,16 +27,14 @@ _PARAM_RE: Final = re.compile(rb';\s*([!#-\'*+\-.0-9A-Z^-~]+)\s*=\s*("(?:[^"\\]|
 def normalize_eol(raw: bytes) -> bytes:
     """Every line ending (bare LF, bare CR, CRLF) as CRLF; the result ends with CRLF.
 
-    Counting is far cheaper than copying, so an already-clean message is returned as is.
+    Checking is far cheaper than copying, so an already-clean message is returned as is.
     """
-    n_lf = raw.count(b"\n")
-    n_cr = raw.count(b"\r")
     out = raw
-    if n_cr == 0:
-        if n_lf:
+    if not is_crlf(raw):
+        if b"\r" not in raw:
             out = raw.replace(b"\n", CRLF)
-    elif not (n_cr == n_lf and raw.count(CRLF) == n_lf):
-        out = raw.replace(CRLF, b"\n").replace(b"\r", b"\n").replace(b"\n", CRLF)
+        else:
+            out = raw.replace(CRLF, b"\n").replace(b"\r", b"\n").replace(b"\n", CRLF)
     if not out.endswith(CRLF):
         out += CRLF
     return out
@@ -175,14 +175,14 @@ def split_multipart(buf: bytes, start: int, end: int, boundary: bytes) -> Multip
     the same). A part's span excludes the CRLF that belongs to the next delimiter.
     """
     dash = b"--" + boundary
-    needle = CRLF + dash  # longer needles make bytes.find much faster on big attachments
+    needle = CRLF + dash  # find_dashed: memchr to each "-", then this needle
     delims: list[tuple[int, int, bool]] = []
     i = start
     while True:
         if i == start and buf.startswith(dash, start):
             k = start
         else:
-            k = buf.find(needle, max(start, i - 2), end)
+            k = find_dashed(buf, needle, max(start, i - 2), end)
             if k < 0:
                 break
             k += 2

@@ -1,5 +1,7 @@
 """Structural limits of a received message, checked before any parsing: header size and field
-count, line length, MIME nesting depth and part count. One pass of regex scans over the bytes.
+count, line length, MIME nesting depth and part count. Each scan is linear and runs at C speed:
+a find jumps to the few candidate places (lines starting "--", newline-free stretches) and a
+regex anchored there decides, so a 10 MB base64 attachment is skimmed, not stepped through.
 
 Reads: smtp.max_header_bytes, smtp.max_header_fields, smtp.max_line_length, smtp.max_mime_depth,
 smtp.max_mime_parts. Returns an audit reason (data.header_too_big, data.too_many_header_fields,
@@ -10,10 +12,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 from relay.config import SmtpSection
+from relay.scan import find_dashed
 
-_END_OF_HEADER = re.compile(rb"\r\n\r\n")
 _FIELD_START = re.compile(rb"^[!-9;-~]+[ \t]*:", re.M)
 _BOUNDARY_LINE = re.compile(rb"^--([^\r\n]{1,200}?)[ \t]*\r?$", re.M)
 _MULTIPART = re.compile(rb"^content-type:[ \t]*multipart/[^\r\n]*(?:\r\n[ \t][^\r\n]*)*", re.I | re.M)
@@ -21,8 +24,27 @@ _BOUNDARY_PARAM = re.compile(rb'boundary[ \t]*=[ \t]*(?:"([^"\r\n]+)"|([^\s;"]+)
 
 
 def _header_end(raw: bytes, start: int) -> int:
-    m = _END_OF_HEADER.search(raw, start)
-    return m.start() if m else len(raw)
+    end = raw.find(b"\r\n\r\n", start)
+    return end if end >= 0 else len(raw)
+
+
+def boundary_lines(raw: bytes, start: int) -> Iterator[re.Match[bytes]]:
+    """The matches of _BOUNDARY_LINE from start on, as finditer gives them. Only a line that
+    starts with "--" can match, so find_dashed hops from one such line to the next (a base64
+    body has none: "-" is not in its alphabet) and the anchored pattern is tried only there."""
+    pos = start
+    m = _BOUNDARY_LINE.match(raw, pos)  # "^" decides whether pos itself starts a line
+    while True:
+        if m is not None:
+            yield m
+            pos = m.end()
+            m = _BOUNDARY_LINE.match(raw, pos)
+            continue
+        k = find_dashed(raw, b"\n--", pos, len(raw))
+        if k < 0:
+            return
+        pos = k + 1
+        m = _BOUNDARY_LINE.match(raw, pos)
 
 
 def _boundary(header: bytes) -> bytes | None:
@@ -41,7 +63,7 @@ def mime_shape(raw: bytes, max_depth: int, max_parts: int) -> str | None:
     parts = 0
     if not stack:
         return None
-    for m in _BOUNDARY_LINE.finditer(raw, end):
+    for m in boundary_lines(raw, end):
         line = m.group(1)
         closing = line.endswith(b"--") and line[:-2] in stack
         name = line[:-2] if closing else line
@@ -64,14 +86,35 @@ def mime_shape(raw: bytes, max_depth: int, max_parts: int) -> str | None:
 
 
 def _longest_line_over(raw: bytes, limit: int) -> bool:
-    """True when a line (CRLF excluded) is longer than limit. The pattern starts with a literal
-    newline, which the regex engine finds with a fast scan: linear in the size, unlike a bare
-    `[^\r\n]{N}`, which restarts at every byte (37% of a 100 KB message's CPU before this)."""
+    """True when a line (CRLF excluded) is longer than limit: the first line, or a newline
+    followed by limit + 1 bytes that are neither CR nor LF (the _long_line pattern).
+
+    Such a stretch covers at least one whole block of (limit + 2) // 2 bytes aligned to that
+    size, and a block that holds a newline cannot be inside it; so one bytes.find per block
+    (a few thousand for 10 MB) finds the only lines worth matching the pattern against.
+    Scanning with the pattern itself steps through every byte (6% of a 2 MB message's CPU)."""
     first = raw.find(b"\n")
     end = first if first >= 0 else len(raw)
     if end - (raw[end - 1 : end] == b"\r") > limit:  # the first line, which no newline precedes
         return True
-    return _long_line(limit).search(raw) is not None
+    if first < 0:
+        return False
+    pattern = _long_line(limit)
+    step = (limit + 2) // 2
+    pos = (first + 1) // step * step  # blocks before this lie in the first line, checked above
+    n = len(raw)
+    while pos < n:
+        if raw.find(b"\n", pos, pos + step) >= 0:
+            pos += step
+            continue
+        nl = raw.rfind(b"\n", 0, pos)  # the newline that starts the line holding this block
+        if pattern.match(raw, nl):
+            return True
+        after = raw.find(b"\n", pos)
+        if after < 0:
+            return False
+        pos = after // step * step  # resume at the block holding the end of that line
+    return False
 
 
 @functools.lru_cache(maxsize=4)

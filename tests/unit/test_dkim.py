@@ -23,6 +23,7 @@ from relay.dkim import (
     DKIMKeyError,
     DKIMMessageError,
     Signer,
+    body_hash_relaxed,
     canonicalize_body_relaxed,
     canonicalize_header_relaxed,
     generate_ed25519_key,
@@ -125,6 +126,50 @@ def test_relaxed_canonicalization_matches_rfc6376_example() -> None:
 ])
 def test_relaxed_body(body: bytes, canonical: bytes) -> None:
     assert canonicalize_body_relaxed(body) == canonical
+
+
+def _relaxed_reference(body: bytes) -> bytes:
+    """RFC 6376 §3.4.4 in one piece, as the signer did it before it worked in chunks."""
+    body = body.replace(b"\t", b" ")
+    while b"  " in body:
+        body = body.replace(b"  ", b" ")
+    body = body.replace(b" \r\n", b"\r\n").rstrip(b"\r\n")
+    if body.endswith(b" "):
+        body = body.rstrip(b" ").rstrip(b"\r\n")
+    return body + b"\r\n" if body else b""
+
+
+def _bodies() -> list[bytes]:
+    import random
+
+    rnd = random.Random(6376)
+    pieces = [b"a", b"bc", b" ", b"  ", b"\t", b"\r\n", b"\r\n\r\n", b" \r\n", b"\t\r\n", b"QUJD" * 20]
+    out = [b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 40))) for _ in range(300)]
+    b64 = b"\r\n".join(base64.b64encode(bytes(range(256)) * 40)[i : i + 76] for i in range(0, 13_600, 76))
+    out += [
+        b"Hello  there \r\n\r\n" + b64 * 40 + b"\r\n-- \r\nshop \t\r\n",  # > one chunk, WSP on both sides
+        b"x\r\n" + b" \r\n\t\r\n" * 5000,  # a long tail of blank lines (more than one 4 KB block)
+        b" \t " * 100_000,  # nothing but WSP, no line end
+        b64 * 30 + b"  a  b  \r\n" + b64 * 30,  # WSP in the middle of a large body
+    ]
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 256 * 1024])
+def test_relaxed_body_in_chunks_is_the_one_piece_canonical_form(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relay.dkim
+
+    monkeypatch.setattr(relay.dkim, "_CHUNK", chunk)
+    for body in _bodies():
+        assert canonicalize_body_relaxed(body) == _relaxed_reference(body)
+
+
+def test_body_hash_reads_the_body_in_place() -> None:
+    for body in _bodies()[-6:]:
+        message = b"Subject: x\r\n\r\n" + body
+        expected = hashlib.sha256(_relaxed_reference(body)).digest()
+        assert body_hash_relaxed(message, len(b"Subject: x\r\n\r\n")) == expected
+        assert body_hash_relaxed(body) == expected
 
 
 # --------------------------------------------------------------------------- signing, verified by dkimpy

@@ -530,3 +530,37 @@ def test_lines_over_998_octets_are_reencoded(multipart: bool) -> None:
     part = next(p for p in parsed(out).walk() if p.get_content_type() == "text/plain")
     # (the CRLF before a boundary belongs to the boundary, RFC 2046 §5.1.1)
     assert part.get_content().replace("\r\n", "\n").rstrip("\n") == text.decode("utf-8").replace("\r\n", "\n").rstrip("\n")
+
+
+# ---- address search in large bytes -----------------------------------------------------------
+
+#: (what is put into a large haystack, how many registered addresses that is)
+_NEEDLES = [(b" John.Doe@GMAIL.com\r\n", 1), (b"<john.doe&#64;gmail.com>", 1), (b" xjohn.doe@gmail.comx ", 0),
+            (b" john.doe@gmail.co ", 0), (b"\r\nbuyer@EXAMPLE.NET,", 1), (b" GMAIL.COM ", 0)]
+
+
+def _haystack(kind: str) -> bytes:
+    import random
+
+    rnd = random.Random(2822)
+    if kind == "base64":  # no "." at all
+        return base64.b64encode(bytes(range(256)) * 300)
+    if kind == "binary":  # thousands of ".": past the anchor cap, so everything is lower-cased
+        return bytes(rnd.randrange(256) for _ in range(200_000))
+    return b"plain text. with. dots. " * 5000
+
+
+@pytest.mark.parametrize("kind", ["base64", "binary", "text"])
+@pytest.mark.parametrize(("needle", "count"), _NEEDLES)
+def test_byte_search_in_large_data(kind: str, needle: bytes, count: int) -> None:
+    from relay.rewrite.addresses import matcher_for
+
+    m = matcher_for({REAL: ALIAS, BUYER: BUYER_ALIAS})
+    base = _haystack(kind)
+    data = base[:70_001] + needle + base[70_001:]
+    assert m._bytes_re is not None
+    assert len(list(m._bytes_re.finditer(data))) == count  # the pattern over everything: the reference
+    assert m.search_bytes(data) is (count > 0)
+    new, n = m.sub_bytes(data)
+    assert n == count
+    assert not m.search_bytes(new)

@@ -1,0 +1,55 @@
+"""Scans of a whole message that must stay cheap on 10 MB: is it in wire form (CRLF only), where
+is the next MIME delimiter line, is there a line starting with ".". All skip with memchr-speed
+searches instead of stepping through every byte (base64 has no lone CR or LF, no "-", no ".").
+
+Reads no config; raises nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Each pattern starts with a literal character, so the regex engine skips from one CR (LF) to
+# the next at memchr speed and looks around only there.
+_BARE_CR = re.compile(rb"\r(?!\n)")
+_BARE_LF = re.compile(rb"\n(?<!\r\n)")
+
+#: find_rare looks this far past a rare byte with the needle before it hops to the next one.
+WINDOW = 64 * 1024
+
+
+def is_crlf(data: bytes) -> bool:
+    """True when every CR is followed by LF and every LF follows a CR.
+
+    Two skipping searches: ~8 ms on 10 MB, against ~15 ms for counting CR, LF and CRLF (a
+    two-byte count is three times slower than a one-byte one) and ~55 ms for one regex with
+    both branches (no literal first character left to skip with).
+    """
+    return _BARE_CR.search(data) is None and _BARE_LF.search(data) is None
+
+
+def find_dashed(data: bytes, needle: bytes, start: int, end: int) -> int:
+    """data.find(needle, start, end) for a delimiter needle ("\r\n--boundary"): see find_rare."""
+    return find_rare(data, needle, b"-", start, end)
+
+
+def find_rare(data: bytes, needle: bytes, rare: bytes, start: int, end: int) -> int:
+    """data.find(needle, start, end), jumping between the places of `rare`, one byte of the
+    needle that bulk data seldom holds ("-" and "." are in no base64 text).
+
+    A short needle makes bytes.find crawl (~2 GB/s, 5 ms on 10 MB); a single byte is found
+    with memchr (~100 GB/s). Every match has the needle's first `rare` on a `rare` of data,
+    so the search jumps to the next one and looks for the needle only in a window from there:
+    through base64 it flies, and text full of `rare` costs what bytes.find did.
+    """
+    offset = needle.index(rare)
+    size = len(needle)
+    while True:
+        k = data.find(rare, start + offset, end)
+        if k < 0:
+            return -1
+        first = k - offset  # no match starts before this: its `rare` would be an earlier one
+        hit = data.find(needle, first, min(end, first + WINDOW + size))
+        if hit >= 0:
+            return hit
+        start = first + WINDOW + 1  # no match starts in [first, first + WINDOW]

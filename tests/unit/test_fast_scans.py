@@ -1,0 +1,213 @@
+"""The linear scans that replaced line-anchored regexes over whole messages find exactly what the
+regexes found: on every message of the shared corpus (as received, and with CRLF line ends, as the
+server hands them on) and on generated edge cases.
+
+The reference implementations below are the code before the change, kept as the oracle.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+from relay import dkim
+from relay.policy import mime
+from relay.scan import is_crlf
+from relay.smtp import shape
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+if not CORPUS.is_dir():
+    CORPUS = Path("/work/shared/corpus")
+
+
+def _corpus() -> list[tuple[str, bytes]]:
+    manifest = CORPUS / "manifest.jsonl"
+    if not manifest.exists():
+        return []
+    out = []
+    for line in manifest.read_text().splitlines():
+        name = json.loads(line)["file"]
+        raw = (CORPUS / name).read_bytes()
+        out.append((name, raw))
+        crlf = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+        if crlf != raw:
+            out.append((name + " (CRLF)", crlf))
+    return out
+
+
+MESSAGES = _corpus()
+needs_corpus = pytest.mark.skipif(not MESSAGES, reason="shared corpus not present")
+
+
+# --- the old implementations ------------------------------------------------------------------
+
+
+def old_split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    delim = re.compile(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", re.M)
+    spans: list[tuple[int, int]] = []
+    cur: int | None = None
+    for m in delim.finditer(raw, start, end):
+        if cur is not None:
+            pend = m.start()
+            if pend > cur and raw[pend - 1 : pend] == b"\n":
+                pend -= 1
+                if pend > cur and raw[pend - 1 : pend] == b"\r":
+                    pend -= 1
+            spans.append((cur, max(cur, pend)))
+        if m.group(1):
+            cur = None
+            break
+        nl = raw.find(b"\n", m.end(), end)
+        cur = end if nl < 0 else nl + 1
+    if cur is not None and cur < end:
+        spans.append((cur, end))
+    return spans
+
+
+def old_header_end(raw: bytes, start: int, end: int) -> tuple[int, int]:
+    if raw.startswith(b"\r\n", start):
+        return start, start + 2
+    if raw.startswith(b"\n", start):
+        return start, start + 1
+    found = [(pos, n) for pos, n in ((raw.find(b"\r\n\r\n", start, end), 4), (raw.find(b"\n\n", start, end), 2))
+             if pos >= 0]
+    if not found:
+        return end, end
+    pos, n = min(found)
+    return pos + n // 2, pos + n
+
+
+def old_longest_line_over(raw: bytes, limit: int) -> bool:
+    first = raw.find(b"\n")
+    end = first if first >= 0 else len(raw)
+    if end - (raw[end - 1 : end] == b"\r") > limit:
+        return True
+    return re.search(rb"\n[^\r\n]{%d}" % (limit + 1), raw) is not None
+
+
+def old_decode_base64(body: bytes) -> bytes:
+    cleaned = body.translate(None, mime._NOT_BASE64)
+    cleaned = cleaned[: len(cleaned) - len(cleaned) % 4] if len(cleaned) % 4 == 1 else cleaned
+    cleaned += b"=" * (-len(cleaned) % 4)
+    try:
+        return binascii.a2b_base64(cleaned)
+    except binascii.Error:
+        return b""
+
+
+def old_relaxed_body(body: bytes) -> bytes:
+    body = body.replace(b"\t", b" ")
+    while b"  " in body:
+        body = body.replace(b"  ", b" ")
+    body = body.replace(b" \r\n", b"\r\n").rstrip(b"\r\n")
+    if body.endswith(b" "):
+        body = body.rstrip(b" ").rstrip(b"\r\n")
+    return body + b"\r\n" if body else b""
+
+
+# --- corpus -----------------------------------------------------------------------------------
+
+
+@needs_corpus
+@pytest.mark.parametrize(("name", "raw"), MESSAGES, ids=[n for n, _ in MESSAGES])
+def test_policy_mime_tree_as_before(name: str, raw: bytes) -> None:
+    for part in mime.parse(raw).walk():
+        assert mime._header_end(raw, part.start, part.end) == old_header_end(raw, part.start, part.end)
+        boundary = part.headers.get_param("boundary")
+        if part.content_type.startswith("multipart/") and isinstance(boundary, str) and boundary:
+            b = boundary.encode("utf-8", "surrogateescape")
+            assert mime.split_multipart(raw, part.body_start, part.end, b) == \
+                old_split_multipart(raw, part.body_start, part.end, b)
+        if part.cte == "base64" and not part.children:
+            assert mime.decode_body(raw, part) == old_decode_base64(raw[part.body_start : part.end])
+
+
+@needs_corpus
+@pytest.mark.parametrize(("name", "raw"), MESSAGES, ids=[n for n, _ in MESSAGES])
+def test_shape_scans_as_before(name: str, raw: bytes) -> None:
+    end = shape._header_end(raw, 0)
+    assert [m.span() for m in shape.boundary_lines(raw, end)] == \
+        [m.span() for m in shape._BOUNDARY_LINE.finditer(raw, end)]
+    for limit in (60, 76, 200, 998, 8192):
+        assert shape._longest_line_over(raw, limit) is old_longest_line_over(raw, limit)
+
+
+@needs_corpus
+@pytest.mark.parametrize(("name", "raw"), MESSAGES, ids=[n for n, _ in MESSAGES])
+def test_wire_checks_as_before(name: str, raw: bytes) -> None:
+    assert is_crlf(raw) is (raw.count(b"\r") == raw.count(b"\n") == raw.count(b"\r\n"))
+    if is_crlf(raw):
+        start = raw.find(b"\r\n\r\n")
+        body = raw[start + 4 :] if start >= 0 else b""
+        assert dkim.canonicalize_body_relaxed(body) == old_relaxed_body(body)
+        assert dkim.body_hash_relaxed(raw, start + 4 if start >= 0 else len(raw)) == \
+            hashlib.sha256(old_relaxed_body(body)).digest()
+
+
+# --- generated --------------------------------------------------------------------------------
+
+
+def _fragments(seed: int, pieces: list[bytes], count: int) -> list[bytes]:
+    rnd = random.Random(seed)
+    return [b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30))) for _ in range(count)]
+
+
+@pytest.mark.parametrize("boundary", [b"b", b"b.", b"-b", b"=_a+b"])
+def test_split_multipart_on_generated_bodies(boundary: bytes) -> None:
+    pieces = [b"a", b"\r", b"\n", b"\r\n", b"-", b"--", b" ", b"\t", b"--" + boundary, b"--" + boundary + b"--",
+              b"\r\n--" + boundary + b"\r\n", b"\n\n", b"\r\n\r\n", boundary, b"--" + boundary + b"x"]
+    for raw in _fragments(2046, pieces, 3000):
+        for start in range(0, len(raw) + 1, 3):
+            assert mime.split_multipart(raw, start, len(raw), boundary) == \
+                old_split_multipart(raw, start, len(raw), boundary), (raw, start)
+            assert mime._header_end(raw, start, len(raw)) == old_header_end(raw, start, len(raw))
+
+
+def test_shape_scans_on_generated_text() -> None:
+    pieces = [b"a", b"bb", b"\r", b"\n", b"\r\n", b"-", b"--", b"--x", b"--x--", b" ", b"\t", b"y" * 7]
+    for raw in _fragments(5322, pieces, 3000):
+        for limit in (1, 2, 5, 9):
+            assert shape._longest_line_over(raw, limit) is old_longest_line_over(raw, limit), (raw, limit)
+        for start in range(0, len(raw) + 1, 4):
+            assert [m.span() for m in shape.boundary_lines(raw, start)] == \
+                [m.span() for m in shape._BOUNDARY_LINE.finditer(raw, start)]
+
+
+def test_base64_decoding_on_generated_bodies() -> None:
+    pieces = [b"A", b"Q", b"z", b"+", b"/", b"=", b"==", b"\r\n", b" ", b"-", b"QUJD", b"QQ==", b"QUI=", b"\x80"]
+    for body in _fragments(4648, pieces, 5000):
+        part = mime.Part("1", 0, 0, len(body), mime._HEADER_PARSER.parsebytes(b"Content-Transfer-Encoding: base64\r\n"), 0)
+        assert mime.decode_body(body, part) == old_decode_base64(body), body
+
+
+def test_an_attachment_decoded_twice_in_a_row_is_decoded_once() -> None:
+    import base64
+    import threading
+
+    payload = bytes(range(256)) * 2000  # 512 KB: over mime.REMEMBER_BYTES once encoded
+    encoded = base64.encodebytes(payload).replace(b"\n", b"\r\n")
+    raw = (b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded + b"--b--\r\n")
+    [leaf] = [p for p in mime.parse(raw).leaves() if p.cte == "base64"]
+    first = mime.decode_body(raw, leaf)          # check()
+    assert first == payload
+    assert mime.decode_body(raw, leaf) is first  # apply(): the same bytes, not a second decode
+    again = mime.decode_body(raw, leaf)          # a hit is forgotten: decoded anew
+    assert again == payload and again is not first
+
+    twin = bytes(bytearray(raw))                 # equal bytes, another message: never served from memory
+    [twin_leaf] = [p for p in mime.parse(twin).leaves() if p.cte == "base64"]
+    assert mime.decode_body(twin, twin_leaf) is not again
+
+    seen: list[bytes] = []
+    mime.decode_body(raw, leaf)
+    thread = threading.Thread(target=lambda: seen.append(mime.decode_body(raw, leaf)))
+    thread.start()
+    thread.join()
+    assert seen[0] == payload and seen[0] is not mime.decode_body(raw, leaf)  # each thread its own memory

@@ -1,0 +1,72 @@
+"""relay.scan: the cheap whole-message scans must say exactly what the plain ones say
+(is_crlf: counting CR, LF and CRLF; find_dashed: bytes.find)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from relay import scan
+from relay.scan import find_dashed, find_rare, is_crlf
+
+
+def _by_counting(data: bytes) -> bool:
+    return data.count(b"\r") == data.count(b"\n") == data.count(b"\r\n")
+
+
+@pytest.mark.parametrize(("data", "clean"), [
+    (b"", True),
+    (b"no line end", True),
+    (b"a\r\nb\r\n", True),
+    (b"\r\n\r\n", True),
+    (b"a\nb", False),            # bare LF
+    (b"a\rb", False),            # bare CR
+    (b"a\r", False),             # CR at the very end
+    (b"\na\r", False),           # one bare LF and one bare CR: the counts agree, the pairs do not
+    (b"a\r\r\n\n", False),
+    (b"a\n\r", False),
+    (b"x\r\n.\r\n", True),
+])
+def test_is_crlf_table(data: bytes, clean: bool) -> None:
+    assert is_crlf(data) is clean
+    assert _by_counting(data) is clean
+
+
+def test_is_crlf_agrees_with_counting_on_random_line_ends() -> None:
+    rnd = random.Random(5321)
+    pieces = [b"a", b"\r", b"\n", b"\r\n", b"\r\n\r\n", b"\n\r"]
+    for _ in range(20_000):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
+        assert is_crlf(data) is _by_counting(data), data
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 64 * 1024])
+@pytest.mark.parametrize("needle", [b"\r\n--b", b"\n--", b"\r\n--b-c", b"-"])
+def test_find_dashed_is_find(window: int, needle: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "WINDOW", window)
+    rnd = random.Random(2046)
+    pieces = [b"a", b"-", b"--", b"\r\n", b"\n", b"b", b"\r\n--b", b"--b-c", b"QUJD" * 5]
+    for _ in range(3000):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 25)))
+        for start in range(0, len(data) + 1, 3):
+            for end in (len(data), max(start, len(data) - 4)):
+                assert find_dashed(data, needle, start, end) == data.find(needle, start, end), (data, start, end)
+
+
+def test_find_dashed_on_a_large_body() -> None:
+    body = b"QUJD" * 2_000_000 + b"\r\n--mix--\r\n"
+    assert find_dashed(body, b"\r\n--mix", 0, len(body)) == 8_000_000
+    text = b"- - -- --- text with dashes --x\r\n" * 20_000 + b"\r\n--mix\r\n"
+    assert find_dashed(text, b"\r\n--mix", 0, len(text)) == text.find(b"\r\n--mix")
+
+
+@pytest.mark.parametrize(("needle", "rare"), [(b"\r\n.", b"."), (b"\r\n--b", b"-"), (b"a.b.", b".")])
+def test_find_rare_is_find(needle: bytes, rare: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan, "WINDOW", 3)
+    rnd = random.Random(5321)
+    pieces = [b"a", b".", b"..", b"\r\n", b"\r\n.", b"b", b"-", b"\r\n--b", b"a.b."]
+    for _ in range(3000):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 25)))
+        for start in range(0, len(data) + 1, 2):
+            assert find_rare(data, needle, rare, start, len(data)) == data.find(needle, start), (data, start)
