@@ -31,6 +31,7 @@ from relay.policy.normalize import fold, match_view, normalize
 from relay.policy.phrases import find_phrases, score
 from relay.policy.scrub import scrub
 from relay.policy.settings import RANK, Policy
+from relay.scan import is_crlf
 
 _SCORED = ("contact", "marketing", "review")
 _MARKUP_PREFIXES = ("tracking.", "links.html_")
@@ -247,8 +248,7 @@ def _score(pending: list[_Pending], policy: Policy) -> list[Finding]:
 # --- apply --------------------------------------------------------------------------------
 
 def to_crlf(raw: bytes) -> bytes:
-    crlf = raw.count(b"\r\n")
-    if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:
+    if is_crlf(raw):
         return raw  # already CRLF only (the SMTP server refuses anything else): no copy
     return re.sub(rb"\r?\n|\r(?!\n)", b"\r\n", raw)
 
