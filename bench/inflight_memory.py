@@ -55,7 +55,7 @@ def big_message(sender: str, to: str, size_mb: int) -> bytes:
 
 
 def start_daemon(tmp: str, bound: str) -> tuple[subprocess.Popen[bytes], int, str]:
-    """Provision a seller, a buyer and their thread, start `relay serve`; (process, port, buyer alias)."""
+    """Provision a seller, a buyer and their thread, start `relay serve`; (process, port, seller alias)."""
     port = free_port()
     cfg = Path(tmp) / "relay.toml"
     cfg.write_text(f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp}/state"\n'
@@ -73,7 +73,7 @@ def start_daemon(tmp: str, bound: str) -> tuple[subprocess.Popen[bytes], int, st
             break
         except OSError:
             time.sleep(0.1)
-    return proc, port, str(thread["buyer_alias"])
+    return proc, port, str(thread["seller_alias"])  # the buyer writes: no unsolicited-mail rule applies
 
 
 async def main() -> None:
@@ -86,7 +86,7 @@ async def main() -> None:
         proc, port, alias = await asyncio.to_thread(start_daemon, tmp, args.bound)
         try:
             idle_rss, _ = rss_kib(proc.pid)
-            data = big_message("shop@seller.example", alias, args.size_mb)
+            data = big_message("alice@buyer.example", alias, args.size_mb)
             peak = 0
             done = asyncio.Event()
 
@@ -100,7 +100,7 @@ async def main() -> None:
                 try:
                     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=300, start_tls=False)
                     async with smtp:
-                        _errors, response = await smtp.sendmail("shop@seller.example", [alias], data)
+                        _errors, response = await smtp.sendmail("alice@buyer.example", [alias], data)
                     return response.split()[0] if response else "250"
                 except aiosmtplib.SMTPResponseException as exc:
                     return f"{exc.code}"

@@ -38,6 +38,7 @@ from relay.retention import RetentionTask
 from relay.smtp.handler import RelayHandler
 from relay.smtp.limits import Limits
 from relay.smtp.listeners import start_all
+from relay.smtp.spool import Spool
 from relay.smtp.tls import TlsContexts, client_context
 from relay.store.db import Database, connect_sync
 from relay.store.migrate import migrate
@@ -125,6 +126,9 @@ class Relay:
         if applied:
             log.info("migrated store", applied=applied)
         await self.db.open()
+        # Spool files of DATA a crash interrupted: that client got no 250 and sends again. A worker
+        # among siblings removes only those of processes that are gone.
+        Spool(settings.spool_path).clean(only_dead=not self._recover_queue)
         signer = self._signer if self._signer is not None else load_signer(settings, create=self._create_key)
         transport = self._transport or build_transport(settings)
         self.ctx = Context(settings=settings, db=self.db, signer=signer, clock=self.clock,

@@ -23,6 +23,7 @@ import structlog
 
 from relay.app import Relay, load_signer, migrate_store
 from relay.config import Settings, split_hostport
+from relay.smtp.spool import Spool
 from relay.store import queue as queue_repo
 from relay.store.db import connect_sync, run_in_transaction
 from relay.systemd import Notifier
@@ -95,6 +96,7 @@ class Supervisor:
         s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         migrate_store(s.db_path)
         load_signer(s, create=True)  # create the key once, not in N racing workers
+        Spool(s.spool_path).clean()  # no worker runs yet: every spool file is a leftover
         recovered = _recover(s, None)
         if recovered:
             log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
