@@ -134,7 +134,7 @@ class Relay:
         self.ctx = Context(settings=settings, db=self.db, signer=signer, clock=self.clock,
                            extras={"metrics": self.metrics, "reloaders": self.reloaders})
         self.worker = DeliveryWorker(settings, self.db, transport, signer=signer, clock=self.clock,
-                                     metrics=self.metrics)
+                                     metrics=self.metrics, large_slots=lambda: self.limits.spool_slots)
         self.notifier.status("recovering the queue")
         await self.worker.start(recover=self._recover_queue)
         handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx), observe=self._observe_stage),
