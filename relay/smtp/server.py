@@ -201,7 +201,7 @@ class RelaySMTP(IdentityMixin):
         finally:  # the envelope outlives DATA until the next MAIL: drop the message now
             self.envelope.content = self.envelope.original_content = None
 
-    def _declared_size(self) -> int:
+    def _declared_size(self, capped: bool = True) -> int:
         """What this DATA will hold in memory while it is received: SIZE=, capped by the size
         limit and (when it can be spooled) by the spool threshold."""
         assert self.envelope is not None
@@ -209,7 +209,9 @@ class RelaySMTP(IdentityMixin):
             key, _, value = str(opt).partition("=")
             if key.upper() == "SIZE" and value.isdigit():
                 size = min(int(value), self.data_size_limit or int(value))
-                return min(size, self.limits.spool_threshold) if self.spool is not None else size
+                if capped and self.spool is not None and size > self.limits.spool_threshold:
+                    return 2 * CHUNK  # spooled from the first chunk: only the read buffer is in memory
+                return size
         return DEFAULT_RESERVATION
 
     async def _reserve(self) -> bool:
@@ -256,6 +258,8 @@ class RelaySMTP(IdentityMixin):
         reader = self._reader
         limit = self.data_size_limit or (1 << 62)
         threshold = self.limits.spool_threshold if self.spool is not None else 1 << 62
+        if self._declared_size(capped=False) > threshold:
+            threshold = 0  # SIZE= says it will be spooled: do so from the first chunk
         # The CRLF that ended the DATA command starts the buffer, so an empty message
         # (".\r\n" right away) is found by the same search; it is context, never content.
         buf = bytearray(b"\r\n")
@@ -273,16 +277,16 @@ class RelaySMTP(IdentityMixin):
                 # terminator split across two reads needs. (Trim only after the search: the chunk
                 # just read may hold the terminator.)
                 del buf[: -(len(END_OF_DATA) - 1)]
-            elif len(buf) > threshold:
+            elif (spool is not None or len(buf) > threshold) and len(buf) > 2 * len(END_OF_DATA):
                 if spool is None:
                     assert self.spool is not None
                     spool = self.spool.create()
                     opened.append(spool)
-                    self._hold_exactly(threshold + CHUNK)  # from now on only the read buffer is in memory
+                    self._hold_exactly(2 * CHUNK)  # from now on only the read buffer is in memory
                 cut = safe_cut(buf)
                 spool.write_unstuffed(buf, cut, skip)
                 skip = 0
-                del buf[:cut]
+                buf = buf[cut:]  # a fresh small buffer: `del buf[:cut]` would keep the big allocation
             search_from = max(0, len(buf) - len(END_OF_DATA) + 1)
             chunk = await reader.read(CHUNK)
             if not chunk:
