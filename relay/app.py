@@ -9,6 +9,7 @@ systemd: READY=1 once listening, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1 (s
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Callable
@@ -194,6 +195,10 @@ class Relay:
         hups: list[asyncio.Task[bool]] = []
         loop.add_signal_handler(signal.SIGHUP, lambda: hups.append(loop.create_task(self._on_hup())))
         await self.start()
+        # Start-up objects live as long as the daemon: out of the cyclic GC's sight, a collection
+        # (the SMTP server runs one after each large message) only walks what came later.
+        gc.collect()
+        gc.freeze()
         self.notifier.ready("accepting mail on " + ", ".join(f"{h}:{p}" for h, p in self.addresses))
         self.notifier.start_watchdog()
         while not stop.is_set():

@@ -17,6 +17,7 @@ DATA is answered (or the session ends).
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -179,8 +180,16 @@ class RelaySMTP(IdentityMixin):
                 # Only a few spooled messages are in memory at once; the rest wait here, on disk.
                 async with self.limits.spool_slots:
                     self._hold_exactly(spooled.size * MEMORY_FACTOR)
-                    content = await asyncio.to_thread(spooled.read)
-                    status = await self._handle(content)
+                    try:
+                        content = await asyncio.to_thread(spooled.read)
+                        status = await self._handle(content)
+                    finally:
+                        # Parsers (pypdf, the email package) leave reference cycles holding copies of
+                        # the message's parts; freed only when the cyclic GC gets to them, they pile
+                        # up over many large messages. Free them before the next one takes the slot
+                        # (cheap: the daemon freezes its start-up objects out of the GC, see app.py).
+                        content = b""
+                        gc.collect()
             del content
             self._set_post_data_state()
             await self.push("250 OK" if status is MISSING else status)
