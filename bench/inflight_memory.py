@@ -55,13 +55,14 @@ def big_message(sender: str, to: str, size_mb: int) -> bytes:
     return head + blob + b"--b--\r\n"
 
 
-def start_daemon(tmp: str, bound: str, sink_port: int | None) -> tuple[subprocess.Popen[bytes], int, str]:
+def start_daemon(tmp: str, bound: str, sink_port: int | None, smtp_extra: str = "") -> tuple[subprocess.Popen[bytes], int, str]:
     """Provision a seller, a buyer and their thread, start `relay serve`; (process, port, seller alias)."""
     port = free_port()
     cfg = Path(tmp) / "relay.toml"
     cfg.write_text(f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp}/state"\n'
                    f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nmax_inflight_bytes = "{bound}"\n'
-                   'max_message_size = "25MiB"\ncommand_timeout = "120s"\nmax_connections_per_ip = 1000\n'
+                   'max_message_size = "25MiB"\ncommand_timeout = "120s"\nmax_connections_per_ip = 1000\n' + smtp_extra
+                   + '\n'
                    '[trust]\nauthenticate = "off"\n[logging]\nformat = "json"\nlevel = "warning"\n'
                    + (f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink_port}"\ntls = "off"\n'
                       if sink_port else ''))
@@ -85,6 +86,7 @@ async def main() -> None:
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--size-mb", type=int, default=14)
     ap.add_argument("--smarthost", action="store_true")
+    ap.add_argument("--smtp", default="", help='more [smtp] lines, e.g. "spool_concurrency = 1"')
     ap.add_argument("--pdf", action="store_true", help="the bench's 10m message (a PDF attachment) instead")
     args = ap.parse_args()
     sink = None
@@ -94,7 +96,8 @@ async def main() -> None:
         sink = CountingSink(free_port())
         await sink.start()
     with tempfile.TemporaryDirectory(prefix="relay-bench-") as tmp:
-        proc, port, alias = await asyncio.to_thread(start_daemon, tmp, args.bound, sink.port if sink else None)
+        proc, port, alias = await asyncio.to_thread(start_daemon, tmp, args.bound, sink.port if sink else None,
+                                                    args.smtp)
         try:
             idle_rss, _ = rss_kib(proc.pid)
             data = big_message("alice@buyer.example", alias, args.size_mb)
