@@ -47,17 +47,6 @@ def unstuff(data: bytes) -> bytes:
     return data.replace(b"\r\n.", b"\r\n")
 
 
-def safe_cut(buf: bytearray) -> int:
-    """Where buf can be cut for the spool file: at least the last 4 bytes stay (a terminator split
-    across reads must still be found) and no CRLF-dot straddles the cut (it must be unstuffed)."""
-    cut = len(buf) - (len(END_OF_DATA) - 1)
-    if buf[cut - 2 : cut] == b"\r\n":
-        return cut - 2
-    if buf[cut - 1 : cut] == b"\r":
-        return cut - 1
-    return cut
-
-
 class RelaySMTP(IdentityMixin):
     def __init__(self, handler: object, *, limits: Limits, tls: TlsContexts | None = None,
                  spool: Spool | None = None, **kwargs: Any) -> None:
@@ -210,21 +199,27 @@ class RelaySMTP(IdentityMixin):
         finally:  # the envelope outlives DATA until the next MAIL: drop the message now
             self.envelope.content = self.envelope.original_content = None
 
-    def _declared_size(self, capped: bool = True) -> int:
-        """What this DATA will hold in memory while it is received: SIZE=, capped by the size
-        limit and (when it can be spooled) by the spool threshold."""
+    def _declared_size(self) -> int | None:
+        """SIZE= of this transaction's MAIL (RFC 1870), capped by the size limit."""
         assert self.envelope is not None
         for opt in self.envelope.mail_options:
             key, _, value = str(opt).partition("=")
             if key.upper() == "SIZE" and value.isdigit():
-                size = min(int(value), self.data_size_limit or int(value))
-                if capped and self.spool is not None and size > self.limits.spool_threshold:
-                    return 2 * CHUNK  # spooled from the first chunk: only the read buffer is in memory
-                return size
-        return DEFAULT_RESERVATION
+                return min(int(value), self.data_size_limit or int(value))
+        return None
+
+    def _will_spool(self) -> bool:
+        """SIZE= says the message is beyond the spool threshold: spool it from the first chunk."""
+        size = self._declared_size()
+        return self.spool is not None and size is not None and size > self.limits.spool_threshold
 
     async def _reserve(self) -> bool:
-        want = self._declared_size() * MEMORY_FACTOR
+        """Take what receiving this DATA holds in memory: the read buffer of a spooled message;
+        else the message and its copies while it is checked (it grows if SIZE= was not given)."""
+        if self._will_spool():
+            want = 2 * CHUNK
+        else:
+            want = (self._declared_size() or DEFAULT_RESERVATION) * MEMORY_FACTOR
         wait = min(0.9 * (self._timeout_duration or 60.0), 60.0)  # answer before the command timeout
         if await self.limits.reserve(want, wait):
             self._held = want
@@ -267,8 +262,8 @@ class RelaySMTP(IdentityMixin):
         reader = self._reader
         limit = self.data_size_limit or (1 << 62)
         threshold = self.limits.spool_threshold if self.spool is not None else 1 << 62
-        if self._declared_size(capped=False) > threshold:
-            threshold = 0  # SIZE= says it will be spooled: do so from the first chunk
+        if self._will_spool():
+            threshold = 0
         # The CRLF that ended the DATA command starts the buffer, so an empty message
         # (".\r\n" right away) is found by the same search; it is context, never content.
         buf = bytearray(b"\r\n")
@@ -292,10 +287,8 @@ class RelaySMTP(IdentityMixin):
                     spool = self.spool.create()
                     opened.append(spool)
                     self._hold_exactly(2 * CHUNK)  # from now on only the read buffer is in memory
-                cut = safe_cut(buf)
-                spool.write_unstuffed(buf, cut, skip)
+                buf = spool.spill(buf, skip)
                 skip = 0
-                buf = buf[cut:]  # a fresh small buffer: `del buf[:cut]` would keep the big allocation
             search_from = max(0, len(buf) - len(END_OF_DATA) + 1)
             chunk = await reader.read(CHUNK)
             if not chunk:

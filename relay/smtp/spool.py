@@ -22,6 +22,17 @@ log = structlog.get_logger("relay.smtp")
 STUFFED = b"\r\n."
 
 
+def safe_cut(buf: bytearray) -> int:
+    """Where buf can be cut for the spool file: the last 4 bytes stay (an end-of-data line split
+    across reads must still be found) and no CRLF-dot straddles the cut (it must be unstuffed)."""
+    cut = len(buf) - 4
+    if buf[cut - 2 : cut] == b"\r\n":
+        return cut - 2
+    if buf[cut - 1 : cut] == b"\r":
+        return cut - 1
+    return cut
+
+
 class SpoolFile:
     """One message being written to disk, unstuffed as it goes."""
 
@@ -31,10 +42,18 @@ class SpoolFile:
         self._file = os.fdopen(fd, "wb")
         self.size = 0
 
+    def spill(self, buf: bytearray, skip: int = 0) -> bytearray:
+        """Write what can be written of the DATA read so far (buf, more than 8 bytes, of which
+        buf[:skip] is context only); return the rest as a fresh small buffer (deleting from
+        the front of the big one would keep its allocation)."""
+        cut = safe_cut(buf)
+        self.write_unstuffed(buf, cut, skip)
+        return buf[cut:]
+
     def write_unstuffed(self, buf: bytearray, end: int, skip: int = 0) -> None:
         """Write buf[skip:end] without the stuffed dots of its lines (buf[:skip] is context only).
 
-        The caller ends the block where no CRLF-dot can straddle it (see server.safe_cut).
+        The caller ends the block where no CRLF-dot can straddle it (see safe_cut).
         """
         out_from, start = skip, 0
         with memoryview(buf) as view:
