@@ -24,8 +24,10 @@ from relay.smtp import replies
 log = structlog.get_logger("relay.smtp")
 
 #: Bytes of memory one received byte costs until the reply is sent: the receive buffer, the
-#: content, the rewritten and the signed copy, the store's copies (measured with
-#: bench/inflight_memory.py: about 9 x a 15 MB message above the idle RSS).
+#: content, the rewritten and the signed copy, the parsers' working copies (measured with
+#: bench/inflight_memory.py: about 9 x a 15 MB message above the idle RSS before spooling;
+#: with smtp.spool_threshold raised so ten 10 MB PDF mails stay in memory, 4.8 x, and one
+#: such message alone peaks at about 6 x). A spooled message is charged this only while checked.
 MEMORY_FACTOR = 10
 #: What a DATA without a SIZE= declaration reserves up front (it grows as bytes arrive).
 DEFAULT_RESERVATION = 256 * 1024
