@@ -4,9 +4,10 @@ Reads: smtp.listen, smtp.submission_listen, smtp.hostname, smtp.max_message_size
 smtp.data_timeout, smtp.shutdown_timeout, the limits in limits.py (live: Limits.update() on reload),
 tls.*, trust.proxy_protocol.
 Replies: 421 4.7.0 over the connection limits, 451 4.7.1 over the message rate, 452 4.3.1 when DATA
-in flight is at its memory bound, 552 5.3.4 over the size limit, 554 5.5.0 for commands pipelined
-after end-of-data (PIPELINING is not offered; Postfix: smtpd_forbid_unauth_pipelining), 421 4.3.2
-to idle sessions and after the transaction in progress on shutdown.
+in flight is at its memory bound or a spool file cannot be written, 552 5.3.4 over the size limit,
+554 5.5.0 for commands pipelined after end-of-data (PIPELINING is not offered; Postfix:
+smtpd_forbid_unauth_pipelining), 421 4.3.2 to idle sessions and after the transaction in progress
+on shutdown.
 DATA is read in large chunks up to <CRLF>.<CRLF> (not line by line as aiosmtpd does), so
 long lines are accepted and receiving costs one scan of the bytes. Beyond smtp.spool_threshold
 the chunks go to a spool file (spool.py) instead of memory; a spooled message is read back for
@@ -282,13 +283,21 @@ class RelaySMTP(IdentityMixin):
                 # just read may hold the terminator.)
                 del buf[: -(len(END_OF_DATA) - 1)]
             elif (spool is not None or len(buf) > threshold) and len(buf) > 2 * len(END_OF_DATA):
-                if spool is None:
-                    assert self.spool is not None
-                    spool = self.spool.create()
-                    opened.append(spool)
-                    self._hold_exactly(2 * CHUNK)  # from now on only the read buffer is in memory
-                buf = spool.spill(buf, skip)
-                skip = 0
+                try:
+                    if spool is None:
+                        assert self.spool is not None
+                        spool = self.spool.create()
+                        opened.append(spool)
+                        self._hold_exactly(2 * CHUNK)  # from now on only the read buffer is in memory
+                    buf = spool.spill(buf, skip)
+                    skip = 0
+                except OSError as exc:  # disk full, spool directory unwritable: read on, then 452
+                    log.error("cannot write the spool file", error=str(exc))
+                    refusal = replies.STORAGE_FULL
+                    self._release()
+                    if spool is not None:
+                        spool.remove()
+                        spool = None
             search_from = max(0, len(buf) - len(END_OF_DATA) + 1)
             chunk = await reader.read(CHUNK)
             if not chunk:
@@ -308,8 +317,13 @@ class RelaySMTP(IdentityMixin):
         if refusal is not None:
             return b"", refusal, leftover
         if spool is not None:
-            spool.write_unstuffed(buf, idx + 2, skip)
-            spool.finish()
+            try:
+                spool.write_unstuffed(buf, idx + 2, skip)
+                spool.finish()
+            except OSError as exc:
+                log.error("cannot write the spool file", error=str(exc))
+                spool.remove()
+                return b"", replies.STORAGE_FULL, leftover
             return spool, None, leftover
         with memoryview(buf) as view:
             content = bytes(view[2 : idx + 2])  # one copy (a bytearray slice would make two)

@@ -4,12 +4,14 @@ relayed byte for byte and signed; their spool files are gone after every outcome
 from __future__ import annotations
 
 import asyncio
+import errno
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 
 from relay.smtp import handler as handler_module
+from relay.smtp.spool import SpoolFile
 from tests.support import Sink, dkim_ok, eventually, maildir_messages, message, provision, send, send_expect
 
 SMALL_SPOOL = {"spool_threshold": "64KiB"}
@@ -135,6 +137,25 @@ async def test_spool_files_are_gone_after_a_handler_crash(start_relay, monkeypat
     code, _ = await send_expect(relay.addresses[0][1], world.buyer_email, [world.seller_alias], data)
     assert code == 451
     assert spool_files(relay) == []
+
+
+async def test_a_spool_that_cannot_be_written_gets_452_after_the_whole_data(start_relay,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    relay = await start_relay(smtp=SMALL_SPOOL)
+    world = provision(relay.settings)
+
+    def disk_full(self: SpoolFile, part: memoryview) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SpoolFile, "_write", disk_full)
+    data = message(world.buyer_email, world.seller_alias, body=big_body(6000))
+    code, _ = await send_expect(relay.addresses[0][1], world.buyer_email, [world.seller_alias], data)
+    assert code == 452
+    assert spool_files(relay) == []
+    assert relay.limits.inflight == 0
+    monkeypatch.undo()  # the session is still in step: the next message goes through
+    code, _ = await send_expect(relay.addresses[0][1], world.buyer_email, [world.seller_alias], data)
+    assert code == 250
 
 
 async def test_start_removes_leftover_spool_files(start_relay, tmp_path: Path) -> None:
