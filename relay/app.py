@@ -40,6 +40,7 @@ from relay.retention import RetentionTask
 from relay.smtp.handler import RelayHandler
 from relay.smtp.limits import Limits
 from relay.smtp.listeners import start_all
+from relay.smtp.spool import Spool
 from relay.smtp.tls import TlsContexts, client_context
 from relay.store.db import Database, connect_sync
 from relay.store.migrate import migrate
@@ -127,12 +128,15 @@ class Relay:
         if applied:
             log.info("migrated store", applied=applied)
         await self.db.open()
+        # Spool files of DATA a crash interrupted: that client got no 250 and sends again. A worker
+        # among siblings removes only those of processes that are gone.
+        Spool(settings.spool_path).clean(only_dead=not self._recover_queue)
         signer = self._signer if self._signer is not None else load_signer(settings, create=self._create_key)
         transport = self._transport or build_transport(settings)
         self.ctx = Context(settings=settings, db=self.db, signer=signer, clock=self.clock,
                            extras={"metrics": self.metrics, "reloaders": self.reloaders})
         self.worker = DeliveryWorker(settings, self.db, transport, signer=signer, clock=self.clock,
-                                     metrics=self.metrics)
+                                     metrics=self.metrics, large_slots=lambda: self.limits.spool_slots)
         self.notifier.status("recovering the queue")
         await self.worker.start(recover=self._recover_queue)
         handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx), observe=self._observe_stage),
@@ -193,8 +197,9 @@ class Relay:
         loop.add_signal_handler(signal.SIGHUP, lambda: hups.append(loop.create_task(self._on_hup())))
         await self.start()
         # What start() loaded (policy, TLD list, compiled patterns, the store's statements) lives as
-        # long as the process: move it out of the collector's sight, so a full collection walks only
-        # what messages allocate. Unfrozen, one full collection here took 20–150 ms: the p99 tail.
+        # long as the process: move it out of the collector's sight, so a full collection (the SMTP
+        # server runs one after each large message) walks only what came later. Unfrozen, one full
+        # collection here took 20–150 ms: the p99 tail.
         gc.collect()
         gc.freeze()
         # The store's writer thread needs the GIL back for a moment after each COMMIT; with the

@@ -109,6 +109,11 @@ class SmtpSection(_Section):
     command_timeout: Duration = 300.0
     data_timeout: Duration = 600.0
     max_inflight_bytes: Size = 512 * 1024 * 1024
+    #: DATA beyond this is written to a spool file under <state_dir>/spool while it is received.
+    spool_threshold: Size = 1024 * 1024
+    #: Spooled (large) messages checked at once, and large deliveries at once; the others wait
+    #: on disk (their sessions stay open, within smtp.data_timeout).
+    spool_concurrency: int = Field(default=2, ge=1, le=64)
     #: Worker processes sharing the listeners (SO_REUSEPORT) and the store; 1 = no supervisor.
     workers: int = Field(default=1, ge=1, le=64)
     #: On SIGTERM, transactions in progress get this long to finish before the session is
@@ -323,6 +328,10 @@ class Settings(_Section):
     @property
     def db_path(self) -> Path:
         return self.relay.state_dir / "relay.db"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.relay.state_dir / "spool"
 
     @property
     def maildir_path(self) -> Path:

@@ -11,7 +11,9 @@ its own 'sending' rows are returned to the queue. SIGTERM/SIGINT/SIGHUP are pass
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import platform
 import signal
 import socket
 import sys
@@ -23,6 +25,7 @@ import structlog
 
 from relay.app import Relay, load_signer, migrate_store
 from relay.config import Settings, split_hostport
+from relay.smtp.spool import Spool
 from relay.store import queue as queue_repo
 from relay.store.db import connect_sync, run_in_transaction
 from relay.systemd import Notifier
@@ -95,6 +98,7 @@ class Supervisor:
         s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         migrate_store(s.db_path)
         load_signer(s, create=True)  # create the key once, not in N racing workers
+        Spool(s.spool_path).clean()  # no worker runs yet: every spool file is a leftover
         recovered = _recover(s, None)
         if recovered:
             log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
@@ -144,7 +148,27 @@ def _listening(settings: Settings) -> bool:
     return True
 
 
+#: glibc mallopt(): allocations from this size on are mmapped and given back to the kernel when
+#: freed. glibc's default adapts the threshold upwards after the first large free (up to 32 MiB),
+#: after which the megabyte-sized buffers of large messages come from per-thread arenas that keep
+#: them: bench/inflight_memory.py --pdf, 50 x 10 MB: peak RSS 278 MiB with the default, 165 MiB with this.
+MMAP_THRESHOLD = 256 * 1024
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_malloc() -> bool:
+    """Large buffers straight from and back to the kernel (glibc only; elsewhere nothing changes)."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
 def serve(settings: Settings, config_path: Path | None = None) -> int:
+    tune_malloc()  # before the workers fork: they inherit it
     if settings.smtp.workers <= 1:
         asyncio.run(Relay(settings, config_path=config_path).run())
         return 0

@@ -1,7 +1,9 @@
 """Delivery worker: due queue rows → transport → result; backoff; bounce notices.
 
 Reads: delivery.concurrency, delivery.retry_base, delivery.retry_max, delivery.lifetime,
-relay.domain, relay.notice_from. Each attempt is recorded ('sending', attempts+1) before
+relay.domain, relay.notice_from, smtp.spool_threshold and smtp.spool_concurrency (a content
+that big is never kept in memory between DATA and delivery, and only that many are delivered at
+once: the others wait, unread, in the store). Each attempt is recorded ('sending', attempts+1) before
 the transport is called and its result right after, so a crash leaves at most the
 in-flight rows to be retried (recover() on start). 4xx/timeouts back off exponentially
 until the row's lifetime ends; a 5xx or an expired lifetime bounces it, and a notice goes
@@ -43,7 +45,8 @@ def backoff(settings: Settings, attempts: int) -> float:
 class DeliveryWorker:
     def __init__(self, settings: Settings, db: Database, transport: Transport, *, signer: Any = None,
                  clock: Callable[[], float] = time.time, poll_interval: float = 1.0,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 large_slots: Callable[[], asyncio.Semaphore] | None = None) -> None:
         self.settings = settings
         self.db = db
         self.transport = transport
@@ -56,6 +59,11 @@ class DeliveryWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._cache: dict[int, bytes] = {}
+        self.large = settings.smtp.spool_threshold
+        #: Slots for a large content in memory; the relay shares the SMTP side's (Limits.spool_slots),
+        #: so that at most smtp.spool_concurrency large messages are in memory, checked or delivered.
+        own = asyncio.Semaphore(settings.smtp.spool_concurrency)
+        self.large_slots = large_slots or (lambda: own)
         self.owner = str(os.getpid())  # recorded on claimed rows (see recover(owner=…))
         self._cached_bytes = 0
         self.delivered = 0
@@ -65,8 +73,8 @@ class DeliveryWorker:
     def notify(self, items: list[tuple[int, bytes]] | None = None) -> None:
         """New rows are due; `items` hands over their (queue id, content) so no store read is needed."""
         for queue_id, data in items or ():
-            if len(data) > CACHE_BYTES // 4:
-                continue
+            if len(data) > min(CACHE_BYTES // 4, self.large):
+                continue  # read from the store when its turn comes, a few at a time
             while self._cache and self._cached_bytes + len(data) > CACHE_BYTES:
                 # oldest first: a row held or dropped meanwhile never takes its entry out
                 self._cached_bytes -= len(self._cache.pop(next(iter(self._cache))))
@@ -147,13 +155,19 @@ class DeliveryWorker:
             data = self._cache.pop(item.id, None)
             if data is not None:
                 self._cached_bytes -= len(data)
+                size: int | None = len(data)
             else:
-                data = await self.db.read_in_thread(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
-            if data is None:
+                size, data = await self.db.read_in_thread(
+                    lambda conn: messages_repo.small_blob(conn, item.blob_sha256, self.large))
+            if size is None:
                 await self._record_bounce(item, "delivery.content_missing", "message content is gone")
                 return
             try:
-                response = await self.transport.send(item.envelope_from, item.recipient, data)
+                if size < self.large:
+                    response = await self._send(item, data)
+                else:
+                    async with self.large_slots():
+                        response = await self._send(item, data)
             except DeliveryError as exc:
                 await self._failed(item, exc)
                 return
@@ -175,6 +189,13 @@ class DeliveryWorker:
             log.exception("delivery crashed", queue=item.id)
         finally:
             self._wake.set()
+
+    async def _send(self, item: queue_repo.QueueItem, data: bytes | None) -> str:
+        if data is None:
+            data = await self.db.read_in_thread(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
+            if data is None:  # cleared since its size was read
+                raise DeliveryError("message content is gone", permanent=True)
+        return await self.transport.send(item.envelope_from, item.recipient, data)
 
     async def _failed(self, item: queue_repo.QueueItem, exc: DeliveryError) -> None:
         now = self.clock()

@@ -24,6 +24,7 @@ from relay.pipeline.context import Context
 from relay.pipeline.runner import Pipeline
 from relay.pipeline.stages import enqueue
 from relay.pipeline.transit import Transit
+from relay.scan import is_crlf
 from relay.smtp import replies, shape
 from relay.store import audit, parties, threads
 
@@ -32,9 +33,8 @@ log = structlog.get_logger("relay.smtp")
 #: RFC 5321 §2.3.8: CR and LF only as CRLF. A bare one (or a NUL) is how SMTP smuggling
 #: hides a second message; we refuse rather than guess (Postfix: smtpd_forbid_bare_newline).
 def has_bare_line_ending(raw: bytes) -> bool:
-    """A CR or LF that is not part of a CRLF, or a NUL (three C-speed counts, no regex scan)."""
-    crlf = raw.count(b"\r\n")
-    return raw.count(b"\n") != crlf or raw.count(b"\r") != crlf or b"\x00" in raw
+    """A CR or LF that is not part of a CRLF, or a NUL (skipping searches: relay.scan.is_crlf)."""
+    return b"\x00" in raw or not is_crlf(raw)
 
 
 _LOCAL = r'[^\s<>()\[\]\\,;:@"\x00-\x1f\x7f]+'

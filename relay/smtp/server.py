@@ -4,16 +4,21 @@ Reads: smtp.listen, smtp.submission_listen, smtp.hostname, smtp.max_message_size
 smtp.data_timeout, smtp.shutdown_timeout, the limits in limits.py (live: Limits.update() on reload),
 tls.*, trust.proxy_protocol.
 Replies: 421 4.7.0 over the connection limits, 451 4.7.1 over the message rate, 452 4.3.1 when DATA
-in flight is at its memory bound, 552 5.3.4 over the size limit, 554 5.5.0 for commands pipelined
-after end-of-data (PIPELINING is not offered; Postfix: smtpd_forbid_unauth_pipelining), 421 4.3.2
-to idle sessions and after the transaction in progress on shutdown.
+in flight is at its memory bound or a spool file cannot be written, 552 5.3.4 over the size limit,
+554 5.5.0 for commands pipelined after end-of-data (PIPELINING is not offered; Postfix:
+smtpd_forbid_unauth_pipelining), 421 4.3.2 to idle sessions and after the transaction in progress
+on shutdown.
 DATA is read in large chunks up to <CRLF>.<CRLF> (not line by line as aiosmtpd does), so
-long lines are accepted and receiving costs one scan of the bytes.
+long lines are accepted and receiving costs one scan of the bytes. Beyond smtp.spool_threshold
+the chunks go to a spool file (spool.py) instead of memory; a spooled message is read back for
+its checks only when one of smtp.spool_concurrency slots is free, and its file is removed once
+DATA is answered (or the session ends).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +30,7 @@ from relay.config import Settings, split_hostport
 from relay.smtp import replies
 from relay.smtp.identity import IdentityMixin, capture_credentials
 from relay.smtp.limits import DEFAULT_RESERVATION, MEMORY_FACTOR, Limits
+from relay.smtp.spool import Spool, SpoolFile
 from relay.smtp.tls import TlsContexts
 
 __all__ = ["Limits", "RelaySMTP", "make_factory", "start_listeners"]
@@ -32,6 +38,7 @@ __all__ = ["Limits", "RelaySMTP", "make_factory", "start_listeners"]
 log = structlog.get_logger("relay.smtp")
 
 END_OF_DATA = b"\r\n.\r\n"
+CHUNK = 256 * 1024
 
 
 def unstuff(data: bytes) -> bytes:
@@ -43,10 +50,11 @@ def unstuff(data: bytes) -> bytes:
 
 class RelaySMTP(IdentityMixin):
     def __init__(self, handler: object, *, limits: Limits, tls: TlsContexts | None = None,
-                 **kwargs: Any) -> None:
+                 spool: Spool | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.limits = limits
         self.tls = tls
+        self.spool = spool  # None: every message stays in memory
         self._counted_ip: str | None = None
         self._in_data = False
         self._held = 0  # in-flight bytes this session holds
@@ -155,10 +163,13 @@ class RelaySMTP(IdentityMixin):
             await self.push(str(replies.INFLIGHT_FULL))
             return
         self._in_data = True
+        spooled: SpoolFile | None = None
         try:
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             self._reset_timeout(self.limits.data_timeout)
             content, refusal, pipelined = await self._read_data()
+            if isinstance(content, SpoolFile):
+                spooled, content = content, b""
             if refusal is not None or pipelined:
                 self._set_post_data_state()
                 await self.push(str(replies.PIPELINED_AFTER_DATA if pipelined else refusal))
@@ -167,27 +178,63 @@ class RelaySMTP(IdentityMixin):
                     assert self.transport is not None
                     self.transport.close()
                 return
-            self.envelope.content = content
-            self.envelope.original_content = content
-            status = await self._call_handler_hook("DATA")
+            if spooled is None:
+                status = await self._handle(content)
+            else:
+                # Only a few spooled messages are in memory at once; the rest wait here, on disk.
+                async with self.limits.spool_slots:
+                    self._hold_exactly(spooled.size * MEMORY_FACTOR)
+                    try:
+                        content = await asyncio.to_thread(spooled.read)
+                        status = await self._handle(content)
+                    finally:
+                        # Parsers (pypdf, the email package) leave reference cycles holding copies of
+                        # the message's parts; freed only when the cyclic GC gets to them, they pile
+                        # up over many large messages. Free them before the next one takes the slot
+                        # (cheap: the daemon freezes its start-up objects out of the GC, see app.py).
+                        content = b""
+                        gc.collect()
+            del content
             self._set_post_data_state()
             await self.push("250 OK" if status is MISSING else status)
         finally:
+            if spooled is not None:
+                spooled.remove()
             self._release()
             self._in_data = False
             if not self.limits.accepting:  # shutting down: this transaction was the last one
                 self.close_with(replies.SHUTTING_DOWN)
 
-    def _declared_size(self) -> int:
+    async def _handle(self, content: bytes) -> Any:
+        assert self.envelope is not None
+        self.envelope.content = content
+        self.envelope.original_content = content
+        try:
+            return await self._call_handler_hook("DATA")
+        finally:  # the envelope outlives DATA until the next MAIL: drop the message now
+            self.envelope.content = self.envelope.original_content = None
+
+    def _declared_size(self) -> int | None:
+        """SIZE= of this transaction's MAIL (RFC 1870), capped by the size limit."""
         assert self.envelope is not None
         for opt in self.envelope.mail_options:
             key, _, value = str(opt).partition("=")
             if key.upper() == "SIZE" and value.isdigit():
                 return min(int(value), self.data_size_limit or int(value))
-        return DEFAULT_RESERVATION
+        return None
+
+    def _will_spool(self) -> bool:
+        """SIZE= says the message is beyond the spool threshold: spool it from the first chunk."""
+        size = self._declared_size()
+        return self.spool is not None and size is not None and size > self.limits.spool_threshold
 
     async def _reserve(self) -> bool:
-        want = self._declared_size() * MEMORY_FACTOR
+        """Take what receiving this DATA holds in memory: the read buffer of a spooled message;
+        else the message and its copies while it is checked (it grows if SIZE= was not given)."""
+        if self._will_spool():
+            want = 2 * CHUNK
+        else:
+            want = (self._declared_size() or DEFAULT_RESERVATION) * MEMORY_FACTOR
         wait = min(0.9 * (self._timeout_duration or 60.0), 60.0)  # answer before the command timeout
         if await self.limits.reserve(want, wait):
             self._held = want
@@ -205,18 +252,39 @@ class RelaySMTP(IdentityMixin):
             return True
         return False
 
+    def _hold_exactly(self, nbytes: int) -> None:
+        self._release()
+        self._held = nbytes
+        self.limits.hold(nbytes)
+
     def _release(self) -> None:
         if self._held:
             self.limits.release(self._held)
             self._held = 0
 
-    async def _read_data(self) -> tuple[bytes, replies.Reply | None, bool]:
-        """Read up to the end-of-data line: (unstuffed content, refusal, commands pipelined after it)."""
+    async def _read_data(self) -> tuple[bytes | SpoolFile, replies.Reply | None, bool]:
+        """Read up to the end-of-data line: (unstuffed content in memory or in a spool file, refusal,
+        commands pipelined after it)."""
+        opened: list[SpoolFile] = []  # the spool file this DATA opened: removed if reading fails
+        try:
+            return await self._read_chunks(opened)
+        except BaseException:
+            for spool in opened:
+                spool.remove()
+            raise
+
+    async def _read_chunks(self, opened: list[SpoolFile]) -> tuple[bytes | SpoolFile, replies.Reply | None, bool]:
         reader = self._reader
         limit = self.data_size_limit or (1 << 62)
+        threshold = self.limits.spool_threshold if self.spool is not None else 1 << 62
+        if self._will_spool():
+            threshold = 0
         # The CRLF that ended the DATA command starts the buffer, so an empty message
-        # (".\r\n" right away) is found by the same search.
+        # (".\r\n" right away) is found by the same search; it is context, never content.
         buf = bytearray(b"\r\n")
+        skip = 2
+        spool: SpoolFile | None = None
+        received = 0
         refusal: replies.Reply | None = None
         search_from = 0
         while True:
@@ -228,24 +296,53 @@ class RelaySMTP(IdentityMixin):
                 # terminator split across two reads needs. (Trim only after the search: the chunk
                 # just read may hold the terminator.)
                 del buf[: -(len(END_OF_DATA) - 1)]
+            elif (spool is not None or len(buf) > threshold) and len(buf) > 2 * len(END_OF_DATA):
+                try:
+                    if spool is None:
+                        assert self.spool is not None
+                        spool = self.spool.create()
+                        opened.append(spool)
+                        self._hold_exactly(2 * CHUNK)  # from now on only the read buffer is in memory
+                    buf = spool.spill(buf, skip)
+                    skip = 0
+                except OSError as exc:  # disk full, spool directory unwritable: read on, then 452
+                    log.error("cannot write the spool file", error=str(exc))
+                    refusal = replies.STORAGE_FULL
+                    self._release()
+                    if spool is not None:
+                        spool.remove()
+                        spool = None
             search_from = max(0, len(buf) - len(END_OF_DATA) + 1)
-            chunk = await reader.read(256 * 1024)
+            chunk = await reader.read(CHUNK)
             if not chunk:
                 raise ConnectionResetError("connection closed during DATA")
             buf += chunk
-            if refusal is None and len(buf) - 2 > limit:
+            received += len(chunk)
+            if refusal is None and received > limit:
                 refusal = replies.MESSAGE_TOO_BIG
-                self._release()
-            elif refusal is None and not self._grow(len(buf)):
+            elif refusal is None and spool is None and not self._grow(len(buf)):
                 refusal = replies.INFLIGHT_FULL
+            if refusal is not None:
                 self._release()
-        leftover = bytes(buf[idx + len(END_OF_DATA):])
+                if spool is not None:
+                    spool.remove()
+                    spool = None
+        leftover = len(buf) > idx + len(END_OF_DATA)
         if refusal is not None:
-            return b"", refusal, bool(leftover)
+            return b"", refusal, leftover
+        if spool is not None:
+            try:
+                spool.write_unstuffed(buf, idx + 2, skip)
+                spool.finish()
+            except OSError as exc:
+                log.error("cannot write the spool file", error=str(exc))
+                spool.remove()
+                return b"", replies.STORAGE_FULL, leftover
+            return spool, None, leftover
         with memoryview(buf) as view:
             content = bytes(view[2 : idx + 2])  # one copy (a bytearray slice would make two)
         del buf
-        return unstuff(content), None, bool(leftover)
+        return unstuff(content), None, leftover
 
 
 # aiosmtpd's HELP reads the syntax its decorators put on the command methods we override.
@@ -259,6 +356,7 @@ def make_factory(settings: Settings, handler: object, limits: Limits, *, tls: Tl
                  submission: bool = False, require_tls: bool = False, proxy: bool = False,
                  party_authenticator: Any = None) -> Callable[[], RelaySMTP]:
     front = settings.trust.front_mta
+    spool = Spool(settings.spool_path)
 
     def factory() -> RelaySMTP:
         kwargs: dict[str, Any] = {}
@@ -272,6 +370,7 @@ def make_factory(settings: Settings, handler: object, limits: Limits, *, tls: Tl
             handler,
             limits=limits,
             tls=tls,
+            spool=spool,
             data_size_limit=settings.smtp.max_message_size,
             enable_SMTPUTF8=True,
             decode_data=False,

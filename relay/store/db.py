@@ -191,8 +191,11 @@ class Database:
         if self._reader is None:
             raise StoreUnavailable("store is closed")
         reader = self._reader
-        result: T = await reader._execute(fn, reader._conn)
-        return result
+        # The result travels in a box emptied here: aiosqlite's thread keeps its last call and
+        # result alive until the next one, which for a message content is megabytes held idle.
+        box: list[T] = []
+        await reader._execute(lambda conn: box.append(fn(conn)), reader._conn)
+        return box.pop()
 
     async def _write_loop(self) -> None:
         assert self._writer is not None
@@ -211,6 +214,7 @@ class Database:
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(failure)
+                    units.clear()
                     continue
                 self.transactions += 1
                 self.units += len(batch)
@@ -221,5 +225,10 @@ class Database:
                         fut.set_result(value)
                     else:
                         fut.set_exception(value)
+                # aiosqlite's thread keeps its last call (these units, and the messages they
+                # wrote) and its result until the next call: empty them rather than wait.
+                units.clear()
+                results.clear()
+                batch.clear()
             if self._closing and not self._pending:
                 return

@@ -10,16 +10,43 @@ from typing import Any
 
 from relay.store import audit
 
+#: Blobs at least this big are written and read in pieces (incremental blob I/O): binding a
+#: whole blob makes SQLite copy it twice (the bound value, then the record), reading it once more.
+PIECE = 1024 * 1024
+
 
 def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
-    conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, ?)", (digest, len(data), data))
+    if len(data) < PIECE:
+        conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, ?)", (digest, len(data), data))
+        return digest
+    cur = conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, zeroblob(?))",
+                       (digest, len(data), len(data)))
+    if cur.rowcount == 1:  # new: fill it in place from the caller's buffer
+        with conn.blobopen("blobs", "data", int(cur.lastrowid or 0)) as blob, memoryview(data) as view:
+            for start in range(0, len(data), PIECE):
+                blob.write(view[start : start + PIECE])
     return digest
 
 
 def get_blob(conn: sqlite3.Connection, digest: str) -> bytes | None:
-    row = conn.execute("SELECT data FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
-    return bytes(row[0]) if row and row[0] is not None else None
+    size, data = small_blob(conn, digest, PIECE)
+    if size is None or data is not None:
+        return data
+    # A big one is read once, straight into one bytes object.
+    row = conn.execute("SELECT rowid FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
+    with conn.blobopen("blobs", "data", row[0], readonly=True) as blob:
+        return blob.read()
+
+
+def small_blob(conn: sqlite3.Connection, digest: str, below: int) -> tuple[int | None, bytes | None]:
+    """(size, content) of a stored content, the content only when it is smaller than `below`;
+    (None, None) when it is gone (never stored, or cleared by retention). length() does not load it."""
+    row = conn.execute("SELECT length(data), CASE WHEN length(data) < ? THEN data END FROM blobs WHERE sha256 = ?",
+                       (below, digest)).fetchone()
+    if row is None or row[0] is None:
+        return None, None
+    return int(row[0]), (bytes(row[1]) if row[1] is not None else None)
 
 
 @dataclass(frozen=True, slots=True)

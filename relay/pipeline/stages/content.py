@@ -73,7 +73,7 @@ class Content:
         if report.action == "hold":
             category = next((f.category for f in report.findings if f.action == "hold"), "policy")
             return Verdict(Action.HOLD, None, f"content.{category}", {"findings": len(report.findings)})
-        if out is not None:
+        if out is not None and out != source:  # an unchanged copy would only cost memory until the end
             tx.message = out
         if report.findings or any(a.action == "strip" for a in report.attachments):
             return Verdict.ok(f"content.{report.action}", findings=len(report.findings))
