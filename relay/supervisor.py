@@ -151,8 +151,10 @@ def _listening(settings: Settings) -> bool:
 #: glibc mallopt(): allocations from this size on are mmapped and given back to the kernel when
 #: freed. glibc's default adapts the threshold upwards after the first large free (up to 32 MiB),
 #: after which the megabyte-sized buffers of large messages come from per-thread arenas that keep
-#: them: bench/inflight_memory.py --pdf, 50 x 10 MB: peak RSS 278 MiB with the default, 165 MiB with this.
-MMAP_THRESHOLD = 256 * 1024
+#: them: bench/inflight_memory.py --pdf, 50 x 10 MB: peak RSS 278 MiB with the default, 165 MiB at
+#: 256 KiB. Not 256 KiB itself: asyncio reads a socket into a fresh 256 KiB buffer (then shrinks it),
+#: which at that threshold is an mmap and a munmap per read — 15% more CPU per 5 KB message.
+MMAP_THRESHOLD = 512 * 1024
 _M_MMAP_THRESHOLD = -3
 
 
