@@ -70,3 +70,18 @@ def test_find_rare_is_find(needle: bytes, rare: bytes, monkeypatch: pytest.Monke
         data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 25)))
         for start in range(0, len(data) + 1, 2):
             assert find_rare(data, needle, rare, start, len(data)) == data.find(needle, start), (data, start)
+
+
+def test_is_crlf_answers_again_for_the_same_object_only() -> None:
+    """A large content found clean is remembered by identity; equal bytes in another object, or
+    a bytearray changed in place, are scanned again."""
+    clean = b"line\r\n" * 20_000
+    assert scan.is_crlf(clean) and scan._last_clean is clean
+    dirty = bytearray(clean)
+    dirty[100] = ord("\n")
+    assert not scan.is_crlf(bytes(dirty))
+    assert scan.is_crlf(clean)
+    mutable = bytearray(clean)
+    assert scan.is_crlf(mutable) and scan._last_clean is clean  # a bytearray is never remembered
+    mutable[7] = ord("\r")
+    assert not scan.is_crlf(mutable)
