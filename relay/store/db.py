@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import sqlite3
 import time
@@ -110,6 +111,7 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._inline: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
         #: reads that found the file busy on the loop's connection and went to the reader thread
         self.inline_fallbacks = 0
         self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
@@ -134,6 +136,8 @@ class Database:
         inline.execute("PRAGMA query_only=ON")   # a read that tried to write would fail, not write
         inline.execute("PRAGMA busy_timeout=0")  # never block the loop: busy → the reader thread
         self._inline = inline
+        if str(self.path) != ":memory:":
+            self._lock_fd = os.open(f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
 
     async def close(self) -> None:
@@ -148,6 +152,9 @@ class Database:
         if self._inline is not None:
             self._inline.close()
             self._inline = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -197,6 +204,19 @@ class Database:
         await reader._execute(lambda conn: box.append(fn(conn)), reader._conn)
         return box.pop()
 
+    def _transaction(self, conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[bool, Any]]:
+        """run_in_transaction behind the daemon's writer lock (writer thread). Several relay
+        processes (smtp.workers) queue on that file lock, woken by the kernel when it is free,
+        instead of polling BEGIN IMMEDIATE every 0.2 ms (4 % of CPU with two workers). A CLI
+        command does not take it: SQLite's own lock still decides, and begin_immediate waits."""
+        if self._lock_fd is None:
+            return run_in_transaction(conn, units)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            return run_in_transaction(conn, units)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
     async def _write_loop(self) -> None:
         assert self._writer is not None
         writer = self._writer
@@ -208,7 +228,7 @@ class Database:
                 del self._pending[: len(batch)]
                 units = [u for u, _ in batch]
                 try:
-                    results = await writer._execute(run_in_transaction, writer._conn, units)
+                    results = await writer._execute(self._transaction, writer._conn, units)
                 except Exception as exc:  # the whole transaction failed (disk full, locked…)
                     failure = StoreUnavailable(f"store write failed: {exc}")
                     for _, fut in batch:

@@ -112,3 +112,36 @@ async def test_short_reads_run_on_the_loop_read_only_and_fall_back_when_busy(tmp
             await db.read(lambda c: c.execute("SELECT * FROM nothing_here"))
     finally:
         await db.close()
+
+
+async def test_writers_of_one_store_take_turns_on_the_writer_lock(tmp_path: Path) -> None:
+    """Two relay processes' writers (here two Database objects) queue on the file lock: a write
+    waits while the lock is held elsewhere and commits once it is free; nothing is lost."""
+    import fcntl
+    import os
+
+    conn = connect_sync(tmp_path / "r.db")
+    migrate(conn)
+    conn.close()
+    first, second = Database(tmp_path / "r.db"), Database(tmp_path / "r.db")
+    await first.open()
+    await second.open()
+    try:
+        holder = os.open(f"{tmp_path / 'r.db'}-writer.lock", os.O_RDWR)
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another process is writing
+        waiting = asyncio.ensure_future(first.write(lambda c: audit.append(c, "test.waited").seq))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+        assert await asyncio.wait_for(waiting, 5) >= 1
+        writes = [db.write(lambda c, i=i: audit.append(c, "test.turns", detail={"i": i}).seq)
+                  for i in range(100) for db in (first, second)]
+        seqs = await asyncio.gather(*writes)
+        assert len(set(seqs)) == 200
+        count = await first.read(lambda c: c.execute("SELECT count(*) FROM audit_events WHERE event = 'test.turns'")
+                                 .fetchone()[0])
+        assert count == 200
+    finally:
+        await first.close()
+        await second.close()
