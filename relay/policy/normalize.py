@@ -159,6 +159,11 @@ class Spans:
         return (self.char(start)[0], self.char(end - 1)[1])
 
 
+def digits_of(text: str) -> str:
+    """`text` with CJK, Hangul and dingbat numerals as ASCII digits, same length (ASCII: itself)."""
+    return text if text.isascii() else text.translate(_DIGITS_TABLE)
+
+
 @dataclass(slots=True)
 class Normalized:
     """A folded text and, per character, the [start, end) span of the source it came from."""
@@ -172,7 +177,7 @@ class Normalized:
     def digits(self) -> str:
         """Same length as text; CJK/Hangul/dingbat numerals read as ASCII digits."""
         if self._digits is None:
-            self._digits = self.text if self.text.isascii() else self.text.translate(_DIGITS_TABLE)
+            self._digits = digits_of(self.text)
         return self._digits
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
@@ -252,7 +257,7 @@ class View:
     @property
     def digits(self) -> str:
         if self._digits is None:
-            self._digits = self.text if self.text.isascii() else self.text.translate(_DIGITS_TABLE)
+            self._digits = digits_of(self.text)
         return self._digits
 
     def to_norm(self, start: int, end: int) -> tuple[int, int]:
