@@ -201,6 +201,36 @@ async def send_expect(port: int, mail_from: str, rcpts: list[str], data: bytes) 
     return 250, ""
 
 
+
+async def send_raw(port: int, sender: str, rcpt: str, data: bytes, *, hang_up_after: int | None = None) -> bytes:
+    """A hand-driven session: the data exactly as given (bare LFs too) and the terminator in the
+    same write, or hang up after `hang_up_after` bytes of it. Returns the last reply (the refusal,
+    if MAIL, RCPT or DATA was refused; b"" after hanging up)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def reply() -> bytes:
+        line = await reader.readline()
+        while line[3:4] == b"-":
+            line = await reader.readline()
+        return line
+
+    try:
+        await reply()
+        for cmd in (b"EHLO client.test", f"MAIL FROM:<{sender}>".encode(), f"RCPT TO:<{rcpt}>".encode(), b"DATA"):
+            writer.write(cmd + b"\r\n")
+            answer = await reply()
+        if not answer.startswith(b"354"):
+            return answer  # refused before the data (e.g. 452 while in-flight memory is full)
+        if hang_up_after is not None:
+            writer.write(data[:hang_up_after])
+            await writer.drain()
+            return b""
+        writer.write(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
+        await writer.drain()
+        return await asyncio.wait_for(reply(), 30)
+    finally:
+        writer.close()
+
 def dkim_dnsfunc(relay: Relay) -> Callable[..., bytes | None]:
     signer = relay.ctx.signer if relay.ctx else None
     assert signer is not None

@@ -8,30 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.support import NO_LIMITS, message, provision
-
-
-async def send_raw(port: int, sender: str, rcpt: str, data: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-    async def reply() -> bytes:
-        line = await reader.readline()
-        while line[3:4] == b"-":
-            line = await reader.readline()
-        return line
-
-    try:
-        await reply()
-        for cmd in (b"EHLO client.test", f"MAIL FROM:<{sender}>".encode(), f"RCPT TO:<{rcpt}>".encode(), b"DATA"):
-            writer.write(cmd + b"\r\n")
-            answer = await reply()
-        if not answer.startswith(b"354"):
-            return answer  # refused before the data (e.g. 452 while in-flight memory is full)
-        writer.write(data + b"\r\n.\r\n")  # one write: the terminator arrives with the last bytes
-        await writer.drain()
-        return await asyncio.wait_for(reply(), 30)
-    finally:
-        writer.close()
+from tests.support import NO_LIMITS, message, provision, send_raw
 
 
 async def test_too_big_answers_even_when_the_terminator_is_in_the_last_chunk(start_relay) -> None:

@@ -12,7 +12,17 @@ import pytest
 
 from relay.smtp import handler as handler_module
 from relay.smtp.spool import SpoolFile
-from tests.support import Sink, dkim_ok, eventually, maildir_messages, message, provision, send, send_expect
+from tests.support import (
+    Sink,
+    dkim_ok,
+    eventually,
+    maildir_messages,
+    message,
+    provision,
+    send,
+    send_expect,
+    send_raw,
+)
 
 SMALL_SPOOL = {"spool_threshold": "64KiB"}
 
@@ -30,33 +40,6 @@ def big_body(lines: int, tag: str = "") -> str:
 def spool_files(relay: object) -> list[Path]:
     directory = relay.settings.spool_path  # type: ignore[attr-defined]
     return sorted(directory.iterdir()) if directory.exists() else []
-
-
-async def send_raw(port: int, sender: str, rcpt: str, data: bytes, *, hang_up_after: int | None = None) -> bytes:
-    """A hand-driven session: the data as given (bare LFs too), or hang up after some of it."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-    async def reply() -> bytes:
-        line = await reader.readline()
-        while line[3:4] == b"-":
-            line = await reader.readline()
-        return line
-
-    try:
-        await reply()
-        for cmd in (b"EHLO client.test", f"MAIL FROM:<{sender}>".encode(), f"RCPT TO:<{rcpt}>".encode(), b"DATA"):
-            writer.write(cmd + b"\r\n")
-            answer = await reply()
-        assert answer.startswith(b"354"), answer
-        if hang_up_after is not None:
-            writer.write(data[:hang_up_after])
-            await writer.drain()
-            return b""
-        writer.write(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
-        await writer.drain()
-        return await asyncio.wait_for(reply(), 30)
-    finally:
-        writer.close()
 
 
 async def test_a_spooled_message_is_relayed_byte_for_byte_and_signed(start_relay, sink: Sink) -> None:
