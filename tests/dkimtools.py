@@ -56,6 +56,25 @@ def crlf(data: bytes) -> bytes:
     return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
 
 
+def corpus_manifest() -> list[dict[str, Any]]:
+    """The rows of the shared corpus's manifest.jsonl ({"file": …, "tags": …}); [] without the corpus."""
+    path = CORPUS / "manifest.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def relaxed_body_reference(body: bytes) -> bytes:
+    """RFC 6376 §3.4.4 relaxed body canonicalisation in one piece (the reference for the chunked one)."""
+    body = body.replace(b"\t", b" ")
+    while b"  " in body:
+        body = body.replace(b"  ", b" ")
+    body = body.replace(b" \r\n", b"\r\n").rstrip(b"\r\n")
+    if body.endswith(b" "):
+        body = body.rstrip(b" ").rstrip(b"\r\n")
+    return body + b"\r\n" if body else b""
+
+
 def dict_dnsfunc(zone: Mapping[str, str]) -> Callable[..., bytes | None]:
     """dkimpy `dnsfunc` answering from {"sel._domainkey.example.test": "v=DKIM1; …"}; None = NXDOMAIN."""
     table = {name.rstrip(".").lower(): value.encode("ascii") for name, value in zone.items()}

@@ -8,10 +8,8 @@ with DKIM (dkimpy).
 
 from __future__ import annotations
 
-import json
 import re
 import smtplib
-from pathlib import Path
 
 import pytest
 
@@ -20,22 +18,14 @@ from relay.pipeline.headers import facts
 from relay.rewrite import find_leaks
 from relay.store import parties, threads
 from relay.store.errors import Conflict
+from tests.dkimtools import CORPUS, corpus_manifest, crlf
 from tests.support import DOMAIN, Sink, World, dkim_ok, send, write
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
 NOT_MESSAGES = {"jstedfast/MimeKit/UnitTests/TestData/dkim/gmail.pub", "SpamScope/mail-parser/tests/mails/mail_outlook_1"}
 
 
 def corpus_files() -> list[str]:
-    manifest = CORPUS / "manifest.jsonl"
-    if not manifest.exists():
-        return []
-    return [json.loads(line)["file"] for line in manifest.read_text().splitlines() if line.strip()]
-
-
-def crlf(data: bytes) -> bytes:
-    """What a real client sends: CRLF line endings (swaks and smtp-source do the same)."""
-    return re.sub(rb"\r\n|\r|\n", b"\r\n", data)
+    return [row["file"] for row in corpus_manifest()]
 
 
 @pytest.mark.skipif(not corpus_files(), reason="shared corpus not present")
@@ -91,7 +81,7 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink) -> None:
     assert not [n for n, c in outcomes.items() if 400 <= c < 500], outcomes
     # refused only for NUL bytes (bare CR/LF was normalised as a client would) or by the messaging
     # policy (real-world mail is full of links and marketing), with the category in plain words
-    manifest = {json.loads(line)["file"]: json.loads(line) for line in (CORPUS / "manifest.jsonl").read_text().splitlines()}
+    manifest = {row["file"]: row for row in corpus_manifest()}
     for n, c in outcomes.items():
         if c == 250:
             continue

@@ -5,17 +5,12 @@ from __future__ import annotations
 import email
 import email.header
 import email.policy
-import json
 import re
-from pathlib import Path
 
 import pytest
 
 from relay.rewrite import RewritePlan, find_leaks, rewrite
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/corpus")
+from tests.dkimtools import CORPUS, corpus_manifest
 
 # Not RFC 5322 messages at all (MANIFEST.md / manifest.jsonl).
 _NOT_MESSAGES = {"SpamScope/mail-parser/tests/mails/mail_outlook_1"}
@@ -29,12 +24,8 @@ _ADDR = re.compile(rb"[A-Za-z0-9._%+\-=']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 
 
 def _corpus_files() -> list[str]:
-    manifest = CORPUS / "manifest.jsonl"
-    if not manifest.exists():
-        return []
     names: list[str] = []
-    for line in manifest.read_text().splitlines():
-        row = json.loads(line)
+    for row in corpus_manifest():
         if row["file"] in _NOT_MESSAGES or "not-a-message" in row.get("tags", []):
             continue
         names.append(row["file"])

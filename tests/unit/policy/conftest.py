@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from relay.policy import Policy, load_policy
+from tests.dkimtools import CORPUS  # noqa: F401  (the policy tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[3]
-CORPUS = ROOT.parent / "shared" / "corpus"
 POLICY_PATH = ROOT / "config" / "policy.toml"
 
 
