@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -135,15 +135,13 @@ class Settings(_Model):
 class CompiledCategory:
     """All phrase rules of a category as one alternation; group name → rule.
 
-    `prefixes[group]` holds literal strings one of which must occur in a text for that rule to
-    match (None: no such literal); `regex_for` compiles the alternation of only the rules that
-    can match, which keeps a clean 5 KB message far below a millisecond per category.
+    `needs` says which literals a pattern's every match contains; `plan` compiles the alternation
+    of only the patterns whose literals a text holds, and where in it they can match.
     """
 
     name: str
     regex: re.Pattern[str] | None
     rules: dict[str, PhraseRule]
-    prefixes: dict[str, frozenset[str] | None] = field(default_factory=dict)
     #: per rule group, per pattern: literals one of which every match contains (None: unknown)
     needs: dict[str, tuple[frozenset[str] | None, ...]] = field(default_factory=dict)
     #: per rule group, per pattern: (the longest text a match can span, how far past its end a
@@ -166,24 +164,17 @@ class CompiledCategory:
             self._finder = ahocorasick_rs.AhoCorasick(lits)
         return frozenset(self._finder.find_matches_as_strings(text, overlapping=True))
 
-    def regex_for(self, text: str, present: Collection[str] | None = None) -> re.Pattern[str] | None:
-        """The alternation of only the patterns that can match `text` (a pattern whose required
-        literals are all absent cannot), compiled once per combination. `present`: the literals
-        found in `text` already (any superset of this category's literals will do)."""
-        return self.plan(text, present)[0]
-
-    def plan(self, text: str, present: Collection[str] | None = None,
-             found: Mapping[str, Sequence[int]] | None = None,
+    def plan(self, text: str, found: Mapping[str, Sequence[int]] | None = None,
              ) -> tuple[re.Pattern[str] | None, list[tuple[int, int]] | None]:
-        """(regex_for(text), the windows of text it needs to run in; None: all of it).
+        """(the alternation of only the patterns that can match `text` — a pattern whose required
+        literals are all absent cannot —, compiled once per combination; the windows of text it
+        needs to run in, None: all of it).
 
         With `found` (each present literal → where it starts in text): every match of a pattern
         contains one of its required literals and spans at most the pattern's width, so it lies
         within that width of a literal's occurrence; outside those windows nothing can match.
         A window reaches further by the longest look-ahead (and one character, for \\b and $)."""
-        if present is None:
-            present = found.keys() if found is not None else self.literals_in(text)
-        key = frozenset(present)
+        key = frozenset(found.keys() if found is not None else self.literals_in(text))
         active = self._active.get(key)
         if active is None:
             active = self._select(key)
@@ -281,7 +272,7 @@ def _group(gname: str, rule: PhraseRule, only: tuple[int, ...] | None = None) ->
 def _required_literals(items: Any) -> set[str] | None:
     """Literal strings one of which occurs in every match of a parsed pattern (anywhere), or None.
 
-    Generalises _literal_prefixes: in a sequence, any mandatory element with a known set will do;
+    In a sequence, any mandatory element with a known set will do;
     the one whose shortest literal is longest is kept (the most selective filter).
     """
     from re import _constants as c  # type: ignore[attr-defined]
@@ -331,52 +322,6 @@ def _pattern_needs(rule: PhraseRule) -> tuple[frozenset[str] | None, ...]:
         # a pattern with inline flags (e.g. (?i)) may match other cases: do not filter it
         out.append(frozenset(got) if got and not parsed.state.flags & re.IGNORECASE else None)
     return tuple(out)
-
-
-def _literal_prefixes(items: Any) -> set[str] | None:
-    """Literal strings one of which starts every match of a parsed pattern, or None."""
-    from re import _constants as c  # type: ignore[attr-defined]
-
-    prefix = ""
-    for op, av in items:
-        if op in (c.AT, c.ASSERT, c.ASSERT_NOT) and not prefix:
-            continue
-        if op is c.LITERAL:
-            prefix += chr(av)
-            continue
-        if prefix:
-            if op is c.BRANCH or op is c.SUBPATTERN:
-                sub = _literal_prefixes([(op, av)])
-                return {prefix + x for x in sub} if sub else {prefix}
-            return {prefix}
-        if op is c.BRANCH:
-            out: set[str] = set()
-            for branch in av[1]:
-                sub = _literal_prefixes(branch)
-                if sub is None:
-                    return None
-                out |= sub
-            return out
-        if op is c.SUBPATTERN:
-            return _literal_prefixes(av[3])
-        if op is c.MAX_REPEAT or op is c.MIN_REPEAT:
-            return _literal_prefixes(av[2]) if av[0] >= 1 else None
-        if op is c.IN and all(o is c.LITERAL for o, _ in av) and len(av) <= 8:
-            return {chr(v) for _, v in av}
-        return None
-    return {prefix} if prefix else None
-
-
-def _rule_prefixes(rule: PhraseRule) -> frozenset[str] | None:
-    from re import _parser  # type: ignore[attr-defined]
-
-    out: set[str] = set()
-    for pat in rule.patterns:
-        got = _literal_prefixes(_parser.parse(pat).data)
-        if got is None:
-            return None
-        out |= got
-    return frozenset(out)
 
 
 @dataclass(slots=True)
@@ -438,7 +383,7 @@ def _compile_category(name: str, cat: Category) -> CompiledCategory:
         if rule.id not in cat.disabled_rules:
             rules[f"r{i}"] = rule
     regex = re.compile("|".join(_group(g, r) for g, r in rules.items())) if rules else None
-    return CompiledCategory(name, regex, rules, {g: _rule_prefixes(r) for g, r in rules.items()},
+    return CompiledCategory(name, regex, rules,
                             {g: _pattern_needs(r) for g, r in rules.items()},
                             {g: _pattern_widths(r) for g, r in rules.items()})
 
