@@ -15,13 +15,14 @@ from relay.policy.normalize import View
 from relay.policy.settings import CompiledCategory
 
 
-def find_phrases(view: View, compiled: CompiledCategory, found: Mapping[str, Sequence[int]] | None = None) -> list[Hit]:
+def find_phrases(view: View, compiled: CompiledCategory, found: Mapping[str, Sequence[int]], *,
+                 windowed: bool = True) -> list[Hit]:
     """Every phrase-rule match of one category in the view (view offsets); `found`: where the
-    rule literals occur in the view's text, if known (Policy.phrase_literals_in): the patterns
-    then run only near them."""
+    rule literals occur in the view's text (Policy.phrase_literals_in): the patterns run only
+    near them (windowed=False: over the whole text)."""
     if not view.text:
         return []
-    regex, windows = compiled.plan(view.text, found=found)
+    regex, windows = compiled.plan(view.text, found, windowed=windowed)
     if regex is None:
         return []
     text = view.text

@@ -149,32 +149,22 @@ class CompiledCategory:
     widths: dict[str, tuple[tuple[int, int] | None, ...]] = field(default_factory=dict)
     _cache: dict[tuple[tuple[str, tuple[int, ...]], ...], re.Pattern[str]] = field(default_factory=dict)
     _active: dict[frozenset[str], list[tuple[str, tuple[int, ...]]]] = field(default_factory=dict)
-    _finder: ahocorasick_rs.AhoCorasick | None = None
 
     def literals(self) -> set[str]:
         return {n for needs in self.needs.values() for need in needs if need for n in need if n}
 
-    def literals_in(self, text: str) -> frozenset[str]:
-        """Which of the rules' required literals occur in `text`: one Aho–Corasick pass over the
-        text (in Rust) instead of one substring search per literal (≈ 300 of them: 10x slower)."""
-        if self._finder is None:
-            lits = sorted(self.literals())
-            if not lits:
-                return frozenset()
-            self._finder = ahocorasick_rs.AhoCorasick(lits)
-        return frozenset(self._finder.find_matches_as_strings(text, overlapping=True))
-
-    def plan(self, text: str, found: Mapping[str, Sequence[int]] | None = None,
+    def plan(self, text: str, found: Mapping[str, Sequence[int]], *, windowed: bool = True,
              ) -> tuple[re.Pattern[str] | None, list[tuple[int, int]] | None]:
         """(the alternation of only the patterns that can match `text` — a pattern whose required
         literals are all absent cannot —, compiled once per combination; the windows of text it
         needs to run in, None: all of it).
 
-        With `found` (each present literal → where it starts in text): every match of a pattern
-        contains one of its required literals and spans at most the pattern's width, so it lies
-        within that width of a literal's occurrence; outside those windows nothing can match.
-        A window reaches further by the longest look-ahead (and one character, for \\b and $)."""
-        key = frozenset(found.keys() if found is not None else self.literals_in(text))
+        `found`: each literal present in text → where it starts (Policy.phrase_literals_in). Every
+        match of a pattern contains one of its required literals and spans at most the pattern's
+        width, so it lies within that width of a literal's occurrence; outside those windows
+        nothing can match. A window reaches further by the longest look-ahead (and one character,
+        for \\b and $). windowed=False: the whole text (the reference the windows are tested on)."""
+        key = frozenset(found.keys())
         active = self._active.get(key)
         if active is None:
             active = self._select(key)
@@ -193,7 +183,7 @@ class CompiledCategory:
                 if len(self._cache) < 1024:
                     self._cache[combination] = cached
             regex = cached
-        return regex, (None if found is None else self._windows(text, active, found))
+        return regex, (self._windows(text, active, found) if windowed else None)
 
     def _select(self, present: frozenset[str]) -> list[tuple[str, tuple[int, ...]]]:
         """The rule groups, and their patterns, that can match a text holding `present`."""
