@@ -320,7 +320,9 @@ class RelaySMTP(IdentityMixin):
             received += len(chunk)
             if refusal is None and received > limit:
                 refusal = replies.MESSAGE_TOO_BIG
-            elif refusal is None and spool is None and not self._grow(len(buf)):
+            elif refusal is None and spool is None and len(buf) <= threshold and not self._grow(len(buf)):
+                # (past the threshold the buffer goes to the spool file next, not into more memory:
+                # a full first read — the chunk plus the CRLF ahead of it — must not ask for room)
                 refusal = replies.INFLIGHT_FULL
             if refusal is not None:
                 self._release()

@@ -79,3 +79,37 @@ def test_clean_removes_every_leftover_or_only_those_of_dead_processes(tmp_path: 
 @pytest.mark.parametrize("wire", [b"", b"..", b"\r\n", b"x" * 100])
 def test_short_messages(tmp_path: Path, wire: bytes) -> None:
     assert spool_in_reads(tmp_path, wire, [3] * 50) == unstuff(wire + b"\r\n")
+
+
+class _ChunkReader:
+    """Hands the data out in reads of exactly `size` bytes (what a fast client gets)."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data, self.size = data, size
+
+    async def read(self, _n: int) -> bytes:
+        chunk, self.data = self.data[: self.size], self.data[self.size :]
+        return chunk
+
+
+async def test_a_full_first_read_past_the_threshold_spools_without_asking_for_room(tmp_path: Path) -> None:
+    """The in-flight budget is taken by a message being checked; a DATA whose first read is a whole
+    chunk (past the spool threshold) must go to its spool file, not be refused 452 for room."""
+    from aiosmtpd.smtp import Envelope
+
+    from relay.smtp.limits import DEFAULT_RESERVATION, MEMORY_FACTOR, Limits
+    from relay.smtp.server import CHUNK, RelaySMTP
+    from relay.smtp.spool import SpoolFile
+
+    limits = Limits(10, 10, 10.0, max_inflight=8 << 20)
+    limits.spool_threshold = 128 * 1024
+    smtp = RelaySMTP(object(), limits=limits, hostname="relay.example", spool=Spool(tmp_path / "spool"))
+    smtp.envelope = Envelope()
+    limits.hold(12 << 20)  # a spooled message in its slot: over the bound, never refused
+    body = b"x" * 76 + b"\r\n"
+    smtp._reader = _ChunkReader(body * (3 * CHUNK // len(body)) + END_OF_DATA, CHUNK)  # type: ignore[assignment]
+    smtp._hold_exactly(DEFAULT_RESERVATION * MEMORY_FACTOR)  # what DATA without SIZE= reserved
+    content, refusal, _ = await smtp._read_data()
+    assert refusal is None
+    assert isinstance(content, SpoolFile)
+    content.remove()
