@@ -79,15 +79,16 @@ class RelayTarget:
             dns = f'[dns]\nnameservers = ["127.0.0.1"]\nport = {self._dns.port}\n'
         # the metrics listener on an ephemeral port: a fixed one collides with any other relay running
         http = "" if "[http]" in self.extra_config else '[http]\nlisten = "127.0.0.1:0"\n'
+        smtp_extra, extra = _take_section(self.extra_config, "smtp")
         cfg = self.work / "relay.toml"
         cfg.write_text(
             f'[relay]\ndomain = "{DOMAIN}"\nstate_dir = "{self.work / "state"}"\n'
             f'[smtp]\nlisten = ["127.0.0.1:{self.port}"]\nmax_connections = {sessions + 50}\n'
             f'max_connections_per_ip = {sessions + 50}\nmax_messages_per_ip_per_minute = 100000000\n'
-            + (f"workers = {self.workers}\n" if self.workers else "")
+            + (f"workers = {self.workers}\n" if self.workers else "") + smtp_extra
             + f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink_port}"\ntls = "off"\n'
             f'[dkim]\nselector = "relay"\nprivate_key = "{self.key}"\n'
-            f'[logging]\nlevel = "warning"\nformat = "json"\n{dns}{http}{self.extra_config}')
+            f'[logging]\nlevel = "warning"\nformat = "json"\n{dns}{http}{extra}')
         self._provision(cfg, recipients)
         self._proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"], cwd=ROOT,
                                       stdout=subprocess.DEVNULL, stderr=open(self.work / "relay.log", "wb"),
@@ -164,3 +165,19 @@ class RelayTarget:
         if self._dns:
             self._dns.stop()
             self._dns = None
+
+
+def _take_section(toml: str, name: str) -> tuple[str, str]:
+    """(the keys of [name] in `toml`, the rest): --relay-config may set [smtp] keys, which must go
+    into the [smtp] table the bench writes (TOML refuses a table declared twice)."""
+    taken: list[str] = []
+    rest: list[str] = []
+    inside = False
+    for line in toml.splitlines(keepends=True):
+        if line.strip().startswith("["):
+            inside = line.strip() == f"[{name}]"
+            if inside:
+                continue
+        (taken if inside else rest).append(line)
+    kept = "".join(taken)
+    return (kept if kept.endswith("\n") or not kept else kept + "\n"), "".join(rest)
