@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from relay.scan import find_dashed, is_crlf
+from relay.scan import a2b_base64, find_dashed, is_crlf
 
 CRLF: Final = b"\r\n"
 MAX_DEPTH: Final = 40  # deeper nesting is treated as an opaque body (DoS: "endless nesting")
@@ -229,7 +229,7 @@ def cte_of(fields: list[Field]) -> str:
 def decode_body(data: bytes, cte: str) -> bytes:
     if cte == "base64":
         try:
-            return binascii.a2b_base64(data)
+            return a2b_base64(data)
         except (binascii.Error, ValueError):
             clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
             clean = clean[: len(clean) - len(clean) % 4]
