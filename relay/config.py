@@ -116,6 +116,16 @@ class SmtpSection(_Section):
     spool_concurrency: int = Field(default=2, ge=1, le=64)
     #: Worker processes sharing the listeners (SO_REUSEPORT) and the store; 1 = no supervisor.
     workers: int = Field(default=1, ge=1, le=64)
+
+    # max_inflight_bytes and spool_concurrency bound the whole relay's memory: with several workers,
+    # each process takes its share (at least one large message each).
+    @property
+    def worker_inflight_bytes(self) -> int:
+        return self.max_inflight_bytes // self.workers
+
+    @property
+    def worker_spool_concurrency(self) -> int:
+        return max(1, self.spool_concurrency // self.workers)
     #: On SIGTERM, transactions in progress get this long to finish before the session is
     #: closed with 421.
     shutdown_timeout: Duration = 30.0

@@ -62,7 +62,7 @@ class DeliveryWorker:
         self.large = settings.smtp.spool_threshold
         #: Slots for a large content in memory; the relay shares the SMTP side's (Limits.spool_slots),
         #: so that at most smtp.spool_concurrency large messages are in memory, checked or delivered.
-        own = asyncio.Semaphore(settings.smtp.spool_concurrency)
+        own = asyncio.Semaphore(settings.smtp.worker_spool_concurrency)
         self.large_slots = large_slots or (lambda: own)
         self.owner = str(os.getpid())  # recorded on claimed rows (see recover(owner=…))
         self._cached_bytes = 0

@@ -2,7 +2,8 @@
 memory spent on DATA in flight, and how many spooled (large) messages are checked at once.
 
 Reads: smtp.max_connections, smtp.max_connections_per_ip, smtp.max_messages_per_ip_per_minute,
-smtp.data_timeout, smtp.max_inflight_bytes, smtp.spool_threshold, smtp.spool_concurrency.
+smtp.data_timeout, smtp.max_inflight_bytes, smtp.spool_threshold, smtp.spool_concurrency (with
+smtp.workers, each process takes its share of max_inflight_bytes and spool_concurrency).
 The server answers 421 / 451 4.7.1 / 452 4.3.1 from these; a spooled message waiting for its
 turn gets no reply until it has one (its session stays open, within smtp.data_timeout).
 """
@@ -72,11 +73,11 @@ class Limits:
         self.data_timeout, self.command_timeout = s.data_timeout, s.command_timeout
         self.max_message_size = s.max_message_size
         self.max_messages_per_minute = s.max_messages_per_ip_per_minute
-        self.max_inflight = s.max_inflight_bytes
+        self.max_inflight = s.worker_inflight_bytes
         self.spool_threshold = s.spool_threshold
-        if s.spool_concurrency != self.spool_concurrency:
+        if s.worker_spool_concurrency != self.spool_concurrency:
             # Sessions already waiting keep the old semaphore; new ones take turns in the new one.
-            self.spool_concurrency, self._spool_slots = s.spool_concurrency, None
+            self.spool_concurrency, self._spool_slots = s.worker_spool_concurrency, None
 
     async def drain(self, timeout: float) -> int:
         """Shutdown: refuse new sessions, close idle ones with 421, give transactions in progress
