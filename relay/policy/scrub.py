@@ -18,6 +18,8 @@ import warnings
 import zipfile
 from typing import Any
 
+from relay.policy.extract import collect_pdf_garbage
+
 
 def scrub(kind: str, data: bytes) -> bytes | None:
     try:
@@ -182,6 +184,13 @@ def _zero_sub_ifd(buf: bytearray, bo: str, off: int) -> None:
 
 
 def scrub_pdf(data: bytes) -> bytes | None:
+    try:
+        return _scrub_pdf(data)
+    finally:
+        collect_pdf_garbage(len(data))
+
+
+def _scrub_pdf(data: bytes) -> bytes | None:
     from pypdf import PdfReader, PdfWriter
     from pypdf.generic import NameObject
 
