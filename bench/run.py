@@ -128,6 +128,12 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return row
 
 
+def default_workers() -> int:
+    """One relay process per core, as a production relay on this machine would run (README,
+    smtp.workers); Postfix's smtpd, cleanup and opendkim use every core too."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     from bench.peer_postfix import PostfixTarget, unavailable
     from bench.target_relay import RelayTarget
@@ -191,7 +197,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--reuse", action="store_true", help="several messages per connection (smtp-source -d)")
     ap.add_argument("--loader", choices=["auto", "smtp-source", "python"], default="auto")
     ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; figures are medians")
-    ap.add_argument("--workers", type=int, help="relay smtp.workers")
+    ap.add_argument("--workers", type=int, default=default_workers(),
+                    help="relay smtp.workers (default: one per CPU, at most 8, as README advises; 1 = no supervisor)")
     ap.add_argument("--relay-config", default="", metavar="TOML",
                     help='appended to the relay\'s relay.toml, e.g. $\'[trust]\\nauthenticate = "off"\'')
     ap.add_argument("--no-latency", action="store_true", help="skip the latency pass")

@@ -56,7 +56,8 @@ class RelayTarget:
         self._dns: LocalDns | None = None
 
     def describe(self) -> str:
-        return f"relay (python -m relay serve{f', {self.workers} workers' if self.workers else ''})"
+        n = self.workers or 1
+        return f"relay (python -m relay serve, {n} worker{'s' if n > 1 else ''})"
 
     def public_txt(self) -> str:
         from relay.dkim import public_txt_from_private
