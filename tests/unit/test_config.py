@@ -73,3 +73,20 @@ def test_tls_and_trust_cross_checks(tmp_path: Path) -> None:
     for data in bad:
         with pytest.raises(config.ConfigError):
             config.settings_from_dict(data)
+
+
+@pytest.mark.parametrize(("workers", "spool", "inflight", "per_spool", "per_inflight"), [
+    (1, 2, "512MiB", 2, 512 << 20),
+    (2, 2, "512MiB", 1, 256 << 20),
+    (4, 2, "1GiB", 1, 256 << 20),   # every worker may hold one large message
+    (3, 7, "300MiB", 2, 100 << 20),
+])
+def test_memory_bounds_are_shared_out_among_workers(tmp_path: Path, workers: int, spool: int, inflight: str,
+                                                    per_spool: int, per_inflight: int) -> None:
+    from relay.smtp.limits import Limits
+
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(f'[smtp]\nworkers = {workers}\nspool_concurrency = {spool}\nmax_inflight_bytes = "{inflight}"\n')
+    s = config.load(cfg)
+    limits = Limits.from_settings(s)
+    assert (limits.spool_concurrency, limits.max_inflight) == (per_spool, per_inflight)

@@ -212,3 +212,33 @@ def test_corpus_attachments(policy: Policy, path: str, rule: str) -> None:
     assert rule in {f.rule for f in report.findings}
     out = apply(raw, report, policy)
     assert b"removed by the marketplace" in out.replace(b"=\r\n", b"")
+
+
+def test_a_large_pdf_leaves_no_pypdf_objects_behind(policy: Policy) -> None:
+    """pypdf's objects hold each other and a copy of the file; from COLLECT_PDF_BYTES on they are
+    collected as soon as the PDF is read or scrubbed, not when the whole message is done."""
+    import gc
+
+    from pypdf import PdfReader
+
+    from bench.messages import noise_pdf
+    from relay.policy import extract, scrub
+
+    def readers() -> int:
+        return sum(isinstance(o, PdfReader) for o in gc.get_objects())
+
+    caps = policy.settings.attachments
+    gc.collect()
+    gc.disable()  # only the reader's own collection may free them
+    try:
+        extract.text_of_pdf(noise_pdf(50_000), caps)  # small: left to the collector, as before
+        assert readers() >= 1
+        gc.collect()
+        assert readers() == 0
+        big = noise_pdf(extract.COLLECT_PDF_BYTES + 100_000)
+        assert extract.text_of_pdf(big, caps).texts  # still read: its text is there
+        assert readers() == 0
+        scrub.scrub_pdf(big)
+        assert readers() == 0
+    finally:
+        gc.enable()
