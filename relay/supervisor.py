@@ -62,6 +62,21 @@ def _prewarm() -> None:
     gc.freeze()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(supervisor: int) -> None:
+    """In the child (Linux): SIGTERM when the supervisor dies, even by SIGKILL, so that a worker
+    does not live on alone with the port and the store; it stops as on any SIGTERM, finishing the
+    transactions in progress. A supervisor already gone before this: the worker does not start."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != supervisor:
+        os._exit(0)
+
+
 def _run_worker(settings: Settings, config_path: Path | None) -> None:
     """In the child: one Relay on a fresh event loop; never returns."""
     code = 0
@@ -88,10 +103,12 @@ class Supervisor:
         self._ready = False
 
     def _spawn(self, slot: int) -> None:
+        supervisor = os.getpid()
         pid = self.fork()
         if pid == 0:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
+            _die_with(supervisor)
             # One metrics/health listener: worker 0's (the others would fight for its port).
             settings = self.settings.model_copy(
                 update={"http": self.settings.http.model_copy(update={"enabled": self.settings.http.enabled and slot == 0})})

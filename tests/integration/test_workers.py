@@ -85,6 +85,47 @@ async def test_two_workers_share_port_and_queue(tmp_path: Path, sink: Sink, dkim
         assert code == 0, (tmp_path / "relay.log").read_text()[-2000:]
 
 
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, dkim_key: Path) -> None:
+    """SIGKILL leaves the supervisor no chance to pass anything on: the kernel's parent-death
+    signal stops the workers, which would otherwise keep the port and the store to themselves."""
+    port = free_port()
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(
+        f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\n[delivery]\ntransport = "maildir"\n'
+        f'[dkim]\nselector = "test"\nprivate_key = "{dkim_key}"\n[http]\nenabled = false\n')
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"],
+                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        for _ in range(300):
+            if len(children(proc.pid)) == 2:
+                break
+            await asyncio.sleep(0.05)
+        workers = children(proc.pid)
+        assert len(workers) == 2 and all(alive(w) for w in workers)
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 10)
+        deadline = time.monotonic() + 20
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not any(alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in workers:
+            if alive(w):
+                os.kill(w, signal.SIGKILL)
+
+
 def test_recover_returns_only_the_dead_workers_rows(tmp_path: Path) -> None:
     conn = connect_sync(tmp_path / "r.db")
     migrate(conn)
