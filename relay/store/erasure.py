@@ -13,7 +13,7 @@ import re
 import sqlite3
 from typing import Any
 
-from relay.store import audit, parties
+from relay.store import audit, blobfiles, parties
 from relay.store.errors import Conflict
 from relay.store.retention import clear_blobs
 
@@ -80,7 +80,10 @@ def erase(conn: sqlite3.Connection, party_id: int, now: float) -> dict[str, Any]
         f" UNION SELECT blob_sha256 FROM queue WHERE message_id IN ({mmarks})", (*message_ids,) * 3)}
     # any other stored content that quotes one of the addresses
     needles = [a.encode() for a in addresses]
-    for digest, data in conn.execute("SELECT sha256, data FROM blobs WHERE data IS NOT NULL"):
+    where = blobfiles.directory(conn)
+    for digest, data, in_file in conn.execute("SELECT sha256, data, in_file FROM blobs WHERE data IS NOT NULL"):
+        if in_file:
+            data = (blobfiles.read(where, digest) if where is not None else None) or b""
         low = bytes(data).lower()
         if any(n in low for n in needles):
             digests.add(digest)

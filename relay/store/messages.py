@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.store import audit
+from relay.store import audit, blobfiles
 
 #: Blobs at least this big are written and read in pieces (incremental blob I/O): binding a
 #: whole blob makes SQLite copy it twice (the bound value, then the record), reading it once more.
@@ -17,6 +17,13 @@ PIECE = 1024 * 1024
 
 def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
+    where = blobfiles.directory(conn) if len(data) >= blobfiles.FILE_BYTES else None
+    if where is not None:  # a file beside the database, durable before this transaction commits
+        cur = conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data, in_file) VALUES (?, ?, x'', 1)",
+                           (digest, len(data)))
+        if cur.rowcount == 1:
+            blobfiles.write(where, digest, data)
+        return digest
     if len(data) < PIECE:
         conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, ?)", (digest, len(data), data))
         return digest
@@ -30,11 +37,16 @@ def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
 
 
 def get_blob(conn: sqlite3.Connection, digest: str) -> bytes | None:
+    row = conn.execute("SELECT rowid, in_file, data IS NULL FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
+    if row is None or row[2]:
+        return None
+    if row[1]:
+        where = blobfiles.directory(conn)
+        return blobfiles.read(where, digest) if where is not None else None
     size, data = small_blob(conn, digest, PIECE)
     if size is None or data is not None:
         return data
     # A big one is read once, straight into one bytes object.
-    row = conn.execute("SELECT rowid FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
     with conn.blobopen("blobs", "data", row[0], readonly=True) as blob:
         return blob.read()
 
@@ -42,11 +54,17 @@ def get_blob(conn: sqlite3.Connection, digest: str) -> bytes | None:
 def small_blob(conn: sqlite3.Connection, digest: str, below: int) -> tuple[int | None, bytes | None]:
     """(size, content) of a stored content, the content only when it is smaller than `below`;
     (None, None) when it is gone (never stored, or cleared by retention). length() does not load it."""
-    row = conn.execute("SELECT length(data), CASE WHEN length(data) < ? THEN data END FROM blobs WHERE sha256 = ?",
-                       (below, digest)).fetchone()
-    if row is None or row[0] is None:
+    row = conn.execute("SELECT in_file, size, length(data), CASE WHEN in_file = 0 AND length(data) < ? THEN data END"
+                       " FROM blobs WHERE sha256 = ?", (below, digest)).fetchone()
+    if row is None or row[2] is None:
         return None, None
-    return int(row[0]), (bytes(row[1]) if row[1] is not None else None)
+    in_file, size, length, data = row
+    if not in_file:
+        return int(length), (bytes(data) if data is not None else None)
+    if size >= below:
+        return int(size), None
+    content = get_blob(conn, digest)
+    return (int(size), content) if content is not None else (None, None)
 
 
 @dataclass(frozen=True, slots=True)

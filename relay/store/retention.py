@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from relay.store import audit
+from relay.store import audit, blobfiles
 
 _EXPIRED = """
 SELECT b.sha256, b.size FROM blobs b
@@ -27,12 +27,18 @@ LIMIT :limit
 
 
 def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason: str) -> int:
-    """Drop the data of these blobs (zeroed on disk: secure_delete), record when and why."""
+    """Drop the data of these blobs (zeroed on disk: secure_delete, and blob files overwritten
+    before they are removed), record when and why."""
     if not digests:
         return 0
     marks = ",".join("?" * len(digests))
+    files = [r[0] for r in conn.execute(f"SELECT sha256 FROM blobs WHERE sha256 IN ({marks}) AND data IS NOT NULL"
+                                        " AND in_file = 1", digests)]
     cur = conn.execute(f"UPDATE blobs SET data = NULL, cleared_at = ?, cleared_reason = ?"
                        f" WHERE sha256 IN ({marks}) AND data IS NOT NULL", (now, reason, *digests))
+    where = blobfiles.directory(conn)
+    for digest in files if where is not None else ():
+        blobfiles.remove(where, digest)  # zeroed, then gone; the row already says cleared
     return cur.rowcount
 
 

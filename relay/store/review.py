@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from relay.store import audit
+from relay.store import audit, messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +52,11 @@ def aliases(conn: sqlite3.Connection, thread_id: int) -> list[AliasRow]:
 def blob(conn: sqlite3.Connection, digest: str | None) -> BlobRow | None:
     if digest is None:
         return None
-    row = conn.execute("SELECT sha256, size, data, cleared_at, cleared_reason FROM blobs WHERE sha256 = ?",
+    row = conn.execute("SELECT sha256, size, data IS NULL, cleared_at, cleared_reason FROM blobs WHERE sha256 = ?",
                        (digest,)).fetchone()
     if row is None:
         return None
-    return BlobRow(row[0], row[1], bytes(row[2]) if row[2] is not None else None, row[3], row[4])
+    return BlobRow(row[0], row[1], None if row[2] else messages.get_blob(conn, digest), row[3], row[4])
 
 
 def queue_rows(conn: sqlite3.Connection, message_id: int) -> list[QueueRow]:

@@ -1,0 +1,92 @@
+"""Large message contents as files beside the database (<db>-blobs/ab/<sha256>), not inside it.
+
+Reads no config (the directory follows the database file). A content inside SQLite is written
+twice — to the WAL, then by the checkpoint into the database — in 4 KiB pages, each with a frame
+header and checksum: two 10 MB contents cost ~84 ms of CPU per message, more than its checks.
+A file is written once. Its row stays in `blobs` (sha256, size, clearing) with an empty `data`
+and in_file = 1, so "is this content still here" (data IS NOT NULL) reads as before.
+Durability: the file and its directory are fsynced before the transaction adding the row commits;
+a file whose row never committed is an orphan (content-addressed: the next put rewrites it), never
+a loss. Clearing (retention, erasure) overwrites the file with zeros before removing it.
+Errors: OSError from the file system propagates (the write fails as a whole: 451/452).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from pathlib import Path
+
+#: Contents from this size on are stored as files.
+FILE_BYTES = 256 * 1024
+_PIECE = 1024 * 1024
+
+
+def directory(conn: sqlite3.Connection) -> Path | None:
+    """<database file>-blobs, or None for a database without a file (":memory:")."""
+    for _seq, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return Path(f"{file}-blobs") if file else None
+    return None
+
+
+def path_of(where: Path, digest: str) -> Path:
+    return where / digest[:2] / digest
+
+
+def write(where: Path, digest: str, data: bytes) -> None:
+    """Write atomically and durably: a temporary file, fsync, rename, fsync of the directory."""
+    sub = where / digest[:2]
+    if not sub.is_dir():
+        where.mkdir(mode=0o700, exist_ok=True)
+        sub.mkdir(mode=0o700, exist_ok=True)
+        _fsync_dir(where)
+    tmp = sub / f".{digest}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        with memoryview(data) as view:
+            for start in range(0, len(view), _PIECE):
+                chunk = view[start : start + _PIECE]
+                while chunk:
+                    chunk = chunk[os.write(fd, chunk):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, sub / digest)
+    _fsync_dir(sub)
+
+
+def read(where: Path, digest: str) -> bytes | None:
+    try:
+        return path_of(where, digest).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def remove(where: Path, digest: str) -> None:
+    """Overwrite with zeros (as SQLite's secure_delete does for pages), then unlink."""
+    path = path_of(where, digest)
+    with contextlib.suppress(FileNotFoundError):
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            zeros = bytes(min(size, _PIECE))
+            done = 0
+            while done < size:
+                done += os.write(fd, zeros[: size - done])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        path.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

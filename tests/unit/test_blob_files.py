@@ -1,0 +1,79 @@
+"""Contents from blobfiles.FILE_BYTES on are files beside the database; everything that reads,
+clears or erases contents sees them as it sees contents inside the database."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from relay.model import Role
+from relay.store import blobfiles, erasure, messages, parties, retention, review
+from relay.store.db import connect_sync, run_in_transaction
+from relay.store.migrate import migrate
+
+NOW = 1_800_000_000.0
+DAY = 86400.0
+
+
+def _store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    conn = connect_sync(tmp_path / "relay.db")
+    migrate(conn)
+    return conn
+
+
+def _put(conn, data: bytes) -> str:  # type: ignore[no-untyped-def]
+    ((ok, digest),) = run_in_transaction(conn, [lambda c: messages.put_blob(c, data)])
+    assert ok, digest
+    return str(digest)
+
+
+def test_large_contents_are_files_and_read_back(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    small, large = os.urandom(blobfiles.FILE_BYTES - 1), os.urandom(blobfiles.FILE_BYTES + 5)
+    ds, dl = _put(conn, small), _put(conn, large)
+    where = tmp_path / "relay.db-blobs"
+    assert blobfiles.directory(conn) == where
+    assert blobfiles.path_of(where, dl).read_bytes() == large and not blobfiles.path_of(where, ds).exists()
+    assert oct(blobfiles.path_of(where, dl).stat().st_mode & 0o777) == "0o600"
+    rows = dict(conn.execute("SELECT sha256, in_file FROM blobs"))
+    assert rows == {ds: 0, dl: 1}
+    assert conn.execute("SELECT length(data) FROM blobs WHERE sha256 = ?", (dl,)).fetchone() == (0,)
+    assert messages.get_blob(conn, dl) == large and messages.get_blob(conn, ds) == small
+    assert messages.small_blob(conn, dl, len(large) + 1) == (len(large), large)
+    assert messages.small_blob(conn, dl, len(large)) == (len(large), None)  # size without loading it
+    assert review.blob(conn, dl).data == large  # type: ignore[union-attr]
+    assert _put(conn, large) == dl  # the same content again: one file, one row
+    assert sorted(p.name for p in where.rglob("*") if p.is_file()) == [dl]
+
+
+def test_retention_zeroes_and_removes_the_file(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    large = os.urandom(blobfiles.FILE_BYTES * 2)
+    digest = _put(conn, large)
+    path = blobfiles.path_of(tmp_path / "relay.db-blobs", digest)
+    conn.execute("INSERT INTO messages (id, state, received_at, envelope_from, rcpt_alias, original_sha256)"
+                 " VALUES (1, 'delivered', ?, 'a@b.example', 'x', ?)", (NOW - 40 * DAY, digest))
+    inode = os.open(path, os.O_RDONLY)  # what a reader still holding the file would see
+    try:
+        ((ok, result),) = run_in_transaction(conn, [lambda c: retention.clear_expired(c, NOW - 30 * DAY, NOW)])
+        assert ok and result == (1, len(large))
+        assert not path.exists()
+        assert os.pread(inode, len(large), 0) == bytes(len(large))  # overwritten before the unlink
+    finally:
+        os.close(inode)
+    assert messages.get_blob(conn, digest) is None and messages.small_blob(conn, digest, 10**9) == (None, None)
+    assert review.blob(conn, digest).cleared_reason == "retention"  # type: ignore[union-attr]
+
+
+def test_erasure_finds_an_address_inside_a_file(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    ((ok, party),) = run_in_transaction(conn, [lambda c: parties.add(c, Role.BUYER, "B", ["erase.me@buyer.example"])])
+    assert ok
+    quoting = b"x" * blobfiles.FILE_BYTES + b"\r\nwrite to ERASE.ME@buyer.example\r\n"
+    other = b"y" * blobfiles.FILE_BYTES
+    dq, do = _put(conn, quoting), _put(conn, other)
+    ((ok, summary),) = run_in_transaction(conn, [lambda c: erasure.erase(c, party.id, NOW)])
+    assert ok, summary
+    where = tmp_path / "relay.db-blobs"
+    assert not blobfiles.path_of(where, dq).exists() and messages.get_blob(conn, dq) is None
+    assert messages.get_blob(conn, do) == other
