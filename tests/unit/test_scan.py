@@ -76,12 +76,30 @@ def test_is_crlf_answers_again_for_the_same_object_only() -> None:
     """A large content found clean is remembered by identity; equal bytes in another object, or
     a bytearray changed in place, are scanned again."""
     clean = b"line\r\n" * 20_000
-    assert scan.is_crlf(clean) and scan._last_clean is clean
+    assert scan.is_crlf(clean) and scan._clean[-1] is clean
     dirty = bytearray(clean)
     dirty[100] = ord("\n")
     assert not scan.is_crlf(bytes(dirty))
     assert scan.is_crlf(clean)
     mutable = bytearray(clean)
-    assert scan.is_crlf(mutable) and scan._last_clean is clean  # a bytearray is never remembered
+    assert scan.is_crlf(mutable) and all(c is not mutable for c in scan._clean)  # a bytearray: never remembered
     mutable[7] = ord("\r")
     assert not scan.is_crlf(mutable)
+
+
+def test_is_crlf_remembers_interleaved_messages_but_keeps_none_alive() -> None:
+    """Several messages checked in turn are all remembered; one nobody holds any more is let go
+    at the next addition (its memory is not kept by the memo), and the memo stays bounded."""
+    messages = [b"%d\r\n" % i * 30_000 for i in range(3)]
+    for m in messages:
+        assert scan.is_crlf(m)
+    assert all(any(c is m for c in scan._clean) for m in messages)
+    del m
+    messages.pop(0)  # the first message is finished: only the memo still holds it
+    assert scan.is_crlf(b"new\r\n" * 30_000)
+    assert not any(c.startswith(b"0\r\n") for c in scan._clean)
+    assert all(any(c is m for c in scan._clean) for m in messages)
+    for i in range(3 * scan._KEEP):
+        messages.append(b"%d:\r\n" % i * 30_000)
+        scan.is_crlf(messages[-1])
+    assert len(scan._clean) <= scan._KEEP
