@@ -44,10 +44,18 @@ def is_crlf(data: bytes) -> bool:
             return True
     clean = _BARE_CR.search(data) is None and _BARE_LF.search(data) is None
     if clean and len(data) >= _REMEMBER and type(data) is bytes:
-        # references to an entry nobody else holds: the list's, the loop variable's, getrefcount's
-        live = [c for c in _clean if sys.getrefcount(c) > 3]
-        _clean[:] = [*live[-(_KEEP - 1):], data]
+        _clean[:] = [*_in_use()[-(_KEEP - 1):], data]
     return clean
+
+
+def _in_use() -> list[bytes]:
+    # references to an entry nobody else holds: the list's, the loop variable's, getrefcount's
+    return [c for c in _clean if sys.getrefcount(c) > 3]
+
+
+def forget_finished() -> None:
+    """Drop the remembered contents nothing else holds (a message done with: call after one)."""
+    _clean[:] = _in_use()
 
 
 def find_dashed(data: bytes, needle: bytes, start: int, end: int) -> int:

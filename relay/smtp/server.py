@@ -29,6 +29,7 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP
 
 from relay.config import Settings, split_hostport
+from relay.scan import forget_finished
 from relay.smtp import replies
 from relay.smtp.identity import IdentityMixin, capture_credentials
 from relay.smtp.limits import DEFAULT_RESERVATION, MEMORY_FACTOR, Limits
@@ -223,6 +224,7 @@ class RelaySMTP(IdentityMixin):
                         # (cheap: the daemon freezes its start-up objects out of the GC, see app.py).
                         content = b""
                         gc.collect()
+                        forget_finished()
             del content
             self._set_post_data_state()
             await self.push("250 OK" if status is MISSING else status)

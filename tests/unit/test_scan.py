@@ -103,3 +103,6 @@ def test_is_crlf_remembers_interleaved_messages_but_keeps_none_alive() -> None:
         messages.append(b"%d:\r\n" % i * 30_000)
         scan.is_crlf(messages[-1])
     assert len(scan._clean) <= scan._KEEP
+    messages.clear()
+    scan.forget_finished()  # after a message: nothing finished is kept, even without a next one
+    assert scan._clean == []
