@@ -10,29 +10,28 @@ from typing import Any
 
 from relay.store import audit, blobfiles
 
-#: Blobs at least this big are written and read in pieces (incremental blob I/O): binding a
-#: whole blob makes SQLite copy it twice (the bound value, then the record), reading it once more.
+#: A content this big still inside the database (stored before migration 0008) is read in one
+#: piece with incremental blob I/O: selecting it would make SQLite copy it once more.
 PIECE = 1024 * 1024
+
+
+#: Stores a content once; a row that retention or erasure cleared is filled again (a message that
+#: arrives later with the same bytes needs them: it would otherwise point at a cleared content).
+_PUT = ("INSERT INTO blobs (sha256, size, data, in_file) VALUES (?, ?, {value}, ?)"
+        " ON CONFLICT (sha256) DO UPDATE SET data = excluded.data, in_file = excluded.in_file,"
+        " cleared_at = NULL, cleared_reason = NULL WHERE blobs.data IS NULL RETURNING rowid")
 
 
 def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
-    where = blobfiles.directory(conn) if len(data) >= blobfiles.FILE_BYTES else None
+    size = len(data)
+    where = blobfiles.directory(conn) if size >= blobfiles.FILE_BYTES else None
     if where is not None:  # a file beside the database, durable before this transaction commits
-        cur = conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data, in_file) VALUES (?, ?, x'', 1)",
-                           (digest, len(data)))
-        if cur.rowcount == 1:
+        row = conn.execute(_PUT.format(value="x''"), (digest, size, 1)).fetchone()
+        if row is not None:
             blobfiles.write(where, digest, data)
-        return digest
-    if len(data) < PIECE:
-        conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, ?)", (digest, len(data), data))
-        return digest
-    cur = conn.execute("INSERT OR IGNORE INTO blobs (sha256, size, data) VALUES (?, ?, zeroblob(?))",
-                       (digest, len(data), len(data)))
-    if cur.rowcount == 1:  # new: fill it in place from the caller's buffer
-        with conn.blobopen("blobs", "data", int(cur.lastrowid or 0)) as blob, memoryview(data) as view:
-            for start in range(0, len(data), PIECE):
-                blob.write(view[start : start + PIECE])
+    else:
+        conn.execute(_PUT.format(value="?"), (digest, size, data, 0)).fetchall()
     return digest
 
 

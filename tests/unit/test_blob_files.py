@@ -65,6 +65,20 @@ def test_retention_zeroes_and_removes_the_file(tmp_path: Path) -> None:
     assert review.blob(conn, digest).cleared_reason == "retention"  # type: ignore[union-attr]
 
 
+def test_a_cleared_content_arriving_again_is_stored_again(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    contents = [b"small content", os.urandom(blobfiles.FILE_BYTES - 1), os.urandom(blobfiles.FILE_BYTES)]
+    digests = [_put(conn, c) for c in contents]
+    ((ok, cleared),) = run_in_transaction(conn, [lambda c: retention.clear_blobs(c, digests, NOW, "retention")])
+    assert ok and cleared == 3 and all(messages.get_blob(conn, d) is None for d in digests)
+    assert [_put(conn, c) for c in contents] == digests
+    for d, c in zip(digests, contents, strict=True):
+        assert messages.get_blob(conn, d) == c
+        assert review.blob(conn, d).cleared_at is None  # type: ignore[union-attr]
+    assert [_put(conn, c) for c in contents] == digests  # present: left as it is
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone() == (3,)
+
+
 def test_erasure_finds_an_address_inside_a_file(tmp_path: Path) -> None:
     conn = _store(tmp_path)
     ((ok, party),) = run_in_transaction(conn, [lambda c: parties.add(c, Role.BUYER, "B", ["erase.me@buyer.example"])])
@@ -77,3 +91,11 @@ def test_erasure_finds_an_address_inside_a_file(tmp_path: Path) -> None:
     where = tmp_path / "relay.db-blobs"
     assert not blobfiles.path_of(where, dq).exists() and messages.get_blob(conn, dq) is None
     assert messages.get_blob(conn, do) == other
+
+
+def test_a_large_content_stored_inside_the_database_before_is_still_read(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    legacy = os.urandom(messages.PIECE + 7)
+    conn.execute("INSERT INTO blobs (sha256, size, data) VALUES ('old', ?, ?)", (len(legacy), legacy))
+    assert messages.get_blob(conn, "old") == legacy
+    assert messages.small_blob(conn, "old", 100) == (len(legacy), None)
