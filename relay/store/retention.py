@@ -37,8 +37,9 @@ def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason
     cur = conn.execute(f"UPDATE blobs SET data = NULL, cleared_at = ?, cleared_reason = ?"
                        f" WHERE sha256 IN ({marks}) AND data IS NOT NULL", (now, reason, *digests))
     where = blobfiles.directory(conn)
-    for digest in files if where is not None else ():
-        blobfiles.remove(where, digest)  # zeroed, then gone; the row already says cleared
+    if where is not None:
+        for digest in files:
+            blobfiles.remove(where, digest)  # zeroed, then gone; the row already says cleared
     return cur.rowcount
 
 
