@@ -6,7 +6,8 @@ delivery.command_timeout, delivery.concurrency (pool size).
 4xx answers, refused connections and timeouts are temporary; 5xx answers are permanent.
 
 The mail transaction is driven here (MAIL, RCPT, then our own DATA writer on aiosmtplib's
-protocol) rather than by aiosmtplib's sendmail, which rewrites every line ending and
+protocol; MAIL, RCPT and DATA in one write when the smarthost offers PIPELINING, RFC 2920,
+their replies read by _Replies) rather than by aiosmtplib's sendmail, which rewrites every line ending and
 dot-stuffs with regexes, twice over for SIZE (~200 ms of CPU for a 10 MB message). The message
 arrives CRLF-only (the signer writes wire form), so wire_data() only checks that (relay.scan)
 and dot-stuffs with one bytes.replace when some line starts with "." (~9 ms).
@@ -20,6 +21,7 @@ import ssl
 import time
 
 import aiosmtplib
+from aiosmtplib.email import quote_address
 
 from relay.config import Settings, split_hostport
 from relay.delivery.transport import DeliveryError
@@ -127,6 +129,8 @@ class SmtpTransport:
                 if not client.is_connected:
                     raise
                 await client.helo()
+        if client.supports_extension("pipelining") and _plain(envelope_from) and _plain(recipient):
+            return await self._pipelined(client, envelope_from, recipient, payload, size)
         await client.mail(envelope_from, options=[f"SIZE={size}"] if client.supports_extension("size") else [])
         await client.rcpt(recipient)
         start = await client.execute_command(b"DATA")
@@ -146,6 +150,48 @@ class SmtpTransport:
             raise aiosmtplib.SMTPDataError(response.code, response.message)
         return response.message
 
+    async def _pipelined(self, client: aiosmtplib.SMTP, envelope_from: str, recipient: str, payload: bytes,
+                         size: int) -> str:
+        """MAIL, RCPT and DATA in one write, their three replies, then the message (RFC 2920): one
+        round trip fewer than one command at a time. The connection is lent to a _Replies reader
+        for this and given back to aiosmtplib's protocol after; anything out of step closes it."""
+        protocol = client.protocol
+        transport = protocol.transport if protocol is not None else None
+        if protocol is None or not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+            raise aiosmtplib.SMTPServerDisconnected("connection lost")
+        sized = f" SIZE={size}" if client.supports_extension("size") else ""
+        commands = f"MAIL FROM:{quote_address(envelope_from)}{sized}\r\nRCPT TO:{quote_address(recipient)}\r\nDATA\r\n"
+        reader = _Replies(protocol, self.command_timeout)
+        transport.set_protocol(reader)
+        try:
+            transport.write(commands.encode("ascii"))
+            mail, rcpt, start = await reader.reply(), await reader.reply(), await reader.reply()
+            refused: aiosmtplib.SMTPResponseException | None = None
+            if mail.code != 250:
+                refused = aiosmtplib.SMTPSenderRefused(mail.code, mail.message, envelope_from)
+            elif rcpt.code not in (250, 251):
+                refused = aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)
+            elif start.code != 354:
+                refused = aiosmtplib.SMTPDataError(start.code, start.message)
+            if refused is not None:
+                if start.code == 354:  # it waits for a message it should have refused: never send one
+                    client.close()
+                raise refused
+            transport.write(payload)  # the transport sends what it can now and buffers the rest
+            transport.write(b".\r\n")
+            response = await reader.reply()
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
+            client.close()  # the dialogue is out of step: never reuse this connection
+            raise
+        finally:
+            if not transport.is_closing():
+                transport.set_protocol(protocol)
+        if reader.pending():
+            client.close()  # more than the replies we asked for: out of step
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response.message
+
     async def _reset_or_close(self, client: aiosmtplib.SMTP) -> None:
         try:
             await client.rset()
@@ -157,6 +203,88 @@ class SmtpTransport:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(_quietly_close(client) for client, _ in idle))
+
+
+def _plain(address: str) -> bool:
+    """An address to write into a pipelined command as it is (ASCII, no line break); any other
+    takes aiosmtplib's own path, which encodes or refuses it."""
+    return address.isascii() and "\r" not in address and "\n" not in address
+
+
+class _Replies(asyncio.Protocol):
+    """The replies to pipelined commands, read in order off the connection.
+
+    aiosmtplib's protocol holds one reply at a time and drops what arrives while no command of
+    its own waits, so pipelined replies would be lost there. Flow control and the end of the
+    connection are passed on to it, so that it knows when it gets the connection back."""
+
+    MAX_REPLY = 64 * 1024
+
+    def __init__(self, owner: asyncio.BaseProtocol, timeout: float) -> None:
+        self.owner = owner
+        self.timeout = timeout
+        self.buffer = bytearray()
+        self.closed = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.owner.connection_lost(exc)
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self.owner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.owner.resume_writing()
+
+    def pending(self) -> bool:
+        return bool(self.buffer)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def reply(self) -> aiosmtplib.SMTPResponse:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        while (found := self._take()) is None:
+            if self.closed:
+                raise aiosmtplib.SMTPServerDisconnected("the smarthost closed the connection")
+            if len(self.buffer) > self.MAX_REPLY:
+                raise aiosmtplib.SMTPServerDisconnected("the smarthost's reply is too long")
+            self._waiter = loop.create_future()
+            try:
+                await asyncio.wait_for(self._waiter, max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise aiosmtplib.SMTPReadTimeoutError("timed out waiting for the smarthost's reply") from None
+        return found
+
+    def _take(self) -> aiosmtplib.SMTPResponse | None:
+        """One whole reply ("250-…" lines up to "250 …") off the buffer, or None while incomplete."""
+        pos, lines = 0, []
+        while True:
+            end = self.buffer.find(b"\n", pos)
+            if end < 0:
+                return None
+            line = bytes(self.buffer[pos:end]).rstrip(b"\r")
+            pos = end + 1
+            lines.append(line)
+            if line[3:4] != b"-":
+                break
+        del self.buffer[:pos]
+        code = int(line[:3]) if line[:3].isdigit() and len(line[:3]) == 3 else -1
+        text = "\n".join(x[4:].decode("utf-8", "replace") for x in lines)
+        return aiosmtplib.SMTPResponse(code, text)
 
 
 async def _quietly_close(client: aiosmtplib.SMTP) -> None:

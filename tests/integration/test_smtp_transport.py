@@ -7,8 +7,13 @@ line ends, the SIZE it announces, answers mapped to temporary/permanent, a reuse
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import shutil
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +112,152 @@ async def test_answers_map_to_temporary_or_permanent(tmp_path: Path, sink: Sink,
     finally:
         await transport.close()
     assert [r.data for r in await sink.wait_for(1)] == [b"Subject: b\r\n\r\ny\r\n"]
+
+
+# --- pipelining (RFC 2920) -------------------------------------------------------------------
+
+
+class PipeliningSmarthost:
+    """Offers PIPELINING and answers MAIL only once RCPT and DATA have arrived too: a client that
+    waited for each reply before the next command would stall here. Records each transaction."""
+
+    def __init__(self, mail: str = "250 ok", rcpt: str = "250 ok", data: str = "354 go on",
+                 final: str = "250 2.0.0 queued", close_after_commands: bool = False) -> None:
+        self.answers = (mail, rcpt, data)
+        self.final = final
+        self.close_after_commands = close_after_commands
+        self.received: list[tuple[list[bytes], bytes]] = []
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.write(b"220 sink ready\r\n")
+        try:
+            while True:
+                line = await reader.readline()
+                if not line or line.upper().startswith(b"QUIT"):
+                    break
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    writer.write(b"250-sink\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n")
+                elif verb == b"RSET":
+                    writer.write(b"250 reset\r\n")
+                elif verb == b"MAIL":
+                    commands = [line.rstrip(b"\r\n")]
+                    for _ in range(2):  # RCPT and DATA before any reply
+                        commands.append((await asyncio.wait_for(reader.readline(), 5)).rstrip(b"\r\n"))
+                    if self.close_after_commands:
+                        break
+                    writer.write("".join(a + "\r\n" for a in self.answers).encode())
+                    if not self.answers[2].startswith("354"):
+                        continue
+                    data = await reader.readuntil(b"\r\n.\r\n")
+                    self.received.append((commands, data[:-3]))
+                    writer.write(self.final.encode() + b"\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+
+async def _pipelining(**answers: Any) -> PipeliningSmarthost:
+    server = PipeliningSmarthost(**answers)
+    await server.start()
+    return server
+
+
+async def test_pipelined_commands_go_out_together_and_the_message_arrives(tmp_path: Path) -> None:
+    server = await _pipelining()
+    transport = _transport(tmp_path, server.port)
+    message = b"Subject: p\r\n\r\n.dot line\r\nbody\r\n"
+    try:
+        assert await transport.send("from@relay.example", "to@buyer.example", message) == "2.0.0 queued"
+        assert await transport.send("from@relay.example", "to@buyer.example", b"Subject: q\r\n\r\nx\r\n")
+    finally:
+        await transport.close()
+        await server.stop()
+    (commands, data), (_, second) = server.received
+    assert commands == [b"MAIL FROM:<from@relay.example> SIZE=%d" % len(message), b"RCPT TO:<to@buyer.example>",
+                        b"DATA"]
+    assert data == b"Subject: p\r\n\r\n..dot line\r\nbody\r\n" and second == b"Subject: q\r\n\r\nx\r\n"
+    assert server.connections == 1  # the connection went back to aiosmtplib and was kept
+
+
+@pytest.mark.parametrize(("answers", "permanent", "code"), [
+    ({"mail": "451 4.3.0 try later", "rcpt": "503 no sender", "data": "503 no valid recipients"}, False, 451),
+    ({"rcpt": "550 5.1.1 no such user", "data": "554 no valid recipients"}, True, 550),
+    ({"rcpt": "452 4.2.2 over quota", "data": "554 no valid recipients"}, False, 452),
+    ({"data": "554 5.7.1 not now"}, True, 554),
+    ({"final": "552 5.3.4 too big"}, True, 552),
+    ({"rcpt": "550 5.1.1 no such user"}, True, 550),  # 354 after a refused RCPT: the message is not sent
+])
+async def test_pipelined_answers_map_to_temporary_or_permanent(tmp_path: Path, answers: dict[str, str],
+                                                               permanent: bool, code: int) -> None:
+    server = await _pipelining(**answers)
+    transport = _transport(tmp_path, server.port)
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await transport.send("from@relay.example", "to@buyer.example", b"Subject: a\r\n\r\nx\r\n")
+        assert (info.value.permanent, info.value.code) == (permanent, code)
+    finally:
+        await transport.close()
+        await server.stop()
+    if "final" not in answers:
+        assert server.received == []
+
+
+async def test_a_smarthost_that_drops_the_pipelined_transaction_is_a_temporary_failure(tmp_path: Path) -> None:
+    server = await _pipelining(close_after_commands=True)
+    transport = _transport(tmp_path, server.port)
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await transport.send("from@relay.example", "to@buyer.example", b"Subject: a\r\n\r\nx\r\n")
+        assert info.value.permanent is False
+    finally:
+        await transport.close()
+        await server.stop()
+
+
+async def test_postfix_smtp_sink_takes_pipelined_mail(tmp_path: Path) -> None:
+    """The real thing: Postfix's smtp-sink offers PIPELINING; messages go through and the
+    connection is kept for the next one."""
+    sink_bin = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+    if not Path(sink_bin).exists():
+        pytest.skip("smtp-sink (postfix) is not installed; .ci/run installs it")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    proc = await asyncio.create_subprocess_exec(sink_bin, "-c", *user, f"127.0.0.1:{port}", "16",
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    transport = _transport(tmp_path, port)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        client, _ = await transport._acquire()
+        await client.ehlo()
+        assert client.supports_extension("pipelining")
+        transport._release(client)
+        for i in range(5):
+            assert await transport.send("from@relay.example", "to@buyer.example", b"Subject: %d\r\n\r\n.x\r\n" % i)
+        assert len(transport._idle) == 1
+    finally:
+        await transport.close()
+        proc.terminate()
+        await proc.wait()
