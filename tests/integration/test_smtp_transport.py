@@ -8,10 +8,7 @@ line ends, the SIZE it announces, answers mapped to temporary/permanent, a reuse
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -233,23 +230,15 @@ async def test_a_smarthost_that_drops_the_pipelined_transaction_is_a_temporary_f
 async def test_postfix_smtp_sink_takes_pipelined_mail(tmp_path: Path) -> None:
     """The real thing: Postfix's smtp-sink offers PIPELINING; messages go through and the
     connection is kept for the next one."""
-    sink_bin = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
-    if not Path(sink_bin).exists():
+    from bench.e2e import free_port
+    from bench.sink import CountingSink, smtp_sink_path
+
+    if smtp_sink_path() is None:
         pytest.skip("smtp-sink (postfix) is not installed; .ci/run installs it")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    proc = await asyncio.create_subprocess_exec(sink_bin, "-c", *user, f"127.0.0.1:{port}", "16",
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    transport = _transport(tmp_path, port)
+    sink = CountingSink(free_port())
+    await sink.start()
+    transport = _transport(tmp_path, sink.port)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
         client, _ = await transport._acquire()
         await client.ehlo()
         assert client.supports_extension("pipelining")
@@ -259,5 +248,5 @@ async def test_postfix_smtp_sink_takes_pipelined_mail(tmp_path: Path) -> None:
         assert len(transport._idle) == 1
     finally:
         await transport.close()
-        proc.terminate()
-        await proc.wait()
+        await sink.stop()
+    assert sink.count == 5
