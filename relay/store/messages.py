@@ -35,35 +35,42 @@ def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
     return digest
 
 
+_ROW = ("SELECT rowid, in_file, size, length(data), CASE WHEN in_file = 0 AND length(data) < ? THEN data END"
+        " FROM blobs WHERE sha256 = ?")
+
+
 def get_blob(conn: sqlite3.Connection, digest: str) -> bytes | None:
-    row = conn.execute("SELECT rowid, in_file, data IS NULL FROM blobs WHERE sha256 = ?", (digest,)).fetchone()
-    if row is None or row[2]:
+    row = conn.execute(_ROW, (PIECE, digest)).fetchone()
+    if row is None or row[3] is None:  # never stored, or cleared
         return None
-    if row[1]:
-        where = blobfiles.directory(conn)
-        return blobfiles.read(where, digest) if where is not None else None
-    size, data = small_blob(conn, digest, PIECE)
-    if size is None or data is not None:
-        return data
+    rowid, in_file, _size, _length, data = row
+    if in_file:
+        return _read_file(conn, digest)
+    if data is not None:
+        return bytes(data)
     # A big one is read once, straight into one bytes object.
-    with conn.blobopen("blobs", "data", row[0], readonly=True) as blob:
+    with conn.blobopen("blobs", "data", rowid, readonly=True) as blob:
         return blob.read()
 
 
 def small_blob(conn: sqlite3.Connection, digest: str, below: int) -> tuple[int | None, bytes | None]:
     """(size, content) of a stored content, the content only when it is smaller than `below`;
     (None, None) when it is gone (never stored, or cleared by retention). length() does not load it."""
-    row = conn.execute("SELECT in_file, size, length(data), CASE WHEN in_file = 0 AND length(data) < ? THEN data END"
-                       " FROM blobs WHERE sha256 = ?", (below, digest)).fetchone()
-    if row is None or row[2] is None:
+    row = conn.execute(_ROW, (below, digest)).fetchone()
+    if row is None or row[3] is None:
         return None, None
-    in_file, size, length, data = row
+    _rowid, in_file, size, length, data = row
     if not in_file:
         return int(length), (bytes(data) if data is not None else None)
     if size >= below:
         return int(size), None
-    content = get_blob(conn, digest)
+    content = _read_file(conn, digest)
     return (int(size), content) if content is not None else (None, None)
+
+
+def _read_file(conn: sqlite3.Connection, digest: str) -> bytes | None:
+    where = blobfiles.directory(conn)
+    return blobfiles.read(where, digest) if where is not None else None
 
 
 @dataclass(frozen=True, slots=True)
