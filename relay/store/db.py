@@ -35,6 +35,10 @@ PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
+    # Each unit of a group commit runs in a SAVEPOINT; SQLite keeps the pages a savepoint may
+    # have to restore in a sub-journal, by default a temporary file (open, ~3 page writes per
+    # WAL frame, unlink: per transaction). In memory it costs a copy of those pages only.
+    "PRAGMA temp_store=MEMORY",
 )
 
 
