@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -65,7 +66,23 @@ class _ClassInspect:
         return sig
 
 
+_HOOK_PREFIXES = ("smtp_", "handle_")
+_hook_names: dict[type, tuple[str, ...]] = {}
+
+
+def _hook_dir(obj: object) -> list[str]:
+    """aiosmtpd's SMTP.__init__ calls dir() on the session and the handler on every connection to
+    keep the names starting with smtp_ / handle_ (~170 names, ~35 µs). Those are what this returns:
+    the class's, listed once, plus any the instance itself holds."""
+    names = _hook_names.get(type(obj))
+    if names is None:
+        names = _hook_names[type(obj)] = tuple(n for n in dir(type(obj)) if n.startswith(_HOOK_PREFIXES))
+    own = [n for n in getattr(obj, "__dict__", ()) if n.startswith(_HOOK_PREFIXES) and n not in names]
+    return [*names, *own] if own else list(names)
+
+
 aiosmtpd.smtp.inspect = _ClassInspect()  # type: ignore[assignment]
+aiosmtpd.smtp.dir = _hook_dir  # type: ignore[attr-defined]  # its only callers keep smtp_*/handle_* names
 
 END_OF_DATA = b"\r\n.\r\n"
 CHUNK = 256 * 1024
@@ -76,6 +93,14 @@ def unstuff(data: bytes) -> bytes:
     if data.startswith(b"."):
         data = data[1:]
     return data.replace(b"\r\n.", b"\r\n")
+
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATOM}(?:\.{_ATOM})*"
+# "<local@domain>" of plain ASCII dot-atoms, then nothing or parameters after a space or tab: the
+# form (nearly) every client sends. Anything else (quoting, comments, literals, leading space,
+# UTF-8) goes to aiosmtpd's own parser.
+_PLAIN_PATH = re.compile(rf"<({_DOT_ATOM})@({_DOT_ATOM})>(?:[ \t]+(?=[^ \t(])|$)")
 
 
 class RelaySMTP(IdentityMixin):
@@ -102,6 +127,18 @@ class RelaySMTP(IdentityMixin):
             self._continued.clear()
         self._writer.write(line + b"\r\n")
         await self._writer.drain()
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's MAIL/RCPT path parser, answered directly for a plain `<local@domain>`.
+        Its own declares a typing.Protocol class on every call and parses through the email
+        package's header tokenizer: ~47 µs, twice a message, where this takes ~1 µs. Same
+        answers (tests/unit/test_smtp_getaddr.py compares them)."""
+        m = _PLAIN_PATH.match(arg)
+        if m is None:
+            return super()._getaddr(arg)  # type: ignore[no-any-return]
+        if self.local_part_limit and len(m.group(1)) > self.local_part_limit:
+            return None, None
+        return f"{m.group(1)}@{m.group(2)}", arg[m.end():]
 
     @property
     def in_transaction(self) -> bool:

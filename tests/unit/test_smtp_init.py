@@ -9,7 +9,7 @@ import aiosmtpd.smtp
 import pytest
 
 from relay.smtp.limits import Limits
-from relay.smtp.server import RelaySMTP, _ClassInspect
+from relay.smtp.server import RelaySMTP, _ClassInspect, _hook_dir
 
 
 class _Handler:
@@ -42,3 +42,20 @@ def test_cached_inspection_finds_what_inspect_finds(monkeypatch: pytest.MonkeyPa
         assert session._ehlo_hook_ver == reference._ehlo_hook_ver == "new"
         assert sorted(session._handle_hooks) == sorted(reference._handle_hooks)
     assert len(cached._auth) == 2  # one entry per class: the session's and the handler's
+
+
+def test_cached_hook_names_find_what_dir_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    handler = _Handler()
+    handler.handle_NOOP = handler.handle_DATA  # type: ignore[attr-defined]  # a hook set on the instance
+    monkeypatch.delattr(aiosmtpd.smtp, "dir")  # aiosmtpd's own: the builtin dir()
+    reference = RelaySMTP(handler, limits=Limits(10, 10, 10.0), hostname="relay.example")
+    monkeypatch.setattr(aiosmtpd.smtp, "dir", _hook_dir, raising=False)
+    for _ in range(2):
+        session = RelaySMTP(handler, limits=Limits(10, 10, 10.0), hostname="relay.example")
+        assert sorted(session._handle_hooks) == sorted(reference._handle_hooks)
+        assert "NOOP" in session._handle_hooks and "DATA" in session._handle_hooks
+        assert sorted(session._smtp_methods) == sorted(reference._smtp_methods)
+        assert {"MAIL", "RCPT", "DATA", "STARTTLS"} <= set(session._smtp_methods)
+        for name, method in session._smtp_methods.items():  # bound to this session, not a cached one
+            assert method.__self__ is session
+            assert method.__func__ is reference._smtp_methods[name].__func__
