@@ -325,6 +325,10 @@ def _regex(pattern: str) -> Trigger:
     return lambda text, _present: regex.search(text) is not None
 
 
+def _either(*triggers: Trigger) -> Trigger:
+    return lambda text, present: any(t(text, present) for t in triggers)
+
+
 def _spaced_run(text: str, present: frozenset[str]) -> bool:
     # Two single characters between spaces (" b c ") are in every run of four or more; that
     # literal-first search is 8x cheaper than the run's own pattern. Tabs need the real thing.
@@ -336,9 +340,12 @@ def _spaced_run(text: str, present: frozenset[str]) -> bool:
 _SPACED_RUN = re.compile(_PATTERNS["spaced_run"])
 _SINGLE_PAIR = re.compile(r" \S \S ")
 _BRACKETS = ("(", "[", "{", "<")
+_HXXP = _regex(r"h[x*]{2}p")
+_SPACED_HTTP_TRIGGER = _regex(_SPACED_HTTP)
+# Two names sharing one trigger object share one answer per text (match_view asks each once).
 _TRIGGERS: dict[str, Trigger] = {
-    "hxxps": _regex(r"h[x*]{2}p"), "hxxp": _regex(r"h[x*]{2}p"),
-    "spaced_https": _regex(_SPACED_HTTP), "spaced_http": _regex(_SPACED_HTTP),
+    "hxxps": _HXXP, "hxxp": _HXXP,
+    "spaced_https": _SPACED_HTTP_TRIGGER, "spaced_http": _SPACED_HTTP_TRIGGER,
     "ttps": _needles("ttps://"), "ttp": _needles("ttp://"),
     "bracket_colon": _needles("(:", "[:"), "backslashes": _regex(r":[/\\]*\\"),
     "bracket_dot": _needles(*_BRACKETS, then=r"[\[({<]\s{0,2}(?:\.|dot|点|點|dian)"),
@@ -346,7 +353,10 @@ _TRIGGERS: dict[str, Trigger] = {
     "word_dot": _needles("dot", "d0t", "点", "點", then=_PATTERNS["word_dot"]),
     "cjk_dot": _needles("点", "點", "쩜", "닷", then=_PATTERNS["cjk_dot"]),
     "spaced_dot": _needles(" .", "\t.", then=_PATTERNS["spaced_dot"]),
-    "word_at": _regex(r"at(?<=[ \t]at)[ \t]{1,3}(?:" + _PROVIDERS + r")\b|アット|あっと|골뱅이"),
+    # the literal-first "at" branch alone; the CJK words through the needles (in one alternation
+    # they left the engine no first character to skip to: 0.32 vs 0.03 ms per 55 KB)
+    "word_at": _either(_needles("アット", "あっと", "골뱅이"),
+                       _regex(r"at(?<=[ \t]at)[ \t]{1,3}(?:" + _PROVIDERS + r")\b")),
     "ja_at": _needles("アットマーク", "あっとまーく"),
     "comma_www": _needles("www,"),
     "comma_dot": _regex(r",(?<=[a-z0-9],)(?=(?:" + _WORD_TLDS + r")\b)"),
@@ -354,6 +364,13 @@ _TRIGGERS: dict[str, Trigger] = {
     "spaced_run": _spaced_run,
 }
 _NEEDLE_FINDER = ahocorasick_rs.AhoCorasick(sorted(_ALL_NEEDLES))
+
+
+def _ask(trigger: Trigger, text: str, present: frozenset[str], answers: dict[int, bool]) -> bool:
+    answer = answers.get(id(trigger))
+    if answer is None:
+        answer = answers[id(trigger)] = trigger(text, present)
+    return answer
 
 
 @lru_cache(maxsize=256)
@@ -365,7 +382,8 @@ def match_view(n: Normalized) -> View:
     """Undo common obfuscations so that links, addresses and phrases match."""
     text = n.text
     present = frozenset(_NEEDLE_FINDER.find_matches_as_strings(text, overlapping=True))
-    active = tuple(name for name, _, _ in _DEOBFUSCATIONS if _TRIGGERS[name](text, present))
+    answers: dict[int, bool] = {}
+    active = tuple(name for name, _, _ in _DEOBFUSCATIONS if _ask(_TRIGGERS[name], text, present, answers))
     if not active:
         return View(text, Spans.identity(len(text)), [], n)
     out: list[str] = []

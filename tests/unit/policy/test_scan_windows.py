@@ -128,3 +128,28 @@ def test_phrase_windows_find_what_a_whole_pass_finds(policy: Policy) -> None:
             assert [(h.rule, h.start, h.end) for h in windowed] == [(h.rule, h.start, h.end) for h in whole], text
             checked += len(whole)
     assert checked > 50  # the texts do hold phrases
+
+
+def test_triggers_never_miss_an_obfuscation_that_is_there() -> None:
+    """match_view runs an obfuscation's pattern only when its cheap trigger says it may match:
+    a trigger must say so for every text the pattern does match."""
+    from relay.policy import normalize as nz
+
+    pieces = ["at", " at ", "\tat\t", "gmail", "qq", " ", "アット", "あっと", "골뱅이", "アットマーク", "h", "x", "*",
+              "tt", "p", "s", ":", "/", "\\", "dot", "点", "(", "[", ".", ",", "com", "www", "%2f", "%2e", "%3a",
+              "a", "b", "\t"]
+    rnd = random.Random(11)
+    made = ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 40))) for _ in range(3000)]
+    shaped = [f"name{sep}{word}{sep}{provider} dot com" for word in ("at", "アット", "あっと", "アットマーク", "골뱅이")
+              for sep in (" ", "\t", "  ") for provider in ("gmail", "qq", "me")]
+    shaped += [f"{h}{t}{p}{s}://x" for h in ("h", "H") for t in ("xx", "**", "x*", "tt", "t t", "t  t")
+               for p in ("p", " p") for s in ("", "s", " s")]
+    raw = [t for _, t in ADVERSARIAL] + list(ORDINARY) + made + shaped
+    fired: set[str] = set()
+    for text in [*TEXTS, *(normalize(t).text for t in raw)]:
+        present = frozenset(nz._NEEDLE_FINDER.find_matches_as_strings(text, overlapping=True))
+        for name, pattern, _ in nz._DEOBFUSCATIONS:
+            if re.search(pattern, text):
+                fired.add(name)
+                assert nz._TRIGGERS[name](text, present), (name, text)
+    assert {"word_at", "hxxp", "spaced_http", "bracket_at", "spaced_run"} <= fired  # the texts exercised them
