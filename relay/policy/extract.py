@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import warnings
+import weakref
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,11 +50,25 @@ def text_of_pdf(data: bytes, caps: Attachments) -> Extracted:
 #: on it runs as soon as a PDF has been read, not after the whole message (50 × 10 MB: the 22 MB of
 #: a 7.4 MB PDF no longer live on through rewriting, signing and storing).
 COLLECT_PDF_BYTES = 1 << 20
+#: every pypdf reader and writer made here, while it lives
+_pdf_objects: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track_pdf(obj: Any) -> Any:
+    """Remember a PdfReader/PdfWriter so that collect_pdf_garbage can tell whether it is gone."""
+    _pdf_objects.add(obj)
+    return obj
 
 
 def collect_pdf_garbage(size: int) -> None:
+    """Free the cycles of the PDF objects just dropped. They are young: collecting the two young
+    generations frees them (0.1 ms); the full collection (~6 ms, every object of the process)
+    runs only when one is still alive after it — promoted meanwhile, or still in use by another
+    thread's check, whose objects the young collection could not have freed anyway."""
     if size >= COLLECT_PDF_BYTES:
-        gc.collect()
+        gc.collect(1)
+        if len(_pdf_objects):
+            gc.collect()
 
 
 def _read_pdf(data: bytes, caps: Attachments, out: Extracted) -> None:
@@ -68,7 +83,7 @@ def _read_pdf(data: bytes, caps: Attachments, out: Extracted) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            reader = PdfReader(io.BytesIO(data), strict=False)
+            reader = track_pdf(PdfReader(io.BytesIO(data), strict=False))
             if reader.is_encrypted:
                 out.problems.append(("attachment.encrypted", "encrypted PDF"))
                 return

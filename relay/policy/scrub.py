@@ -18,7 +18,7 @@ import warnings
 import zipfile
 from typing import Any
 
-from relay.policy.extract import collect_pdf_garbage
+from relay.policy.extract import collect_pdf_garbage, track_pdf
 
 
 def scrub(kind: str, data: bytes) -> bytes | None:
@@ -197,13 +197,13 @@ def _scrub_pdf(data: bytes) -> bytes | None:
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reader = PdfReader(io.BytesIO(data), strict=False)
+        reader = track_pdf(PdfReader(io.BytesIO(data), strict=False))
         if reader.is_encrypted:
             return None
         root: Any = reader.trailer["/Root"].get_object()
         if not reader.metadata and "/Metadata" not in root:
             return None
-        writer = PdfWriter(clone_from=reader)
+        writer = track_pdf(PdfWriter(clone_from=reader))
         writer.metadata = None
         wroot: Any = writer._root_object
         if NameObject("/Metadata") in wroot:

@@ -242,3 +242,31 @@ def test_a_large_pdf_leaves_no_pypdf_objects_behind(policy: Policy) -> None:
         assert readers() == 0
     finally:
         gc.enable()
+
+
+def test_a_pdf_object_already_old_is_still_collected() -> None:
+    """The young generations are collected first; a tracked PDF object that survives that (it was
+    promoted to the old generation meanwhile) gets the full collection."""
+    import gc
+    import weakref
+
+    from relay.policy import extract
+
+    class Cycle:
+        pass
+
+    gc.disable()
+    try:
+        obj = Cycle()
+        obj.me = obj  # type: ignore[attr-defined]  # freed only by the cyclic collector
+        extract.track_pdf(obj)
+        gc.collect()  # survives a full collection: now in the oldest generation
+        ref = weakref.ref(obj)
+        del obj
+        gc.collect(1)
+        assert ref() is not None  # the young collection alone would leave it
+        extract.collect_pdf_garbage(extract.COLLECT_PDF_BYTES)
+        assert ref() is None
+        assert len(extract._pdf_objects) == 0
+    finally:
+        gc.enable()
