@@ -21,7 +21,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from relay.scan import is_crlf
+from relay.scan import is_crlf, known_clean, remember_clean
 
 if TYPE_CHECKING:
     from relay.config import Settings
@@ -474,7 +474,11 @@ class Signer:
             else:
                 sig = self._rsa_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
             out += _fold(tags, base64.b64encode(sig).decode("ascii"))
-        return bytes(out) + message
+        header = bytes(out)
+        signed_message = header + message
+        if known_clean(message) and is_crlf(header):  # our folded lines: the whole is clean too
+            remember_clean(signed_message)
+        return signed_message
 
 
 def load_signer(settings: Settings) -> Signer:

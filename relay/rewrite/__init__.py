@@ -18,6 +18,7 @@ from relay.rewrite.headers import build_headers
 from relay.rewrite.leaks import find_leaks
 from relay.rewrite.mime import CRLF, Field, first, normalize_eol, parse_headers
 from relay.rewrite.plan import RewritePlan, RewriteResult, Unparseable
+from relay.scan import known_clean, remember_clean
 
 __all__ = ["RewritePlan", "RewriteResult", "Unparseable", "find_leaks", "rewrite"]
 
@@ -40,6 +41,9 @@ def rewrite(raw: bytes, plan: RewritePlan) -> RewriteResult:
     edits.append((0, body_start, b"".join(headers) + CRLF))
     message = apply_edits(buf, edits)
     if not message.endswith(CRLF):
+        clean = known_clean(message)  # a clean message may end in an unterminated line, never in CR
         message += CRLF
+        if clean:
+            remember_clean(message)
     result.message = message
     return result

@@ -36,6 +36,7 @@ from relay.rewrite.mime import (
     split_multipart,
 )
 from relay.rewrite.plan import RewriteResult
+from relay.scan import clean_slice, is_crlf, known_clean, remember_clean
 
 Edit = tuple[int, int, bytes]
 
@@ -76,7 +77,14 @@ def apply_edits(buf: bytes, edits: list[Edit]) -> bytes:
         out.append(rep)
         pos = end
     out.append(view[pos:])
-    return b"".join(out)
+    joined = b"".join(out)
+    # Pieces in wire form join into wire form: say so, and the leak check, the signer and the
+    # store need not scan the rewritten message again (8 ms per 10 MB each).
+    if known_clean(buf) and clean_slice(buf, pos, len(buf)) and all(
+            clean_slice(buf, prev_end, start) and is_crlf(rep)
+            for (start, _, rep), prev_end in zip(edits, [0, *(e for _, e, _ in edits)], strict=False)):
+        remember_clean(joined)
+    return joined
 
 
 def content_type(fields: list[Field]) -> tuple[str, dict[str, str]]:

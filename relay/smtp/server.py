@@ -135,7 +135,7 @@ class RelaySMTP(IdentityMixin):
         answers (tests/unit/test_smtp_getaddr.py compares them)."""
         m = _PLAIN_PATH.match(arg)
         if m is None:
-            return super()._getaddr(arg)  # type: ignore[no-any-return]
+            return super()._getaddr(arg)
         if self.local_part_limit and len(m.group(1)) > self.local_part_limit:
             return None, None
         return f"{m.group(1)}@{m.group(2)}", arg[m.end():]

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.scan import known_clean, remember_clean
 from relay.store import audit, blobfiles
 
 #: A content this big still inside the database (stored before migration 0008) is read in one
@@ -17,40 +18,44 @@ PIECE = 1024 * 1024
 
 #: Stores a content once; a row that retention or erasure cleared is filled again (a message that
 #: arrives later with the same bytes needs them: it would otherwise point at a cleared content).
-_PUT = ("INSERT INTO blobs (sha256, size, data, in_file) VALUES (?, ?, {value}, ?)"
-        " ON CONFLICT (sha256) DO UPDATE SET data = excluded.data, in_file = excluded.in_file,"
+_PUT = ("INSERT INTO blobs (sha256, size, data, in_file, wire) VALUES (?, ?, {value}, ?, ?)"
+        " ON CONFLICT (sha256) DO UPDATE SET data = excluded.data, in_file = excluded.in_file, wire = excluded.wire,"
         " cleared_at = NULL, cleared_reason = NULL WHERE blobs.data IS NULL RETURNING rowid")
 
 
 def put_blob(conn: sqlite3.Connection, data: bytes) -> str:
     digest = hashlib.sha256(data).hexdigest()
     size = len(data)
+    wire = int(known_clean(data))  # remembered by the stages that made it; never scanned here
     where = blobfiles.directory(conn) if size >= blobfiles.FILE_BYTES else None
     if where is not None:  # a file beside the database, durable before this transaction commits
-        row = conn.execute(_PUT.format(value="x''"), (digest, size, 1)).fetchone()
+        row = conn.execute(_PUT.format(value="x''"), (digest, size, 1, wire)).fetchone()
         if row is not None:
             blobfiles.write(where, digest, data)
     else:
-        conn.execute(_PUT.format(value="?"), (digest, size, data, 0)).fetchall()
+        conn.execute(_PUT.format(value="?"), (digest, size, data, 0, wire)).fetchall()
     return digest
 
 
-_ROW = ("SELECT rowid, in_file, size, length(data), CASE WHEN in_file = 0 AND length(data) < ? THEN data END"
-        " FROM blobs WHERE sha256 = ?")
+_ROW = ("SELECT rowid, in_file, size, length(data), CASE WHEN in_file = 0 AND length(data) < ? THEN data END,"
+        " wire FROM blobs WHERE sha256 = ?")
 
 
 def get_blob(conn: sqlite3.Connection, digest: str) -> bytes | None:
     row = conn.execute(_ROW, (PIECE, digest)).fetchone()
     if row is None or row[3] is None:  # never stored, or cleared
         return None
-    rowid, in_file, _size, _length, data = row
+    rowid, in_file, _size, _length, data, wire = row
     if in_file:
-        return _read_file(conn, digest)
-    if data is not None:
-        return bytes(data)
-    # A big one is read once, straight into one bytes object.
-    with conn.blobopen("blobs", "data", rowid, readonly=True) as blob:
-        return blob.read()
+        content = _read_file(conn, digest)
+    elif data is not None:
+        content = bytes(data)
+    else:  # a big one is read once, straight into one bytes object
+        with conn.blobopen("blobs", "data", rowid, readonly=True) as blob:
+            content = blob.read()
+    if wire and content is not None:
+        remember_clean(content)
+    return content
 
 
 def small_blob(conn: sqlite3.Connection, digest: str, below: int) -> tuple[int | None, bytes | None]:
@@ -59,7 +64,7 @@ def small_blob(conn: sqlite3.Connection, digest: str, below: int) -> tuple[int |
     row = conn.execute(_ROW, (below, digest)).fetchone()
     if row is None or row[3] is None:
         return None, None
-    _rowid, in_file, size, length, data = row
+    _rowid, in_file, size, length, data, _wire = row
     if not in_file:
         return int(length), (bytes(data) if data is not None else None)
     if size >= below:
