@@ -195,16 +195,18 @@ def inspect(data: bytes, filename: str, declared: str, charset: str | None, caps
         mime_kind = _kind_for_mime(declared, caps)
         if mime_kind is not None and mime_kind != kind and not (mime_kind == "txt" and kind == "txt"):
             problems.append(("attachment.type_mismatch", f"declared {declared} but the content is {kind}"))
-        if kind != "docx" and kind != "txt" and _has_appended_archive(data):
+        found = extract.markers(data) if kind != "docx" and kind != "txt" else None
+        if found is not None and _has_appended_archive(data, found):
             problems.append(("attachment.polyglot", f"{kind} with an archive appended"))
 
     if not problems:
-        extracted = _extract(kind, data, charset, caps)
+        extracted = _extract(kind, data, charset, caps, found)
         problems.extend(extracted.problems)
     return Inspection(kind, problems, extracted)
 
 
-def _has_appended_archive(data: bytes) -> bool:
+def _has_appended_archive(data: bytes, found: frozenset[str]) -> bool:
+    """found: extract.markers(data)."""
     tail = max(0, len(data) - 70_000)
     if data.find(b"PK\x05\x06", tail) >= 0:
         try:
@@ -214,15 +216,16 @@ def _has_appended_archive(data: bytes) -> bool:
             pass
     # find with a start offset, not `in data[8:]`: slicing copied the whole file three times
     # (the central directory is looked for in the tail first: the cheap half of the last test)
-    return (data.find(b"Rar!\x1a\x07", 8) >= 0 or data.find(b"7z\xbc\xaf\x27\x1c", 8) >= 0
+    return ("rar" in found or "7z" in found
             or (data.find(b"PK\x01\x02", tail) >= 0 and data.find(b"PK\x03\x04", 4) >= 0))
 
 
-def _extract(kind: str, data: bytes, charset: str | None, caps: Attachments) -> Extracted:
+def _extract(kind: str, data: bytes, charset: str | None, caps: Attachments,
+             found: frozenset[str] | None = None) -> Extracted:
     if kind == "txt":
         return extract.text_of_txt(data, charset)
     if kind == "pdf":
-        return extract.text_of_pdf(data, caps)
+        return extract.text_of_pdf(data, caps, found)
     if kind == "docx":
         return extract.text_of_docx(data, caps)
     if kind == "doc":

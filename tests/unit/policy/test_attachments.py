@@ -9,7 +9,7 @@ from email import policy as email_policy
 import pytest
 from PIL import Image
 
-from relay.policy import Policy, apply, check
+from relay.policy import Policy, apply, check, mime
 from relay.policy.attachments import sanitize_filename, sniff
 from tests.unit.policy import fixtures as fx
 from tests.unit.policy.conftest import CORPUS, with_attachment
@@ -270,3 +270,43 @@ def test_a_pdf_object_already_old_is_still_collected() -> None:
         assert len(extract._pdf_objects) == 0
     finally:
         gc.enable()
+
+
+def _old_markers(data: bytes) -> frozenset[str]:
+    """What the separate searches answered before the one-pass scan (extract.markers)."""
+    import re
+
+    found = set()
+    if data.find(b"Rar!\x1a\x07", 8) >= 0:
+        found.add("rar")
+    if data.find(b"7z\xbc\xaf\x27\x1c", 8) >= 0:
+        found.add("7z")
+    if re.search(rb"/(?:JavaScript|JS|Launch|EmbeddedFile|RichMedia|XFA)\b", data):
+        found.add("pdf_active")
+    return frozenset(found)
+
+
+def test_one_pass_markers_answer_what_the_separate_searches_did() -> None:
+    import random
+
+    from relay.policy import extract
+
+    pieces = [b"Rar!\x1a\x07", b"7z\xbc\xaf\x27\x1c", b"/JavaScript", b"/JS", b"/JSON", b"/Launch", b"/EmbeddedFile",
+              b"/EmbeddedFiles", b"/RichMedia", b"/XFA", b"/XFA_", b"/XFA1", b" ", b"/", b"x", b"\x00", b"Rar!",
+              b"%PDF-1.7", b">>", b"\xff"]
+    rnd = random.Random(3)
+    cases = [b"", b"Rar!\x1a\x07 at start", b"1234567Rar!\x1a\x07", b"12345678Rar!\x1a\x07", b"/JS", b"/JSx", b"/JS_",
+             b"<< /S /JavaScript /JS (app.alert(1)) >>", b"/EmbeddedFiles only"]
+    cases += [b"".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 30))) for _ in range(5000)]
+    cases += [rnd.randbytes(5000) + p + rnd.randbytes(3) for p in pieces]
+    hits = set()
+    for data in cases:
+        assert extract.markers(data) == _old_markers(data), data
+        hits |= _old_markers(data)
+    assert hits == {"rar", "7z", "pdf_active"}
+    for path in sorted(CORPUS.rglob("*.eml")):  # every attachment of the corpus, too
+        raw = path.read_bytes()
+        for leaf in mime.parse(raw).leaves():
+            if leaf.is_attachment:
+                data = mime.decode_body(raw, leaf)
+                assert extract.markers(data) == _old_markers(data), path.name
