@@ -198,8 +198,37 @@ class AddressMatcher:
         out.append(data[pos:])
         return b"".join(out), len(matches)
 
-    def search_bytes(self, data: bytes | memoryview) -> bool:
+    def search_bytes(self, data: bytes | memoryview, start: int = 0, end: int | None = None) -> bool:
+        """search_bytes(data[start:end]) without copying the range when no registered domain is
+        in it (the usual answer; a copy of a 10 MB part costs more than looking)."""
+        end = len(data) if end is None else end
+        if (start or end != len(data)) and isinstance(data, bytes):
+            if not self._any_domain(data, start, end):
+                return False
+            data = data[start:end]
         return bool(self._bmatches(bytes(data)))
+
+    def _any_domain(self, data: bytes, start: int, end: int) -> bool:
+        """Does a registered domain occur (any case) wholly inside data[start:end]? A match of
+        the patterns always holds one, so False means search_bytes would find nothing there."""
+        for d, k in zip(self._bdomains, self._anchors, strict=True):
+            if k < 0:
+                break
+            anchor, size = d[k : k + 1], len(d)
+            i = data.find(anchor, start + k, end)
+            for _ in range(_ANCHOR_CAP):
+                if i < 0 or i - k + size > end:
+                    break
+                if data[i - k : i - k + size].lower() == d:
+                    return True
+                i = data.find(anchor, i + 1, end)
+            else:
+                if i >= 0:
+                    break  # too many anchors: lower-case the range once, below
+        else:
+            return False
+        low = data[start:end].lower()
+        return any(d in low for d in self._bdomains)
 
 
 _ANCHOR_CAP = 512

@@ -94,7 +94,7 @@ class _Scan:
             ifields, ibody = parse_headers(inner, s, e)
             self.entity(inner, ifields, ibody, e, depth + 1, f"{where} (forwarded message)")
             return
-        data = decode_body(buf[start:end], cte)
+        data = decode_body(buf, cte, start, end)
         if ctype.startswith(("text/", "message/")) or ctype in TEXTLIKE or ctype in TEXTLIKE_APPLICATION:
             text, _ = decode_text(data, params.get("charset"))
             hit = self.m.search(text)
@@ -105,8 +105,9 @@ class _Scan:
             return
         self.bytes_(data, f"attachment {where} ({ctype})")
         if cte == "base64":
-            self.bytes_(buf[start:end], f"text after the base64 data of {where}")
+            self.bytes_(buf, f"text after the base64 data of {where}", start, end)
 
-    def bytes_(self, data: bytes, where: str) -> None:
-        if data and self.m.search_bytes(data):
+    def bytes_(self, data: bytes, where: str, start: int = 0, end: int | None = None) -> None:
+        end = len(data) if end is None else end
+        if end > start and self.m.search_bytes(data, start, end):
             self.found.append(where)

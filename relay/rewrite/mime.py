@@ -226,17 +226,20 @@ def cte_of(fields: list[Field]) -> str:
     return unfold(f.value).strip().lower().decode("latin-1") or "7bit"
 
 
-def decode_body(data: bytes, cte: str) -> bytes:
+def decode_body(data: bytes, cte: str, start: int = 0, end: int | None = None) -> bytes:
+    """The transfer-decoded data[start:end] (base64 is decoded without copying the range first)."""
     if cte == "base64":
         try:
-            return a2b_base64(data)
+            return a2b_base64(data, start, end)
         except (binascii.Error, ValueError):
-            clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data)
+            clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data[start:end])
             clean = clean[: len(clean) - len(clean) % 4]
             try:
                 return binascii.a2b_base64(clean)
             except (binascii.Error, ValueError):
-                return data
+                return data[start:end]
+    if start or (end is not None and end != len(data)):
+        data = data[start:end]
     if cte == "quoted-printable":
         return binascii.a2b_qp(data)
     return data

@@ -564,3 +564,25 @@ def test_byte_search_in_large_data(kind: str, needle: bytes, count: int) -> None
     new, n = m.sub_bytes(data)
     assert n == count
     assert not m.search_bytes(new)
+
+
+@pytest.mark.parametrize("kind", ["base64", "binary", "text"])
+def test_byte_search_of_a_range_is_the_search_of_its_slice(kind: str) -> None:
+    """search_bytes(data, start, end) answers search_bytes(data[start:end]), also when an address
+    or its domain sits across either end of the range."""
+    import random
+
+    from relay.rewrite.addresses import matcher_for
+
+    m = matcher_for({REAL: ALIAS, BUYER: BUYER_ALIAS})
+    base = _haystack(kind)[:60_000]
+    rnd = random.Random(4)
+    for needle, _count in _NEEDLES:
+        at = rnd.randrange(1000, 50_000)
+        data = base[:at] + needle + base[at:]
+        cuts = {0, len(data), at, at + 1, at + len(needle), at + len(needle) - 1, at + len(needle) - 3,
+                at + len(needle) // 2, at - 1}
+        for start in sorted(cuts):
+            for end in sorted(cuts):
+                if 0 <= start <= end <= len(data):
+                    assert m.search_bytes(data, start, end) == m.search_bytes(data[start:end]), (needle, start, end)
