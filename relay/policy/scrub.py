@@ -18,7 +18,7 @@ import warnings
 import zipfile
 from typing import Any
 
-from relay.policy.extract import collect_pdf_garbage, track_pdf
+from relay.policy.extract import PdfSource, collect_pdf_garbage, track_pdf
 
 
 def scrub(kind: str, data: bytes) -> bytes | None:
@@ -197,7 +197,7 @@ def _scrub_pdf(data: bytes) -> bytes | None:
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reader = track_pdf(PdfReader(io.BytesIO(data), strict=False))
+        reader = track_pdf(PdfReader(PdfSource(data), strict=False))
         if reader.is_encrypted:
             return None
         root: Any = reader.trailer["/Root"].get_object()

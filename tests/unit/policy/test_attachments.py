@@ -310,3 +310,19 @@ def test_one_pass_markers_answer_what_the_separate_searches_did() -> None:
             if leaf.is_attachment:
                 data = mime.decode_body(raw, leaf)
                 assert extract.markers(data) == _old_markers(data), path.name
+
+
+def test_pdf_source_shows_its_bytes_and_reads_as_bytesio(policy: Policy) -> None:
+    from pypdf import PdfReader
+
+    from bench.messages import noise_pdf
+    from relay.policy import extract
+
+    data = noise_pdf(200_000)
+    source = extract.PdfSource(data)
+    with source.getbuffer() as view:
+        assert view.obj is data and view.nbytes == len(data)  # the bytes themselves: no copy
+    ours = PdfReader(extract.PdfSource(data), strict=False)
+    plain = PdfReader(io.BytesIO(data), strict=False)
+    assert [p.extract_text() for p in ours.pages] == [p.extract_text() for p in plain.pages]
+    assert "Invoice" in ours.pages[0].extract_text()
