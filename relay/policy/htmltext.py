@@ -96,6 +96,13 @@ class _Extractor(HTMLParser):
         return start, start + len(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if not attrs:  # <p>, <br>, <b>: most tags of a message; no URL, no alt text
+            if tag in _BLOCK:
+                s = self._pos()
+                self._emit("\n", s, s + len(self.get_starttag_text() or ""))
+            elif tag in _SKIP_TEXT:
+                self._skip += 1
+            return
         self._start(tag, attrs)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -145,14 +152,15 @@ class _Extractor(HTMLParser):
                                              remote_image=key == "style" and _is_remote(m.group(1))))
 
     def handle_endtag(self, tag: str) -> None:
+        if tag in _BLOCK:
+            p = self._pos()
+            self._emit("\n", p, p)
+            return
         if tag in _SKIP_TEXT:
             self._skip = max(0, self._skip - 1)
         if tag in ("a", "area") and self._anchor is not None:
             self._anchor.anchor_text = "".join(self._anchor_text).strip()
             self._anchor = None
-        if tag in _BLOCK:
-            p = self._pos()
-            self._emit("\n", p, p)
 
     def handle_data(self, data: str) -> None:
         if self._skip:
@@ -162,7 +170,11 @@ class _Extractor(HTMLParser):
                     self.urls.append(HtmlUrl(m.group(1), "style", "css", self.base + p, self.base + p + len(data),
                                              remote_image=_is_remote(m.group(1))))
             return
-        self._emit(data, self._pos())
+        if data:
+            self.chunks.append(data)
+            self.spans.copy(len(data), self.base + min(self._at, len(self.source)))
+            if self._anchor is not None:
+                self._anchor_text.append(data)
 
     def handle_entityref(self, name: str) -> None:
         p = self._pos()
