@@ -82,7 +82,7 @@ def find_dashed(data: bytes, needle: bytes, start: int, end: int) -> int:
     return find_rare(data, needle, b"-", start, end)
 
 
-def find_rare(data: bytes, needle: bytes, rare: bytes, start: int, end: int) -> int:
+def find_rare(data: bytes | bytearray, needle: bytes, rare: bytes, start: int, end: int) -> int:
     """data.find(needle, start, end), jumping between the places of `rare`, one byte of the
     needle that bulk data seldom holds ("-" and "." are in no base64 text).
 

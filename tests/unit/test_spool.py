@@ -113,3 +113,16 @@ async def test_a_full_first_read_past_the_threshold_spools_without_asking_for_ro
     assert refusal is None
     assert isinstance(content, SpoolFile)
     content.remove()
+
+
+def test_unstuff_removes_exactly_one_leading_dot_per_line() -> None:
+    assert unstuff(WIRE + b"\r\n") == (b".starts with a dot\r\n..two dots\r\nplain\r\n.\r\n\r\n.x\r\n\r\n\r\n"
+                                       b"..\r\nend .\r\n.y\r\n")
+    import random
+
+    rnd = random.Random(6)
+    pieces = [b".", b"..", b"\r\n", b"\r", b"\n", b"x", b"ab", b" ", b"\r\n."]
+    for _ in range(3000):
+        data = b"".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 30)))
+        reference = data[1:] if data.startswith(b".") else data
+        assert unstuff(data) == reference.replace(b"\r\n.", b"\r\n"), data
