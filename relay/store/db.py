@@ -35,10 +35,6 @@ PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
-    # Each unit of a group commit runs in a SAVEPOINT; SQLite keeps the pages a savepoint may
-    # have to restore in a sub-journal, by default a temporary file (open, ~3 page writes per
-    # WAL frame, unlink: per transaction). In memory it costs a copy of those pages only.
-    "PRAGMA temp_store=MEMORY",
 )
 
 
@@ -135,6 +131,11 @@ class Database:
                 await conn.execute(pragma)
             await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
         await self._writer.execute("PRAGMA busy_timeout=0")  # begin_immediate() retries itself
+        # Each unit of a group commit runs in a SAVEPOINT; SQLite keeps the pages a savepoint may
+        # have to restore in a sub-journal, by default a temporary file (open, ~3 page writes per
+        # WAL frame, unlink: per transaction). In memory it costs a copy of those pages only. The
+        # writer's transactions are short; other connections (CLI sorts) keep temp files.
+        await self._writer.execute("PRAGMA temp_store=MEMORY")
         inline = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         inline.execute("PRAGMA foreign_keys=ON")
         inline.execute("PRAGMA query_only=ON")   # a read that tried to write would fail, not write

@@ -46,6 +46,8 @@ async def test_group_commit_batches_and_isolates_failures(tmp_path: Path) -> Non
         seqs = [r for r in results if isinstance(r, int)]
         assert len(seqs) == 200 and sorted(seqs) == list(range(1, 201))
         assert db.transactions < 50  # many units per fsync
+        # the units' savepoint sub-journals stay in memory, never a temporary file per transaction
+        assert await db.write(lambda c: c.execute("PRAGMA temp_store").fetchone()[0]) == 2
         events = await db.read(lambda c: list(audit.iter_all(c)))
         assert [e.event for e in events].count("test.doomed") == 0
         assert all(e.prev_hash == p.hash for p, e in itertools.pairwise(events))
