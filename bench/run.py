@@ -115,6 +115,10 @@ async def measure(target: Any, scenario: Scenario, args: argparse.Namespace, wor
     finally:
         await target.stop()
         await sink.stop()
+        if not args.workdir and target.work != work:
+            # A round leaves its state behind (the relay keeps every message, Postfix its logs):
+            # removed now, its dirty pages are not written back during the next target's round.
+            await asyncio.to_thread(shutil.rmtree, target.work, True)
     return out
 
 
