@@ -8,6 +8,10 @@ and in_file = 1, so "is this content still here" (data IS NOT NULL) reads as bef
 Durability: the file and its directory are fsynced before the transaction adding the row commits;
 a file whose row never committed is an orphan (content-addressed: the next put rewrites it), never
 a loss. Clearing (retention, erasure) overwrites the file with zeros before removing it.
+Writing ahead: the DATA path writes a message's large contents (write_ahead) before it queues the
+transaction, so that 2 x 10 MB and their fsyncs are not done under the write lock every relay
+process waits on; put_blob then only checks (written_ahead) that the file is still the one
+written — not cleared or rewritten meanwhile by another transaction — and writes it otherwise.
 Errors: OSError from the file system propagates (the write fails as a whole: 451/452).
 """
 
@@ -31,8 +35,44 @@ def directory(conn: sqlite3.Connection) -> Path | None:
     return None
 
 
+def directory_of(db_path: Path | str) -> Path | None:
+    """directory() from the database's path."""
+    return None if str(db_path) == ":memory:" else Path(f"{db_path}-blobs")
+
+
 def path_of(where: Path, digest: str) -> Path:
     return where / digest[:2] / digest
+
+
+#: digest → (inode, mtime in ns, size) of a file this process wrote ahead of its row
+_ahead: dict[str, tuple[int, int, int]] = {}
+
+
+def write_ahead(where: Path, digest: str, data: bytes) -> None:
+    """write(), outside any transaction; remember which file it made for written_ahead()."""
+    write(where, digest, data)
+    st = path_of(where, digest).stat()
+    _ahead[digest] = (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def written_ahead(where: Path, digest: str) -> bool:
+    """Is the file write_ahead() made for this content still there, untouched? (Inside the
+    transaction: a clearing that removed or zeroed it since shows as a missing file or another
+    inode or mtime, and the content is written again.) Forgets the entry."""
+    entry = _ahead.pop(digest, None)
+    if entry is None:
+        return False
+    try:
+        st = path_of(where, digest).stat()
+    except FileNotFoundError:
+        return False
+    return (st.st_ino, st.st_mtime_ns, st.st_size) == entry
+
+
+def forget_ahead(digests: list[str]) -> None:
+    """Drop what write_ahead() remembered for contents whose transaction did not use it."""
+    for digest in digests:
+        _ahead.pop(digest, None)
 
 
 def write(where: Path, digest: str, data: bytes) -> None:

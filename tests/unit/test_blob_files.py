@@ -99,3 +99,46 @@ def test_a_large_content_stored_inside_the_database_before_is_still_read(tmp_pat
     conn.execute("INSERT INTO blobs (sha256, size, data) VALUES ('old', ?, ?)", (len(legacy), legacy))
     assert messages.get_blob(conn, "old") == legacy
     assert messages.small_blob(conn, "old", 100) == (len(legacy), None)
+
+
+def test_a_content_written_ahead_is_not_written_again(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    data = os.urandom(blobfiles.FILE_BYTES + 10)
+    digests = messages.write_large(tmp_path / "relay.db", [data, data, b"small"])
+    assert list(digests) == [id(data)]  # once per content, and only the large ones
+    digest = digests[id(data)]
+    path = blobfiles.path_of(tmp_path / "relay.db-blobs", digest)
+    inode = path.stat().st_ino
+    assert _put_known(conn, data, digest) == digest
+    assert path.stat().st_ino == inode  # the transaction kept the file written ahead
+    assert messages.get_blob(conn, digest) == data
+    assert digest not in blobfiles._ahead  # taken
+
+
+def test_a_file_cleared_after_it_was_written_ahead_is_written_again(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    where = tmp_path / "relay.db-blobs"
+    removed, rewritten = os.urandom(blobfiles.FILE_BYTES + 1), os.urandom(blobfiles.FILE_BYTES + 2)
+    d1 = messages.write_large(tmp_path / "relay.db", [removed])[id(removed)]
+    d2 = messages.write_large(tmp_path / "relay.db", [rewritten])[id(rewritten)]
+    blobfiles.remove(where, d1)  # another transaction cleared the same content meanwhile
+    p2 = blobfiles.path_of(where, d2)
+    with open(p2, "r+b") as fh:  # or zeroed it in place (same inode, a later mtime)
+        fh.write(bytes(blobfiles.FILE_BYTES + 2))
+    os.utime(p2, ns=(p2.stat().st_atime_ns, p2.stat().st_mtime_ns + 1_000_000))
+    assert _put_known(conn, removed, d1) == d1 and _put_known(conn, rewritten, d2) == d2
+    assert messages.get_blob(conn, d1) == removed and messages.get_blob(conn, d2) == rewritten
+
+
+def test_written_ahead_entries_not_taken_are_forgotten(tmp_path: Path) -> None:
+    data = os.urandom(blobfiles.FILE_BYTES + 3)
+    digest = messages.write_large(tmp_path / "relay.db", [data])[id(data)]
+    assert digest in blobfiles._ahead
+    blobfiles.forget_ahead([digest])
+    assert digest not in blobfiles._ahead
+
+
+def _put_known(conn, data: bytes, digest: str) -> str:  # type: ignore[no-untyped-def]
+    ((ok, value),) = run_in_transaction(conn, [lambda c: messages.put_blob(c, data, digest)])
+    assert ok, value
+    return str(value)

@@ -8,6 +8,7 @@ Audit: message.accepted, message.queued|held, message.rejected (with the refusin
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import sqlite3
 
@@ -17,13 +18,13 @@ from relay.model import Reply, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
 from relay.smtp import replies
-from relay.store import messages
+from relay.store import blobfiles, messages
 from relay.store.db import StoreUnavailable
 
 log = structlog.get_logger("relay.enqueue")
 
 
-def _accepted(ctx: Context, tx: Transit) -> messages.Accepted:
+def _accepted(ctx: Context, tx: Transit, digests: dict[int, str]) -> messages.Accepted:
     assert tx.thread and tx.sender and tx.recipient
     return messages.Accepted(
         thread_id=tx.thread.id, direction=tx.direction.value, sender_id=tx.sender.id,
@@ -32,6 +33,7 @@ def _accepted(ctx: Context, tx: Transit) -> messages.Accepted:
         orig_message_id=tx.orig_message_id, relay_message_id=tx.relay_message_id,
         out_envelope_from=ctx.alias_address(_sender_alias(tx)), out_recipient=tx.recipient.emails[0],
         expires_at=tx.received_at + ctx.settings.delivery.lifetime, held=tx.held, events=tuple(tx.events),
+        digests=digests,
     )
 
 
@@ -42,14 +44,23 @@ def _sender_alias(tx: Transit) -> str:
 
 def _store_failure_reply(exc: Exception) -> Reply:
     text = str(exc).lower()
-    if "full" in text or (isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.ENOSPC):
+    if "full" in text or any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+                             for e in (exc, exc.__cause__)):
         return replies.STORAGE_FULL
     return replies.STORE_UNAVAILABLE
 
 
 async def accept(ctx: Context, transits: list[Transit]) -> tuple[Reply, list[tuple[int, int]]]:
     """Commit every transit; return the reply and the (message id, queue id) pairs."""
-    rows = [_accepted(ctx, tx) for tx in transits]
+    digests: dict[int, str] = {}
+    large = [c for tx in transits for c in (tx.raw, tx.message) if len(c) >= blobfiles.FILE_BYTES]
+    if large:  # their files are written (and fsynced) here, not under the store's write lock
+        try:
+            digests = await asyncio.to_thread(messages.write_large, ctx.db.path, large)
+        except OSError as exc:
+            log.error("cannot write a content file", error=str(exc))
+            return _store_failure_reply(exc), []
+    rows = [_accepted(ctx, tx, digests) for tx in transits]
 
     def unit(conn: sqlite3.Connection) -> list[tuple[int, int]]:
         ids = []
@@ -62,9 +73,11 @@ async def accept(ctx: Context, transits: list[Transit]) -> tuple[Reply, list[tup
 
     try:
         ids = await ctx.db.write(unit)
-    except (StoreUnavailable, sqlite3.Error) as exc:
+    except (StoreUnavailable, sqlite3.Error, OSError) as exc:
         log.error("commit failed", error=str(exc))
         return _store_failure_reply(exc), []
+    finally:
+        blobfiles.forget_ahead(list(digests.values()))  # what the transaction did not take
     held = all(tx.held for tx in transits)
     return (replies.HELD if held else replies.QUEUED), ids
 
