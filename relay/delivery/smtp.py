@@ -177,7 +177,7 @@ class SmtpTransport:
                 if start.code == 354:  # it waits for a message it should have refused: never send one
                     client.close()
                 raise refused
-            transport.write(payload)  # the transport sends what it can now and buffers the rest
+            await reader.send(transport, payload)
             transport.write(b".\r\n")
             response = await reader.reply()
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
@@ -219,12 +219,14 @@ class _Replies(asyncio.Protocol):
     connection are passed on to it, so that it knows when it gets the connection back."""
 
     MAX_REPLY = 64 * 1024
+    PIECE = 256 * 1024
 
     def __init__(self, owner: asyncio.BaseProtocol, timeout: float) -> None:
         self.owner = owner
         self.timeout = timeout
         self.buffer = bytearray()
         self.closed = False
+        self.paused = False
         self._waiter: asyncio.Future[None] | None = None
 
     def data_received(self, data: bytes) -> None:
@@ -242,10 +244,30 @@ class _Replies(asyncio.Protocol):
         self._wake()
 
     def pause_writing(self) -> None:
+        self.paused = True
         self.owner.pause_writing()
 
     def resume_writing(self) -> None:
+        self.paused = False
+        self._wake()
         self.owner.resume_writing()
+
+    async def send(self, transport: asyncio.WriteTransport, payload: bytes) -> None:
+        """Write the message in pieces, each once the transport has sent the last: given 10 MB at
+        once it keeps what the socket does not take right away as a copy in its own buffer."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        with memoryview(payload) as view:
+            for start in range(0, len(view), self.PIECE):
+                while self.paused and not self.closed:
+                    self._waiter = loop.create_future()
+                    try:
+                        await asyncio.wait_for(self._waiter, max(0.0, deadline - loop.time()))
+                    except TimeoutError:
+                        raise aiosmtplib.SMTPTimeoutError("timed out sending the message to the smarthost") from None
+                if self.closed:
+                    raise aiosmtplib.SMTPServerDisconnected("the smarthost closed the connection")
+                transport.write(view[start : start + self.PIECE])
 
     def pending(self) -> bool:
         return bool(self.buffer)

@@ -119,7 +119,9 @@ class PipeliningSmarthost:
     waited for each reply before the next command would stall here. Records each transaction."""
 
     def __init__(self, mail: str = "250 ok", rcpt: str = "250 ok", data: str = "354 go on",
-                 final: str = "250 2.0.0 queued", close_after_commands: bool = False) -> None:
+                 final: str = "250 2.0.0 queued", close_after_commands: bool = False,
+                 delay_data: float = 0.0, close_in_data: bool = False, limit: int = 2 ** 16) -> None:
+        self.delay_data, self.close_in_data, self.limit = delay_data, close_in_data, limit
         self.answers = (mail, rcpt, data)
         self.final = final
         self.close_after_commands = close_after_commands
@@ -129,7 +131,7 @@ class PipeliningSmarthost:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0, limit=self.limit)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -159,6 +161,12 @@ class PipeliningSmarthost:
                     writer.write("".join(a + "\r\n" for a in self.answers).encode())
                     if not self.answers[2].startswith("354"):
                         continue
+                    await writer.drain()
+                    if self.delay_data:  # not reading: the client's socket and buffer fill up
+                        await asyncio.sleep(self.delay_data)
+                    if self.close_in_data:
+                        await reader.read(65536)
+                        break
                     data = await reader.readuntil(b"\r\n.\r\n")
                     self.received.append((commands, data[:-3]))
                     writer.write(self.final.encode() + b"\r\n")
@@ -250,3 +258,46 @@ async def test_postfix_smtp_sink_takes_pipelined_mail(tmp_path: Path) -> None:
         await transport.close()
         await sink.stop()
     assert sink.count == 5
+
+
+async def test_a_large_message_is_sent_in_pieces_as_the_smarthost_reads(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The transport's flow control: the message goes out a piece at a time, each once the last is
+    sent, and arrives whole even when the smarthost stops reading for a while."""
+    from relay.delivery import smtp as delivery_smtp
+
+    pauses: list[int] = []
+    original = delivery_smtp._Replies.pause_writing
+
+    def counting(self: Any) -> None:
+        pauses.append(1)
+        original(self)
+
+    monkeypatch.setattr(delivery_smtp._Replies, "pause_writing", counting)
+    server = await _pipelining(delay_data=0.5, limit=64 * 1024 * 1024)  # reads the message in one piece
+    transport = _transport(tmp_path, server.port)
+    body = b"".join(b"%07d line of a large message, with a .dot and more text to fill it up\r\n" % i
+                    for i in range(120_000))
+    message = b"Subject: big\r\n\r\n" + body
+    try:
+        assert await transport.send("from@relay.example", "to@buyer.example", message) == "2.0.0 queued"
+    finally:
+        await transport.close()
+        await server.stop()
+    [(_, data)] = server.received
+    assert data == message and len(message) > 8_000_000
+    assert pauses  # the smarthost did fall behind: the pieces waited for the transport
+
+
+async def test_a_smarthost_that_drops_the_connection_during_the_message_is_a_temporary_failure(
+        tmp_path: Path) -> None:
+    server = await _pipelining(close_in_data=True)
+    transport = _transport(tmp_path, server.port)
+    message = b"Subject: big\r\n\r\n" + b"x" * 76 * 100_000 + b"\r\n"
+    try:
+        with pytest.raises(DeliveryError) as info:
+            await transport.send("from@relay.example", "to@buyer.example", message)
+    finally:
+        await transport.close()
+        await server.stop()
+    assert not info.value.permanent
