@@ -114,31 +114,38 @@ class AddressMatcher:
                 i = low.find(d, i + 1)
         return _merge(spans)
 
-    def _bwindows(self, data: bytes) -> list[tuple[int, int]]:
-        """_windows(data.lower(), …) without lower-casing all of data when it can be avoided.
+    def _bwindows(self, data: bytes, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+        """_windows(data.lower(), …) without lower-casing all of data when it can be avoided; only
+        domains wholly inside data[start:end] count.
 
         Each domain occurrence has the domain's anchor byte (one no case change touches) at a
         known offset; bytes.find hops between anchors and only the bytes around one are
         lower-cased. A 10 MB message has a few hundred "." (none in base64); a binary file has
         tens of thousands, and then one lower() of everything is cheaper (_ANCHOR_CAP).
         """
+        end = len(data) if end is None else end
         spans: list[tuple[int, int]] = []
         for d, k in zip(self._bdomains, self._anchors, strict=True):
             if k < 0:
-                return self._windows(data.lower(), self._bdomains)
+                return self._lowered_windows(data, start, end)
             anchor, size = d[k : k + 1], len(d)
-            i = data.find(anchor, k)
+            i = data.find(anchor, start + k, end)
             for _ in range(_ANCHOR_CAP):
-                if i < 0:
+                if i < 0 or i - k + size > end:
                     break
-                start = i - k
-                if data[start : start + size].lower() == d:
-                    spans.append((max(0, start - self._reach), min(len(data), start + size + 2)))
-                i = data.find(anchor, i + 1)
+                at = i - k
+                if data[at : at + size].lower() == d:
+                    spans.append((max(0, at - self._reach), min(len(data), at + size + 2)))
+                i = data.find(anchor, i + 1, end)
             else:
                 if i >= 0:
-                    return self._windows(data.lower(), self._bdomains)
+                    return self._lowered_windows(data, start, end)
         return _merge(spans)
+
+    def _lowered_windows(self, data: bytes, start: int, end: int) -> list[tuple[int, int]]:
+        if start == 0 and end == len(data):
+            return self._windows(data.lower(), self._bdomains)
+        return [(a + start, b + start) for a, b in self._windows(data[start:end].lower(), self._bdomains)]
 
     def _matches(self, text: str) -> list[re.Match[str]]:
         if self._str_re is None:
@@ -203,32 +210,10 @@ class AddressMatcher:
         in it (the usual answer; a copy of a 10 MB part costs more than looking)."""
         end = len(data) if end is None else end
         if (start or end != len(data)) and isinstance(data, bytes):
-            if not self._any_domain(data, start, end):
+            if not self._bwindows(data, start, end):  # no registered domain in the range
                 return False
             data = data[start:end]
         return bool(self._bmatches(bytes(data)))
-
-    def _any_domain(self, data: bytes, start: int, end: int) -> bool:
-        """Does a registered domain occur (any case) wholly inside data[start:end]? A match of
-        the patterns always holds one, so False means search_bytes would find nothing there."""
-        for d, k in zip(self._bdomains, self._anchors, strict=True):
-            if k < 0:
-                break
-            anchor, size = d[k : k + 1], len(d)
-            i = data.find(anchor, start + k, end)
-            for _ in range(_ANCHOR_CAP):
-                if i < 0 or i - k + size > end:
-                    break
-                if data[i - k : i - k + size].lower() == d:
-                    return True
-                i = data.find(anchor, i + 1, end)
-            else:
-                if i >= 0:
-                    break  # too many anchors: lower-case the range once, below
-        else:
-            return False
-        low = data[start:end].lower()
-        return any(d in low for d in self._bdomains)
 
 
 _ANCHOR_CAP = 512
