@@ -31,7 +31,7 @@ def directory(conn: sqlite3.Connection) -> Path | None:
     """<database file>-blobs, or None for a database without a file (":memory:")."""
     for _seq, name, file in conn.execute("PRAGMA database_list"):
         if name == "main":
-            return Path(f"{file}-blobs") if file else None
+            return directory_of(file) if file else None
     return None
 
 
