@@ -26,6 +26,10 @@ _URL_ATTRS = frozenset({"href", "src", "action", "formaction", "background", "po
 _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]{1,2000})", re.I)
 _REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"\s>]{1,2000})", re.I)
 _CONDITIONAL = re.compile(r"^\s*\[if[^\]]{0,80}\]>(.*?)(?:<!\[endif\])?\s*$", re.S | re.I)
+#: <p>, </p>: a tag name and nothing else, most tags of a message; HTMLParser reads them through
+#: four regexes and an attribute loop.
+_PLAIN_START = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)>")
+_PLAIN_END = re.compile(r"</([a-zA-Z][a-zA-Z0-9]*)>")
 
 
 @dataclass(slots=True)
@@ -74,6 +78,26 @@ class _Extractor(HTMLParser):
         if i < j:
             self._at += j - i
         return j
+
+    def parse_starttag(self, i: int) -> int:
+        """HTMLParser.parse_starttag, answered without it for a tag without attributes."""
+        m = _PLAIN_START.match(self.rawdata, i)
+        if m is None:
+            return super().parse_starttag(i)
+        self._HTMLParser__starttag_text = m.group()  # what get_starttag_text() answers
+        self.lasttag = tag = m.group(1).lower()
+        self.handle_starttag(tag, [])
+        if tag in self.CDATA_CONTENT_ELEMENTS:
+            self.set_cdata_mode(tag)
+        return m.end()
+
+    def parse_endtag(self, i: int) -> int:
+        """HTMLParser.parse_endtag, answered without it for a plain end tag outside <script>/<style>."""
+        m = _PLAIN_END.match(self.rawdata, i)
+        if m is None or self.cdata_elem is not None:
+            return super().parse_endtag(i)
+        self.handle_endtag(m.group(1).lower())
+        return m.end()
 
     def _pos(self) -> int:
         return min(self._at, len(self.source))

@@ -1,0 +1,75 @@
+"""The extractor's own reading of plain tags (<p>, </p>) gives what HTMLParser's general reading
+gives: the same text, the same source span for every character, the same URLs. The oracle is the
+extractor with the fast paths taken away; the inputs are every HTML part of the shared corpus and
+generated markup full of the cases around the fast paths (case, <script>/<style> content, tags
+with attributes or spaces, self-closing tags, broken tags, entities, comments).
+"""
+
+from __future__ import annotations
+
+import email
+import random
+from email import policy as email_policy
+from html.parser import HTMLParser
+
+import pytest
+
+from relay.policy import htmltext
+from tests.dkimtools import CORPUS, corpus_manifest
+
+
+class _General(htmltext._Extractor):
+    parse_starttag = HTMLParser.parse_starttag
+    parse_endtag = HTMLParser.parse_endtag
+
+
+def _read(cls: type[htmltext._Extractor], source: str) -> tuple[str, list[tuple[int, int]], list[tuple[object, ...]]]:
+    ex = cls(source)
+    try:
+        ex.feed(source)
+        ex.close()
+    except Exception:
+        pass
+    text = "".join(ex.chunks)
+    spans = [ex.spans.char(k) for k in range(len(text))]
+    urls = [(u.url, u.tag, u.attr, u.tag_start, u.tag_end, u.anchor_text, u.remote_image, u.tiny) for u in ex.urls]
+    return text, spans, urls
+
+
+def _corpus_html() -> list[str]:
+    out = []
+    for row in corpus_manifest():
+        try:
+            msg = email.message_from_bytes((CORPUS / row["file"]).read_bytes(), policy=email_policy.default)
+            out += [part.get_content() for part in msg.walk() if part.get_content_type() == "text/html"]
+        except Exception:
+            continue
+    return out
+
+
+_PIECES = ["<p>", "</p>", "<P>", "</P>", "<br>", "<b>", "</b>", "<div>", "</div>", "<h1>", "</h1>", "<a>", "</a>",
+           "<script>", "</script>", "<style>", "</style>", "<SCRIPT>", "</Script>", "<title>", "</title>",
+           "<p class=x>", '<a href="http://x.example/">', "</a >", "< p>", "</ p>", "<p/>", "<br/>", "<p >",
+           "</p extra>", "<img src=a.png alt='hi'>", "<p", "</", "<", ">", "&amp;", "&#64;", "&#x40", "&lt",
+           "<!-- c -->", "<!--[if mso]><a href='http://v.example/'>v</a><![endif]-->", "<!doctype html>",
+           "<?pi?>", "text ", "mail@example.com ", "url(http://c.example/)", "\n", "<td1>", "</td1>", "<x-y>"]
+
+
+def _generated(n: int) -> list[str]:
+    rng = random.Random(8)
+    return ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+CASES = _corpus_html() + _generated(3000)
+
+
+def test_there_is_corpus_html() -> None:
+    if not corpus_manifest():
+        pytest.skip("shared corpus not present")
+    assert len(CASES) > 3000
+
+
+@pytest.mark.parametrize("chunk", range(0, len(CASES), 250))
+def test_plain_tags_read_as_htmlparser_reads_them(chunk: int) -> None:
+    for source in CASES[chunk:chunk + 250]:
+        assert _read(htmltext._Extractor, source) == _read(_General, source), source[:200]
