@@ -120,8 +120,10 @@ class AddressMatcher:
 
         Each domain occurrence has the domain's anchor byte (one no case change touches) at a
         known offset; bytes.find hops between anchors and only the bytes around one are
-        lower-cased. A 10 MB message has a few hundred "." (none in base64); a binary file has
-        tens of thousands, and then one lower() of everything is cheaper (_ANCHOR_CAP).
+        lower-cased. A 10 MB message has a few hundred "." (none in base64), but prose has one
+        every sentence and a binary file one every 256 bytes: a hop costs about what lower-casing
+        and searching 400 bytes does, so once the anchors come denser than one per 2 KB
+        (_DENSE) the range is lower-cased instead (100 KB of text: 0.19 -> 0.09 ms).
         """
         end = len(data) if end is None else end
         spans: list[tuple[int, int]] = []
@@ -130,16 +132,15 @@ class AddressMatcher:
                 return self._lowered_windows(data, start, end)
             anchor, size = d[k : k + 1], len(d)
             i = data.find(anchor, start + k, end)
-            for _ in range(_ANCHOR_CAP):
-                if i < 0 or i - k + size > end:
-                    break
+            hops = 0
+            while i >= 0 and i - k + size <= end:
+                hops += 1
+                if hops > _FREE_HOPS and i - start < hops * _DENSE:
+                    return self._lowered_windows(data, start, end)
                 at = i - k
                 if data[at : at + size].lower() == d:
                     spans.append((max(0, at - self._reach), min(len(data), at + size + 2)))
                 i = data.find(anchor, i + 1, end)
-            else:
-                if i >= 0:
-                    return self._lowered_windows(data, start, end)
         return _merge(spans)
 
     def _lowered_windows(self, data: bytes, start: int, end: int) -> list[tuple[int, int]]:
@@ -216,7 +217,10 @@ class AddressMatcher:
         return bool(self._bmatches(bytes(data)))
 
 
-_ANCHOR_CAP = 512
+#: _bwindows hops between anchors while they come no denser than one per _DENSE bytes (after
+#: the first _FREE_HOPS), else it lower-cases the range.
+_DENSE = 2048
+_FREE_HOPS = 16
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -545,12 +545,14 @@ def _haystack(kind: str) -> bytes:
     rnd = random.Random(2822)
     if kind == "base64":  # no "." at all
         return base64.b64encode(bytes(range(256)) * 300)
-    if kind == "binary":  # thousands of ".": past the anchor cap, so everything is lower-cased
+    if kind == "binary":  # a "." every 256 bytes: denser than one per 2 KB, so everything is lower-cased
         return bytes(rnd.randrange(256) for _ in range(200_000))
+    if kind == "sparse":  # a "." every 3 KB: hopped between
+        return b"".join(base64.b64encode(bytes(range(256)) * 9)[:3000] + b". " for _ in range(70))
     return b"plain text. with. dots. " * 5000
 
 
-@pytest.mark.parametrize("kind", ["base64", "binary", "text"])
+@pytest.mark.parametrize("kind", ["base64", "binary", "text", "sparse"])
 @pytest.mark.parametrize(("needle", "count"), _NEEDLES)
 def test_byte_search_in_large_data(kind: str, needle: bytes, count: int) -> None:
     from relay.rewrite.addresses import matcher_for
@@ -566,7 +568,7 @@ def test_byte_search_in_large_data(kind: str, needle: bytes, count: int) -> None
     assert not m.search_bytes(new)
 
 
-@pytest.mark.parametrize("kind", ["base64", "binary", "text"])
+@pytest.mark.parametrize("kind", ["base64", "binary", "text", "sparse"])
 def test_byte_search_of_a_range_is_the_search_of_its_slice(kind: str) -> None:
     """search_bytes(data, start, end) answers search_bytes(data[start:end]), also when an address
     or its domain sits across either end of the range."""
@@ -586,3 +588,19 @@ def test_byte_search_of_a_range_is_the_search_of_its_slice(kind: str) -> None:
             for end in sorted(cuts):
                 if 0 <= start <= end <= len(data):
                     assert m.search_bytes(data, start, end) == m.search_bytes(data[start:end]), (needle, start, end)
+
+
+@pytest.mark.parametrize(("kind", "lowered"), [("base64", False), ("sparse", False), ("text", True), ("binary", True)])
+def test_byte_search_hops_between_sparse_anchors_and_lowers_dense_data(kind: str, lowered: bool,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Base64 and text with a "." every few KB are searched hop by hop (no lower-cased copy of
+    megabytes); prose and binary data, where hopping costs more than lower-casing, are lower-cased."""
+    from relay.rewrite import addresses
+
+    m = addresses.matcher_for({REAL: ALIAS, BUYER: BUYER_ALIAS})
+    calls: list[int] = []
+    real = addresses.AddressMatcher._lowered_windows
+    monkeypatch.setattr(addresses.AddressMatcher, "_lowered_windows",
+                        lambda self, data, start, end: calls.append(end - start) or real(self, data, start, end))
+    assert not m.search_bytes(_haystack(kind))
+    assert bool(calls) is lowered
