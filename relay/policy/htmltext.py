@@ -30,6 +30,9 @@ _CONDITIONAL = re.compile(r"^\s*\[if[^\]]{0,80}\]>(.*?)(?:<!\[endif\])?\s*$", re
 #: four regexes and an attribute loop.
 _PLAIN_START = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)>")
 _PLAIN_END = re.compile(r"</([a-zA-Z][a-zA-Z0-9]*)>")
+#: One plain token: text without markup or entities, <name>, </name>.
+_PLAIN_TOKEN = re.compile(r"([^<&]+)|<([a-zA-Z][a-zA-Z0-9]*)>|</([a-zA-Z][a-zA-Z0-9]*)>")
+_NEXT_PLAIN_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*>")
 
 
 @dataclass(slots=True)
@@ -78,6 +81,54 @@ class _Extractor(HTMLParser):
         if i < j:
             self._at += j - i
         return j
+
+    def read(self, source: str) -> None:
+        """feed(source) and close(), with the runs of plain tokens (text, <p>, </p>: most of a
+        message) handled here, one call of their handler each, and HTMLParser given the rest.
+
+        HTMLParser takes its input in pieces: each piece here ends where a plain tag starts (or,
+        in <script>/<style>, after the end tag it waits for), so the parser has nothing left over
+        and the next run is read here. Should it hold something back (a tag or comment not closed
+        within the piece), it is given all the rest at once: no piece is ever read twice.
+        """
+        pos, n = 0, len(source)
+        while pos < n:
+            if self.rawdata:
+                self.feed(source[pos:])
+                break
+            if self.cdata_elem is None:
+                pos = self._plain_run(source, pos)
+                if pos >= n:
+                    break
+                nxt = _NEXT_PLAIN_TAG.search(source, pos + 1)
+            else:
+                nxt = self.interesting.search(source, pos)
+            end = n if nxt is None else (nxt.start() if self.cdata_elem is None else nxt.end())
+            self.feed(source[pos:end])
+            pos = end
+        self.close()
+
+    def _plain_run(self, source: str, pos: int) -> int:
+        """Handle plain tokens from `pos` as goahead() would; returns where the first other one starts."""
+        match = _PLAIN_TOKEN.match
+        while (m := match(source, pos)) is not None:
+            self._at = pos
+            text, start, end = m.group(1, 2, 3)
+            if text is not None:
+                self.handle_data(text)
+            elif start is not None:
+                self._HTMLParser__starttag_text = m.group()
+                self.lasttag = tag = start.lower()
+                self.handle_starttag(tag, [])
+                if tag in self.CDATA_CONTENT_ELEMENTS:
+                    self.set_cdata_mode(tag)
+                    pos = m.end()
+                    break
+            else:
+                self.handle_endtag(end.lower())
+            pos = m.end()
+        self._at = pos
+        return pos
 
     def parse_starttag(self, i: int) -> int:
         """HTMLParser.parse_starttag, answered without it for a tag without attributes."""
@@ -216,8 +267,7 @@ class _Extractor(HTMLParser):
             inner_start = self._pos() + 4 + m.start(1)
             sub = _Extractor(m.group(1), self.base + inner_start)
             try:
-                sub.feed(m.group(1))
-                sub.close()
+                sub.read(m.group(1))
             except Exception:
                 pass
             self.urls.extend(sub.urls)
@@ -226,8 +276,7 @@ class _Extractor(HTMLParser):
 def html_to_text(source: str) -> HtmlText:
     ex = _Extractor(source)
     try:
-        ex.feed(source)
-        ex.close()
+        ex.read(source)
     except Exception:
         pass
     if ex._anchor is not None:
