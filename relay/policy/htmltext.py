@@ -117,11 +117,8 @@ class _Extractor(HTMLParser):
             if text is not None:
                 self.handle_data(text)
             elif start is not None:
-                self._HTMLParser__starttag_text = m.group()
-                self.lasttag = tag = start.lower()
-                self.handle_starttag(tag, [])
-                if tag in self.CDATA_CONTENT_ELEMENTS:
-                    self.set_cdata_mode(tag)
+                self._plain_start(m.group(), start)
+                if self.cdata_elem is not None:  # <style>, <script>: the parser reads what follows
                     pos = m.end()
                     break
             else:
@@ -135,12 +132,16 @@ class _Extractor(HTMLParser):
         m = _PLAIN_START.match(self.rawdata, i)
         if m is None:
             return super().parse_starttag(i)
-        self._HTMLParser__starttag_text = m.group()  # what get_starttag_text() answers
-        self.lasttag = tag = m.group(1).lower()
+        self._plain_start(m.group(), m.group(1))
+        return m.end()
+
+    def _plain_start(self, text: str, name: str) -> None:
+        """What HTMLParser.parse_starttag does with `text`, a start tag without attributes."""
+        self._HTMLParser__starttag_text = text  # what get_starttag_text() answers
+        self.lasttag = tag = name.lower()
         self.handle_starttag(tag, [])
         if tag in self.CDATA_CONTENT_ELEMENTS:
             self.set_cdata_mode(tag)
-        return m.end()
 
     def parse_endtag(self, i: int) -> int:
         """HTMLParser.parse_endtag, answered without it for a plain end tag outside <script>/<style>."""
