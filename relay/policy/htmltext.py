@@ -28,11 +28,12 @@ _REFRESH_URL = re.compile(r"url\s*=\s*['\"]?([^'\"\s>]{1,2000})", re.I)
 _CONDITIONAL = re.compile(r"^\s*\[if[^\]]{0,80}\]>(.*?)(?:<!\[endif\])?\s*$", re.S | re.I)
 #: <p>, </p>: a tag name and nothing else, most tags of a message; HTMLParser reads them through
 #: four regexes and an attribute loop.
-_PLAIN_START = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)>")
-_PLAIN_END = re.compile(r"</([a-zA-Z][a-zA-Z0-9]*)>")
+_NAME = r"[a-zA-Z][a-zA-Z0-9]*"
+_PLAIN_START = re.compile(f"<({_NAME})>")
+_PLAIN_END = re.compile(f"</({_NAME})>")
 #: One plain token: text without markup or entities, <name>, </name>.
-_PLAIN_TOKEN = re.compile(r"([^<&]+)|<([a-zA-Z][a-zA-Z0-9]*)>|</([a-zA-Z][a-zA-Z0-9]*)>")
-_NEXT_PLAIN_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*>")
+_PLAIN_TOKEN = re.compile(f"([^<&]+)|<({_NAME})>|</({_NAME})>")
+_NEXT_PLAIN_TAG = re.compile(f"</?{_NAME}>")
 
 
 @dataclass(slots=True)
@@ -100,10 +101,12 @@ class _Extractor(HTMLParser):
                 pos = self._plain_run(source, pos)
                 if pos >= n:
                     break
+            if self.cdata_elem is None:  # up to the next plain tag (the token at pos is not one)
                 nxt = _NEXT_PLAIN_TAG.search(source, pos + 1)
-            else:
+                end = n if nxt is None else nxt.start()
+            else:  # the run opened <style>/<script>: through the end tag the parser waits for
                 nxt = self.interesting.search(source, pos)
-            end = n if nxt is None else (nxt.start() if self.cdata_elem is None else nxt.end())
+                end = n if nxt is None else nxt.end()
             self.feed(source[pos:end])
             pos = end
         self.close()
