@@ -40,6 +40,7 @@ from relay.retention import RetentionTask
 from relay.smtp.handler import RelayHandler
 from relay.smtp.limits import Limits
 from relay.smtp.listeners import start_all
+from relay.smtp.shared import SharedListener
 from relay.smtp.spool import Spool
 from relay.smtp.tls import TlsContexts, client_context
 from relay.store.db import Database, connect_sync
@@ -98,7 +99,7 @@ class Relay:
         self._recover_queue = recover_queue  # False in a worker process: the supervisor recovers
         self.db = Database(settings.db_path, group_commit_max=settings.store.group_commit_max,
                            busy_timeout=settings.store.busy_timeout)
-        self.servers: list[asyncio.Server] = []
+        self.servers: list[asyncio.Server | SharedListener] = []
         self.worker: DeliveryWorker | None = None
         self.limits = Limits.from_settings(settings)
         self.metrics = Metrics()

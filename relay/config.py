@@ -114,7 +114,7 @@ class SmtpSection(_Section):
     #: Spooled (large) messages checked at once, and large deliveries at once; the others wait
     #: on disk (their sessions stay open, within smtp.data_timeout).
     spool_concurrency: int = Field(default=2, ge=1, le=64)
-    #: Worker processes sharing the listeners (SO_REUSEPORT) and the store; 1 = no supervisor.
+    #: Worker processes sharing the listeners (relay/smtp/shared.py) and the store; 1 = no supervisor.
     workers: int = Field(default=1, ge=1, le=64)
 
     # max_inflight_bytes and spool_concurrency bound the whole relay's memory: with several workers,

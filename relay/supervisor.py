@@ -2,7 +2,8 @@
 
 Reads: smtp.workers. Before any worker starts, the supervisor returns rows a crash left
 'sending' to the queue and makes sure the store and the DKIM key exist; then it forks N
-workers, each a full Relay (listeners bound with SO_REUSEPORT, its own group-committing
+workers, each a full Relay (accepting from listening sockets the supervisor bound once, taking
+turns by their open sessions: relay/smtp/shared.py; its own group-committing
 writer — SQLite serialises their transactions — and its own delivery worker, claiming
 rows under BEGIN IMMEDIATE so no row is sent twice). A worker that dies is replaced after
 its own 'sending' rows are returned to the queue. SIGTERM/SIGINT/SIGHUP are passed on.
@@ -16,7 +17,6 @@ import gc
 import os
 import platform
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +25,8 @@ from pathlib import Path
 import structlog
 
 from relay.app import Relay, load_signer, migrate_store
-from relay.config import Settings, split_hostport
+from relay.config import Settings
+from relay.smtp import shared
 from relay.smtp.spool import Spool
 from relay.store import queue as queue_repo
 from relay.store.db import connect_sync, run_in_transaction
@@ -101,11 +102,14 @@ class Supervisor:
         self.stopping = False
         self.notifier = Notifier()
         self._ready = False
+        self.shared: shared.Shared | None = None
 
     def _spawn(self, slot: int) -> None:
         supervisor = os.getpid()
         pid = self.fork()
         if pid == 0:
+            if shared.SHARED is not None:
+                shared.SHARED.slot = slot
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             _die_with(supervisor)
@@ -120,6 +124,9 @@ class Supervisor:
         if signum in (signal.SIGTERM, signal.SIGINT):
             self.stopping = True
             self.notifier.stopping()
+            if self.shared is not None:
+                # Once the workers have closed theirs too, new connections are refused, not queued
+                self.shared.close()
         elif signum == signal.SIGHUP:
             self.notifier.status("workers reloading")
         for pid in list(self.children):
@@ -140,6 +147,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._forward)
         _prewarm()
+        shared.SHARED = self.shared = shared.bind_all(s)
         for slot in range(s.smtp.workers):
             self._spawn(slot)
         last_ping = 0.0
@@ -151,7 +159,7 @@ class Supervisor:
             except InterruptedError:
                 continue
             if pid == 0:  # nobody exited: tell systemd how we are, then look again shortly
-                if not self._ready and not self.stopping and _listening(s):
+                if not self._ready and not self.stopping and self.shared is not None and self.shared.balance.serving():
                     self._ready = True
                     self.notifier.ready(f"{len(self.children)} workers accepting mail")
                 interval = self.notifier.watchdog_interval
@@ -163,6 +171,8 @@ class Supervisor:
             slot = self.children.pop(pid, -1)
             if slot < 0:
                 continue
+            if self.shared is not None:
+                self.shared.balance.clear(slot)  # its siblings stop leaving connections to it
             if self.stopping:
                 log.info("worker stopped", pid=pid, status=status)
                 continue
@@ -171,17 +181,10 @@ class Supervisor:
             time.sleep(RESTART_DELAY)
             if not self.stopping:
                 self._spawn(slot)
+        if self.shared is not None:
+            self.shared.close()
         log.info("supervisor stopped")
         return 0
-
-
-def _listening(settings: Settings) -> bool:
-    host, port = split_hostport(settings.smtp.listen[0])
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-    except OSError:
-        return False
-    return True
 
 
 #: glibc mallopt(): allocations from this size on are mmapped and given back to the kernel when
@@ -211,5 +214,5 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
         asyncio.run(Relay(settings, config_path=config_path).run())
         return 0
     if sys.platform != "linux":
-        raise SystemExit("smtp.workers > 1 needs Linux (SO_REUSEPORT load balancing)")
+        raise SystemExit("smtp.workers > 1 needs Linux")
     return Supervisor(settings, config_path).run()

@@ -59,6 +59,8 @@ class Limits:
     sessions: set[Any] = field(default_factory=set)
     #: called with "accepted" or "refused" for every new connection (metrics)
     on_connection: Callable[[str], None] | None = None
+    #: called after `active` changed (shared listeners: the siblings see it; see relay/smtp/shared.py)
+    on_active: Callable[[], None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -78,6 +80,16 @@ class Limits:
         if s.worker_spool_concurrency != self.spool_concurrency:
             # Sessions already waiting keep the old semaphore; new ones take turns in the new one.
             self.spool_concurrency, self._spool_slots = s.worker_spool_concurrency, None
+
+    def opened(self) -> None:
+        self.active += 1
+        if self.on_active is not None:
+            self.on_active()
+
+    def closed(self) -> None:
+        self.active -= 1
+        if self.on_active is not None:
+            self.on_active()
 
     async def drain(self, timeout: float) -> int:
         """Shutdown: refuse new sessions, close idle ones with 421, give transactions in progress

@@ -13,6 +13,7 @@ from relay.pipeline.context import Context
 from relay.smtp.identity import PartyAuthenticator
 from relay.smtp.limits import Limits
 from relay.smtp.server import make_factory, start_listeners
+from relay.smtp.shared import SharedListener
 from relay.smtp.tls import TlsContexts
 from relay.store import credentials, parties
 from relay.trust import passwords
@@ -31,15 +32,15 @@ def party_authenticator(ctx: Context) -> PartyAuthenticator:
     return check
 
 
-async def start_all(ctx: Context, handler: object, limits: Limits, tls: TlsContexts | None) -> list[asyncio.Server]:
+async def start_all(ctx: Context, handler: object, limits: Limits, tls: TlsContexts | None) -> list[asyncio.Server | SharedListener]:
     settings = ctx.settings
-    servers: list[asyncio.Server] = []
+    servers: list[asyncio.Server | SharedListener] = []
     for item in settings.smtp.listen:
         factory = make_factory(settings, handler, limits, tls=tls, require_tls=item in settings.tls.require_tls,
                                proxy=item in settings.trust.proxy_protocol)
-        servers += await start_listeners(settings, factory, [item])
+        servers += await start_listeners(settings, factory, limits, [item])
     if settings.smtp.submission_listen:
         factory = make_factory(settings, handler, limits, tls=tls, submission=True,
                                party_authenticator=party_authenticator(ctx))
-        servers += await start_listeners(settings, factory, settings.smtp.submission_listen)
+        servers += await start_listeners(settings, factory, limits, settings.smtp.submission_listen)
     return servers

@@ -31,9 +31,10 @@ from aiosmtpd.smtp import MISSING, SMTP
 
 from relay.config import Settings, split_hostport
 from relay.scan import find_rare, forget_finished
-from relay.smtp import replies
+from relay.smtp import replies, shared
 from relay.smtp.identity import IdentityMixin, capture_credentials
 from relay.smtp.limits import DEFAULT_RESERVATION, MEMORY_FACTOR, Limits
+from relay.smtp.shared import SharedListener
 from relay.smtp.spool import Spool, SpoolFile
 from relay.smtp.tls import TlsContexts
 
@@ -169,7 +170,7 @@ class RelaySMTP(IdentityMixin):
             refusal = replies.TOO_MANY_CONNECTIONS
         elif self.limits.per_ip[ip] >= self.limits.max_connections_per_ip and not self.is_front_peer(ip):
             refusal = replies.TOO_MANY_FROM_IP
-        self.limits.active += 1
+        self.limits.opened()
         self.limits.per_ip[ip] += 1
         self._counted_ip = ip
         if self.limits.on_connection is not None:
@@ -189,7 +190,7 @@ class RelaySMTP(IdentityMixin):
     def connection_lost(self, error: Exception | None) -> None:
         self.limits.sessions.discard(self)
         if self._counted_ip is not None:
-            self.limits.active -= 1
+            self.limits.closed()
             self.limits.per_ip[self._counted_ip] -= 1
             if self.limits.per_ip[self._counted_ip] <= 0:
                 del self.limits.per_ip[self._counted_ip]
@@ -460,17 +461,21 @@ def make_factory(settings: Settings, handler: object, limits: Limits, *, tls: Tl
     return factory
 
 
-async def start_listeners(settings: Settings, factory: Callable[[], RelaySMTP],
-                          addresses: list[str] | None = None) -> list[asyncio.Server]:
-    """Bind the listen addresses; with several worker processes each binds with SO_REUSEPORT
-    and the kernel spreads connections over them."""
-    servers = []
-    reuse_port = settings.smtp.workers > 1
+async def start_listeners(settings: Settings, factory: Callable[[], RelaySMTP], limits: Limits,
+                          addresses: list[str] | None = None) -> list[asyncio.Server | SharedListener]:
+    """Bind the listen addresses; in a worker process (smtp.workers > 1), serve the sockets the
+    supervisor bound for all workers instead (relay/smtp/shared.py)."""
+    servers: list[asyncio.Server | SharedListener] = []
     for item in settings.smtp.listen if addresses is None else addresses:
-        host, port = split_hostport(item)
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server = await asyncio.get_running_loop().create_server(factory, host=host, port=port, family=family,
-                                                                reuse_address=True, reuse_port=reuse_port or None)
+        server: asyncio.Server | SharedListener | None = None
+        if shared.SHARED is not None:
+            server = shared.SHARED.listen(item, factory, lambda: limits.active)
+            limits.on_active = shared.SHARED.changed
+        if server is None:
+            host, port = split_hostport(item)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            server = await asyncio.get_running_loop().create_server(factory, host=host, port=port, family=family,
+                                                                    reuse_address=True)
         for sock in server.sockets:
             log.info("listening", address=sock.getsockname()[:2])
         servers.append(server)

@@ -140,3 +140,88 @@ def test_recover_returns_only_the_dead_workers_rows(tmp_path: Path) -> None:
     conn.execute("COMMIT")
     states = dict(conn.execute("SELECT id, state FROM queue"))
     assert states == {1: "queued", 2: "sending"}
+
+
+def owner_of(relay_port: int, client_port: int, pids: list[int]) -> int | None:
+    """The process holding the relay's end of the connection from `client_port` (/proc, Linux)."""
+    inode = None
+    with open("/proc/net/tcp") as fh:
+        for line in fh.readlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1].split(":"), fields[2].split(":")
+            if int(local[1], 16) == relay_port and int(remote[1], 16) == client_port:
+                inode = fields[9]
+    if inode is None:
+        return None
+    for pid in pids:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+async def test_workers_take_turns_and_a_stuck_worker_holds_nothing_back(tmp_path: Path, dkim_key: Path) -> None:
+    """The listening socket is shared: a connection goes to the worker with fewer sessions (with
+    SO_REUSEPORT the kernel hashed them, 30 to one worker and 20 to the other for 50 at once), a
+    worker that stops turning its loop is passed over, and after SIGTERM the port refuses."""
+    port = free_port()
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(
+        f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\n[delivery]\ntransport = "maildir"\n'
+        f'[dkim]\nselector = "test"\nprivate_key = "{dkim_key}"\n[http]\nenabled = false\n'
+        '[logging]\nformat = "json"\n')
+    log_path = tmp_path / "relay.log"
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"],
+                            stderr=log, stdout=subprocess.DEVNULL)
+    open_writers: list[asyncio.StreamWriter] = []
+
+    async def greeted() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        open_writers.append(writer)
+        line = await asyncio.wait_for(reader.readline(), 10)
+        assert line.startswith(b"220 "), line
+        return int(writer.get_extra_info("sockname")[1])
+
+    try:
+        for _ in range(300):  # both workers serving
+            if log_path.read_text().count("relay started") == 2:
+                break
+            await asyncio.sleep(0.05)
+        workers = children(proc.pid)
+        assert len(workers) == 2
+
+        ports = await asyncio.gather(*(greeted() for _ in range(20)))
+        owners = [owner_of(port, p, workers) for p in ports]
+        counts = sorted(owners.count(w) for w in workers)
+        assert sum(counts) == 20 and counts[0] >= 7, counts
+
+        # One worker stops (as if stuck in one long step): the other takes every new connection.
+        os.kill(workers[0], signal.SIGSTOP)
+        try:
+            more = await asyncio.gather(*(greeted() for _ in range(6)))
+            assert {owner_of(port, p, workers) for p in more} == {workers[1]}
+        finally:
+            os.kill(workers[0], signal.SIGCONT)
+        for writer in open_writers:
+            writer.close()
+
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 30) == 0, log_path.read_text()[-2000:]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            refused = False
+        except OSError:
+            refused = True
+        assert refused  # not queued for nobody
+    finally:
+        for writer in open_writers:
+            writer.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
