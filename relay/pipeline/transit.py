@@ -6,6 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from relay.model import AliasTarget, Direction, Party, Thread
@@ -21,6 +22,8 @@ class Transit:
     rcpt: str  # the alias address as the client wrote it
     target: AliasTarget
     raw: bytes  # the message as received (CRLF, checked for bare CR/LF)
+    #: a file holding exactly `raw` until the reply to DATA (the spool file of a large message)
+    raw_file: Path | None = None
     received_at: float = field(default_factory=time.time)
     # filled by stages
     facts: HeaderFacts | None = None

@@ -160,7 +160,8 @@ class RelayHandler:
         helo = session.host_name or ""
         shared: dict[str, Any] = {}  # what one check learns for all recipients of this DATA
         transits = [Transit(peer=peer, helo=helo, envelope_from=envelope.mail_from or "", rcpt=rcpt,
-                            target=target, raw=raw, received_at=now,
+                            target=target, raw=raw, raw_file=getattr(envelope, "relay_raw_file", None),
+                            received_at=now,
                             notes={**session_notes(session), "shared": shared})
                     for rcpt, target in zip(envelope.rcpt_tos, targets, strict=True)]
         started = time.perf_counter()

@@ -256,6 +256,10 @@ class RelaySMTP(IdentityMixin):
                     self._hold_exactly(spooled.size * MEMORY_FACTOR)
                     try:
                         content = await asyncio.to_thread(spooled.read)
+                        # the spool file holds exactly these bytes until the reply: the store may
+                        # link it as the original instead of writing a copy (store/blobfiles.py)
+                        assert self.envelope is not None
+                        self.envelope.relay_raw_file = spooled.path  # type: ignore[attr-defined]
                         status = await self._handle(content)
                     finally:
                         # Parsers (pypdf, the email package) leave reference cycles holding copies of
@@ -284,6 +288,7 @@ class RelaySMTP(IdentityMixin):
             return await self._call_handler_hook("DATA")
         finally:  # the envelope outlives DATA until the next MAIL: drop the message now
             self.envelope.content = self.envelope.original_content = None
+            self.envelope.relay_raw_file = None  # type: ignore[attr-defined]
 
     def _declared_size(self) -> int | None:
         """SIZE= of this transaction's MAIL (RFC 1870), capped by the size limit."""

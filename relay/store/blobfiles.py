@@ -55,6 +55,33 @@ def write_ahead(where: Path, digest: str, data: bytes) -> None:
     _ahead[digest] = (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+def link_ahead(where: Path, digest: str, source: Path, size: int) -> bool:
+    """write_ahead() for a content that already is a file of `size` bytes (a spool file on the same
+    file system, not written to any more): fsynced and linked in place of a copy — under 50
+    concurrent 10 MB messages, a third of the workers' CPU went to copying into the page cache.
+    False (nothing done) when it cannot be linked: write it instead."""
+    sub = _directory_for(where, digest)
+    tmp = sub / f".{digest}.{os.getpid()}.tmp"
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            st = os.fstat(fd)
+            if st.st_size != size or st.st_mode & 0o077:  # contents are the owner's only
+                return False
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+    except OSError:  # another file system, no hard links here, the file gone: write a copy
+        return False
+    os.replace(tmp, sub / digest)
+    _fsync_dir(sub)
+    st = path_of(where, digest).stat()
+    _ahead[digest] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return True
+
+
 def written_ahead(where: Path, digest: str) -> bool:
     """Is the file write_ahead() made for this content still there, untouched? (Inside the
     transaction: a clearing that removed or zeroed it since shows as a missing file or another
@@ -77,11 +104,7 @@ def forget_ahead(digests: list[str]) -> None:
 
 def write(where: Path, digest: str, data: bytes) -> None:
     """Write atomically and durably: a temporary file, fsync, rename, fsync of the directory."""
-    sub = where / digest[:2]
-    if not sub.is_dir():
-        where.mkdir(mode=0o700, exist_ok=True)
-        sub.mkdir(mode=0o700, exist_ok=True)
-        _fsync_dir(where)
+    sub = _directory_for(where, digest)
     tmp = sub / f".{digest}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
@@ -98,6 +121,15 @@ def write(where: Path, digest: str, data: bytes) -> None:
     os.close(fd)
     os.replace(tmp, sub / digest)
     _fsync_dir(sub)
+
+
+def _directory_for(where: Path, digest: str) -> Path:
+    sub = where / digest[:2]
+    if not sub.is_dir():
+        where.mkdir(mode=0o700, exist_ok=True)
+        sub.mkdir(mode=0o700, exist_ok=True)
+        _fsync_dir(where)
+    return sub
 
 
 def read(where: Path, digest: str) -> bytes | None:

@@ -24,17 +24,21 @@ _PUT = ("INSERT INTO blobs (sha256, size, data, in_file, wire) VALUES (?, ?, {va
         " cleared_at = NULL, cleared_reason = NULL WHERE blobs.data IS NULL RETURNING rowid")
 
 
-def write_large(db_path: Path | str, contents: Sequence[bytes]) -> dict[int, str]:
+def write_large(db_path: Path | str, contents: Sequence[bytes],
+                files: Mapping[int, Path] | None = None) -> dict[int, str]:
     """Hash the contents and write the large ones to their files ahead of the transaction (see
     blobfiles); returns id(content) → sha256 for Accepted.digests. Off the event loop: ~2 x 10 MB
-    of hashing and writing, fsyncs included."""
+    of hashing and writing, fsyncs included. `files`: id(content) → a file that holds exactly that
+    content (a spool file), linked in instead of written again."""
     where = blobfiles.directory_of(db_path)
     out: dict[int, str] = {}
     for data in contents:
         if id(data) in out or len(data) < blobfiles.FILE_BYTES or where is None:
             continue
         digest = out[id(data)] = hashlib.sha256(data).hexdigest()
-        blobfiles.write_ahead(where, digest, data)
+        source = (files or {}).get(id(data))
+        if source is None or not blobfiles.link_ahead(where, digest, source, len(data)):
+            blobfiles.write_ahead(where, digest, data)
     return out
 
 

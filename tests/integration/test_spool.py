@@ -12,6 +12,8 @@ import pytest
 
 from relay.smtp import handler as handler_module
 from relay.smtp.spool import SpoolFile
+from relay.store import blobfiles, messages
+from relay.store.db import connect_sync
 from tests.support import (
     Sink,
     dkim_ok,
@@ -42,7 +44,16 @@ def spool_files(relay: object) -> list[Path]:
     return sorted(directory.iterdir()) if directory.exists() else []
 
 
-async def test_a_spooled_message_is_relayed_byte_for_byte_and_signed(start_relay, sink: Sink) -> None:
+async def test_a_spooled_message_is_relayed_byte_for_byte_and_signed(start_relay, sink: Sink,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    linked: list[bool] = []
+    real_link = blobfiles.link_ahead
+
+    def link_ahead(*args: object) -> bool:
+        linked.append(real_link(*args))  # type: ignore[arg-type]
+        return linked[-1]
+
+    monkeypatch.setattr(blobfiles, "link_ahead", link_ahead)
     relay = await start_relay(smarthost=sink.port, smtp=SMALL_SPOOL)
     world = provision(relay.settings)
     data = message(world.buyer_email, world.seller_alias, subject="Big", body=big_body(6000))
@@ -53,6 +64,15 @@ async def test_a_spooled_message_is_relayed_byte_for_byte_and_signed(start_relay
     assert dkim_ok(relay, got.data)
     assert spool_files(relay) == []
     assert relay.limits.inflight == 0
+    # the original is stored as received: the spool file itself, linked in (not a copy of it)
+    assert linked == [True]
+    conn = connect_sync(relay.settings.db_path)
+    try:
+        (digest,) = conn.execute("SELECT original_sha256 FROM messages").fetchone()
+        assert messages.get_blob(conn, digest) == data
+        assert blobfiles.path_of(blobfiles.directory(conn), digest).stat().st_nlink == 1  # type: ignore[arg-type]
+    finally:
+        conn.close()
 
 
 async def test_without_size_the_message_is_spooled_once_it_outgrows_the_threshold(start_relay) -> None:

@@ -142,3 +142,37 @@ def _put_known(conn, data: bytes, digest: str) -> str:  # type: ignore[no-untype
     ((ok, value),) = run_in_transaction(conn, [lambda c: messages.put_blob(c, data, digest)])
     assert ok, value
     return str(value)
+
+
+def test_a_content_that_already_is_a_file_is_linked_not_copied(tmp_path: Path) -> None:
+    conn = _store(tmp_path)
+    data = os.urandom(blobfiles.FILE_BYTES + 5)
+    spool = tmp_path / "spool-file"
+    spool.write_bytes(data)
+    spool.chmod(0o600)  # as the spool creates its files
+    digest = messages.write_large(tmp_path / "relay.db", [data], {id(data): spool})[id(data)]
+    path = blobfiles.path_of(tmp_path / "relay.db-blobs", digest)
+    assert path.stat().st_ino == spool.stat().st_ino  # the same file, not a copy
+    assert path.stat().st_mode & 0o777 == 0o600  # owner only, as every content file
+    spool.unlink()  # the spool file goes after the reply; the content stays
+    assert _put_known(conn, data, digest) == digest
+    assert messages.get_blob(conn, digest) == data
+
+
+def test_a_file_that_does_not_hold_the_content_is_not_linked(tmp_path: Path) -> None:
+    data = os.urandom(blobfiles.FILE_BYTES + 6)
+    where = tmp_path / "relay.db-blobs"
+    short = tmp_path / "short"
+    short.write_bytes(data[:-1])  # not the same size: written instead
+    d1 = messages.write_large(tmp_path / "relay.db", [data], {id(data): short})[id(data)]
+    assert blobfiles.path_of(where, d1).stat().st_ino != short.stat().st_ino
+    assert blobfiles.path_of(where, d1).read_bytes() == data
+    other = os.urandom(blobfiles.FILE_BYTES + 7)
+    d2 = messages.write_large(tmp_path / "relay.db", [other], {id(other): tmp_path / "gone"})[id(other)]
+    assert blobfiles.path_of(where, d2).read_bytes() == other  # a missing file: written instead
+    third = os.urandom(blobfiles.FILE_BYTES + 8)
+    readable = tmp_path / "readable"
+    readable.write_bytes(third)
+    readable.chmod(0o644)
+    d3 = messages.write_large(tmp_path / "relay.db", [third], {id(third): readable})[id(third)]
+    assert blobfiles.path_of(where, d3).stat().st_mode & 0o777 == 0o600  # a copy, owner only

@@ -54,9 +54,10 @@ async def accept(ctx: Context, transits: list[Transit]) -> tuple[Reply, list[tup
     """Commit every transit; return the reply and the (message id, queue id) pairs."""
     digests: dict[int, str] = {}
     large = [c for tx in transits for c in (tx.raw, tx.message) if len(c) >= blobfiles.FILE_BYTES]
+    files = {id(tx.raw): tx.raw_file for tx in transits if tx.raw_file is not None}
     if large:  # their files are written (and fsynced) here, not under the store's write lock
         try:
-            digests = await asyncio.to_thread(messages.write_large, ctx.db.path, large)
+            digests = await asyncio.to_thread(messages.write_large, ctx.db.path, large, files)
         except OSError as exc:
             log.error("cannot write a content file", error=str(exc))
             return _store_failure_reply(exc), []
