@@ -471,11 +471,12 @@ async def start_listeners(settings: Settings, factory: Callable[[], RelaySMTP], 
     """Bind the listen addresses; in a worker process (smtp.workers > 1), serve the sockets the
     supervisor bound for all workers instead (relay/smtp/shared.py)."""
     servers: list[asyncio.Server | SharedListener] = []
+    if shared.SHARED is not None:
+        limits.on_active = shared.SHARED.changed
     for item in settings.smtp.listen if addresses is None else addresses:
         server: asyncio.Server | SharedListener | None = None
         if shared.SHARED is not None:
             server = shared.SHARED.listen(item, factory, lambda: limits.active)
-            limits.on_active = shared.SHARED.changed
         if server is None:
             host, port = split_hostport(item)
             family = socket.AF_INET6 if ":" in host else socket.AF_INET

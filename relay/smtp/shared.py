@@ -106,7 +106,7 @@ class Shared:
         """This worker's sessions changed: tell the siblings, and look for a connection again."""
         if self._stopped:
             return
-        self.balance.publish(self.slot, self.load())
+        self._stamp()
         for listener in self._listeners:
             listener.resume()
 
@@ -124,9 +124,12 @@ class Shared:
             self._tick()
         return listener
 
+    def _stamp(self) -> None:
+        self.balance.publish(self.slot, self.load())
+
     def _tick(self) -> None:
         """Stamp this worker's slot: its loop turns (a worker stuck in one long step stops stamping)."""
-        self.balance.publish(self.slot, self.load())
+        self._stamp()
         self._ticker = asyncio.get_running_loop().call_later(TICK, self._tick)
 
     def stop(self) -> None:
