@@ -34,6 +34,8 @@ _PLAIN_END = re.compile(f"</({_NAME})>")
 #: One plain token: text without markup or entities, <name>, </name>.
 _PLAIN_TOKEN = re.compile(f"([^<&]+)|<({_NAME})>|</({_NAME})>")
 _NEXT_PLAIN_TAG = re.compile(f"</?{_NAME}>")
+#: _PLAIN_TOKEN or, where none starts, the empty match that ends a run (finditer never skips ahead).
+_PLAIN_SCAN = re.compile(f"([^<&]+)|<({_NAME})>|</({_NAME})>|")
 
 
 @dataclass(slots=True)
@@ -112,7 +114,45 @@ class _Extractor(HTMLParser):
         self.close()
 
     def _plain_run(self, source: str, pos: int) -> int:
-        """Handle plain tokens from `pos` as goahead() would; returns where the first other one starts."""
+        """Handle plain tokens from `pos` as goahead() would; returns where the first other one starts.
+
+        With no <a> open and nothing hidden (the state all but a few runs start in), a run is one
+        loop that appends its text and block breaks directly; a tag that changes that state
+        (<script>, <style>, <template>) hands the rest of the run to the general handlers."""
+        if self._skip or self._anchor is not None:
+            return self._plain_tokens(source, pos)
+        append, copy, block, base = self.chunks.append, self.spans.copy, self.spans.block, self.base
+        last_start = None
+        for m in _PLAIN_SCAN.finditer(source, pos):
+            kind = m.lastindex
+            if kind == 1:
+                at = m.start()
+                append(m.group(1))
+                copy(m.end() - at, base + at)
+            elif kind == 2:
+                tag = m.group(2).lower()
+                if tag in _BLOCK:
+                    append("\n")
+                    block(1, base + m.start(), base + m.end())
+                elif tag in _SKIP_TEXT or tag in self.CDATA_CONTENT_ELEMENTS:
+                    return self._plain_tokens(source, m.start())
+                last_start = m
+            elif kind == 3:
+                if m.group(3).lower() in _BLOCK:
+                    at = base + m.start()
+                    append("\n")
+                    block(1, at, at)
+            else:  # the empty alternative: the token here is not a plain one
+                pos = m.start()
+                break
+        if last_start is not None:
+            self._HTMLParser__starttag_text = last_start.group()
+            self.lasttag = last_start.group(2).lower()
+        self._at = pos
+        return pos
+
+    def _plain_tokens(self, source: str, pos: int) -> int:
+        """_plain_run, one token at a time through the handlers (which keep <a> text and skipping)."""
         match = _PLAIN_TOKEN.match
         while (m := match(source, pos)) is not None:
             self._at = pos
