@@ -41,9 +41,11 @@ def test_is_crlf_agrees_with_counting_on_random_line_ends() -> None:
         assert is_crlf(data) is _by_counting(data), data
 
 
-@pytest.mark.parametrize("window", [1, 2, 5, 64 * 1024])
+@pytest.mark.parametrize(("first", "window"), [(1, 1), (1, 2), (1, 5), (2, 64), (256, 64 * 1024)])
 @pytest.mark.parametrize("needle", [b"\r\n--b", b"\n--", b"\r\n--b-c", b"-"])
-def test_find_dashed_is_find(window: int, needle: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_dashed_is_find(first: int, window: int, needle: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window growing from `first` to `window` after each miss finds what bytes.find finds."""
+    monkeypatch.setattr(scan, "FIRST_WINDOW", first)
     monkeypatch.setattr(scan, "WINDOW", window)
     rnd = random.Random(2046)
     pieces = [b"a", b"-", b"--", b"\r\n", b"\n", b"b", b"\r\n--b", b"--b-c", b"QUJD" * 5]
