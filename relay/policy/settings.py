@@ -259,11 +259,21 @@ def _group(gname: str, rule: PhraseRule, only: tuple[int, ...] | None = None) ->
     return f"(?P<{gname}>" + "|".join(f"(?:{p})" for p in pats) + ")"
 
 
+#: characters ordinary prose seldom holds: each counts as three letters when literals are compared
+_RARE_CHARS = frozenset("@#$%&*+=<>[]{}|\\~^＠")
+
+
+def _selectivity(literal: str) -> int:
+    """How seldom a literal occurs in ordinary text, roughly: its length, a rare symbol counting
+    three ("@" is found less often than "ig", which "original" and "right" hold)."""
+    return len(literal) + 2 * sum(ch in _RARE_CHARS for ch in literal)
+
+
 def _required_literals(items: Any) -> set[str] | None:
     """Literal strings one of which occurs in every match of a parsed pattern (anywhere), or None.
 
-    In a sequence, any mandatory element with a known set will do;
-    the one whose shortest literal is longest is kept (the most selective filter).
+    In a sequence, any mandatory element with a known set will do; the most selective is kept:
+    the one whose least selective literal is most selective (see _selectivity).
     """
     from re import _constants as c  # type: ignore[attr-defined]
 
@@ -271,7 +281,7 @@ def _required_literals(items: Any) -> set[str] | None:
 
     def consider(found: set[str] | None) -> None:
         nonlocal best
-        if found and (best is None or min(map(len, found)) > min(map(len, best))):
+        if found and (best is None or min(map(_selectivity, found)) > min(map(_selectivity, best))):
             best = found
 
     run = ""

@@ -107,7 +107,7 @@ def test_o_as_zero_rewrite_matches_the_plain_form() -> None:
 def _phrase_texts() -> list[str]:
     rnd = random.Random(5)
     pieces = ["5", "★", "⭐", "5星", "好评", "five star", "review", "leave", " ", "\n", "x", "ig", "@name_1", "。",
-              "wechat", ":", "line id", "sale", "now", "act now", "哦"]
+              "wechat", ":", "line id", "sale", "now", "act now", "哦", "20", "%", " off", "％", "@", "tg", "insta"]
     made = ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 120))) for _ in range(400)]
     lines = "\r\n".join(f"{i}" + "X" * 77 for i in range(1, 70))
     return [*TEXTS, *[match_view(normalize(t)).text for t in [*made, lines]]]
