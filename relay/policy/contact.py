@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+import ahocorasick_rs
+
 from relay.policy.links import Hit, tlds
 from relay.policy.normalize import View
 from relay.policy.settings import Policy
@@ -25,8 +27,10 @@ _O_AS_ZERO = re.compile(r"o(?:(?<=[0-9\-]o)|(?=[0-9]))")  # literal first: a fas
 _DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
 #: a phone number's digits are at most this far apart (three separators between two digits)
 _DIGIT_GAP = 4
-_PHONE_WORDS = re.compile(r"(?<![a-z])(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]{1,3}){6,}"
-                          r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)(?![a-z])")
+_NUMBER_WORDS = ("zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_PHONE_WORDS = re.compile(r"(?<![a-z])(?:(?:" + "|".join(_NUMBER_WORDS) + r")[\s,-]{1,3}){6,}"
+                          r"(?:" + "|".join(_NUMBER_WORDS) + r")(?![a-z])")
+_NUMBER_FINDER = ahocorasick_rs.AhoCorasick(_NUMBER_WORDS)
 _PHONE_CONTEXT = re.compile(r"tel|phone|call|mobile|cell|whatsapp|sms|text\s+me|電話|携帯|けいたい|でんわ|电话|電話|"
                             r"手机|手機|微信|同号|전화|핸드폰|휴대폰|카톡|line|ライン|연락처")
 _ORDER_CONTEXT = re.compile(r"order|tracking|track|invoice|parcel|package|shipment|ref|item|sku|注文|追跡|伝票|"
@@ -159,7 +163,28 @@ def _phones(view: View) -> list[Hit]:
 
 
 def _phone_words(view: View) -> list[Hit]:
-    if "one" not in view.text and "two" not in view.text and "five" not in view.text and "nine" not in view.text:
-        return []
+    text = view.text
     return [Hit("contact", "contact.phone_words", m.start(), m.end(), "phone number in words")
-            for m in _PHONE_WORDS.finditer(view.text)]
+            for start, end in _word_clusters(text) for m in _PHONE_WORDS.finditer(text, start, end)]
+
+
+def _word_clusters(text: str) -> list[tuple[int, int]]:
+    """Windows around every chain of at least 7 number words with 1 to 3 characters between
+    neighbours (one more character at the end, for the pattern's look-ahead). A match of
+    _PHONE_WORDS lies inside one: its words are occurrences the finder reports (a word is all
+    letters and the characters between are not, so no earlier occurrence can overlap one), and
+    consecutive ones. The pattern, which has no literal to skip to, then runs only there."""
+    out: list[tuple[int, int]] = []
+    first = last_end = -10
+    count = 0
+    for _idx, start, end in _NUMBER_FINDER.find_matches_as_indexes(text):
+        if 1 <= start - last_end <= 3:
+            count += 1
+        else:
+            if count >= 7:
+                out.append((first, min(len(text), last_end + 1)))
+            first, count = start, 1
+        last_end = end
+    if count >= 7:
+        out.append((first, min(len(text), last_end + 1)))
+    return out

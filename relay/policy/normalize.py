@@ -14,6 +14,7 @@ math digits), case folding, and ideographic/full-width/one-dot-leader dots as ".
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -340,8 +341,10 @@ def _spaced_run(text: str, present: frozenset[str]) -> bool:
 _SPACED_RUN = re.compile(_PATTERNS["spaced_run"])
 _SINGLE_PAIR = re.compile(r" \S \S ")
 _BRACKETS = ("(", "[", "{", "<")
-_HXXP = _regex(r"h[x*]{2}p")
-_SPACED_HTTP_TRIGGER = _regex(_SPACED_HTTP)
+_HXXP = _needles("hxxp", "h**p", "hx*p", "h*xp")
+# every spaced "http://" holds ":" and "/" with at most three SP/HTAB between them
+_SPACED_HTTP_TRIGGER = _needles(*(":" + "".join(gap) + "/" for k in range(4) for gap in itertools.product(" \t", repeat=k)),
+                                then=_SPACED_HTTP)
 # Two names sharing one trigger object share one answer per text (match_view asks each once).
 _TRIGGERS: dict[str, Trigger] = {
     "hxxps": _HXXP, "hxxp": _HXXP,
@@ -363,7 +366,15 @@ _TRIGGERS: dict[str, Trigger] = {
     "pct_colon": _needles("%3a%2f"), "pct_slash": _needles("%2f"), "pct_dot": _needles("%2e"),
     "spaced_run": _spaced_run,
 }
-_NEEDLE_FINDER = ahocorasick_rs.AhoCorasick(sorted(_ALL_NEEDLES))
+_finder: ahocorasick_rs.AhoCorasick | None = None
+
+
+def needles_in(text: str) -> frozenset[str]:
+    """Which of the triggers' substrings `text` holds: one Aho–Corasick pass for all of them."""
+    global _finder
+    if _finder is None:
+        _finder = ahocorasick_rs.AhoCorasick(sorted(_ALL_NEEDLES))
+    return frozenset(_finder.find_matches_as_strings(text, overlapping=True))
 
 
 def _ask(trigger: Trigger, text: str, present: frozenset[str], answers: dict[int, bool]) -> bool:
@@ -381,7 +392,7 @@ def _deob_regex(names: tuple[str, ...]) -> re.Pattern[str]:
 def match_view(n: Normalized) -> View:
     """Undo common obfuscations so that links, addresses and phrases match."""
     text = n.text
-    present = frozenset(_NEEDLE_FINDER.find_matches_as_strings(text, overlapping=True))
+    present = needles_in(text)
     answers: dict[int, bool] = {}
     active = tuple(name for name, _, _ in _DEOBFUSCATIONS if _ask(_TRIGGERS[name], text, present, answers))
     if not active:

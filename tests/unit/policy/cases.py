@@ -83,6 +83,7 @@ ADVERSARIAL: list[tuple[str, str]] = [
     ("contact", "٠٩٠١٢٣٤٥٦٧٨"),
     ("contact", "13812345678 微信同号"),
     ("contact", "five five five one two three four five six seven"),
+    ("contact", "ring zero three four, six seven eight - three oh four"),  # none of one/two/five/nine
     ("contact", "010-1234-5678로 연락주세요"),
     ("contact", "LINE ID: abc123"),
     ("contact", "ライン ＩＤ：ａｂｃ１２３"),

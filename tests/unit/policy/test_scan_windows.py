@@ -96,6 +96,24 @@ def test_phone_windows_find_what_a_whole_pass_finds() -> None:
         assert _spans(windowed) == _spans(whole), text
 
 
+def test_phone_word_windows_find_what_a_whole_pass_finds() -> None:
+    """_PHONE_WORDS runs only around chains of number words; it must find what a pass over the
+    whole text finds, on texts dense in number words, near-words and separators."""
+    from relay.policy.contact import _NUMBER_WORDS, _PHONE_WORDS, _word_clusters
+
+    rnd = random.Random(13)
+    words = [*_NUMBER_WORDS, "someone", "phone", "ohm", "nineteen", "a", "x"]
+    gaps = [" ", ", ", "-", " - ", "\n", "  ", "", "    ", ",,"]
+    made = ["".join(rnd.choice(words) + rnd.choice(gaps) for _ in range(rnd.randint(1, 30))) for _ in range(3000)]
+    found = 0
+    for text in [*TEXTS, *made]:
+        windowed = [m for s, e in _word_clusters(text) for m in _PHONE_WORDS.finditer(text, s, e)]
+        whole = list(_PHONE_WORDS.finditer(text))
+        assert _spans(windowed) == _spans(whole), text
+        found += len(whole)
+    assert found > 100  # the texts do hold numbers in words
+
+
 def test_o_as_zero_rewrite_matches_the_plain_form() -> None:
     from relay.policy.contact import _O_AS_ZERO
 
@@ -147,7 +165,7 @@ def test_triggers_never_miss_an_obfuscation_that_is_there() -> None:
     raw = [t for _, t in ADVERSARIAL] + list(ORDINARY) + made + shaped
     fired: set[str] = set()
     for text in [*TEXTS, *(normalize(t).text for t in raw)]:
-        present = frozenset(nz._NEEDLE_FINDER.find_matches_as_strings(text, overlapping=True))
+        present = nz.needles_in(text)
         for name, pattern, _ in nz._DEOBFUSCATIONS:
             if re.search(pattern, text):
                 fired.add(name)
