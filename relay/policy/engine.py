@@ -197,7 +197,7 @@ def check(raw: bytes, policy: Policy, *, own_addresses: Collection[str] = ()) ->
 
 
 def _scan_html(text: str, pid: str, policy: Policy, own: frozenset[str], pending: list[_Pending]) -> None:
-    ht = html_to_text(text)
+    ht = html_to_text(text, spans=False)  # offsets index ht.text: apply() reads the spans again
     for cat, rule, s, e, detail, weight in scan_text(ht.text, policy, own):
         pending.append(_Pending(Finding(cat, rule, pid, s, e, policy.action_for(cat, rule), detail), "message", weight))
     for u in ht.urls:
@@ -488,5 +488,5 @@ def explain(raw: bytes, finding: Finding) -> str:
     if finding.rule.startswith(_MARKUP_PREFIXES):
         return text[finding.start : finding.end]
     if part.content_type == "text/html":
-        text = html_to_text(text).text
+        text = html_to_text(text, spans=False).text
     return normalize(text).text[finding.start : finding.end]

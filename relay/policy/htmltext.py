@@ -36,6 +36,12 @@ _PLAIN_TOKEN = re.compile(f"([^<&]+)|<({_NAME})>|</({_NAME})>")
 _NEXT_PLAIN_TAG = re.compile(f"</?{_NAME}>")
 #: _PLAIN_TOKEN or, where none starts, the empty match that ends a run (finditer never skips ahead).
 _PLAIN_SCAN = re.compile(f"([^<&]+)|<({_NAME})>|</({_NAME})>|")
+#: where a run of plain tokens ends ("<" not opening <name> or </name>; or "&"); the tags in one
+#: (split keeps slash and name); a start tag that ends the text-only reading of a run (what
+#: follows it is hidden, or read by the parser)
+_NOT_PLAIN_TAG = re.compile(f"<(?!/?{_NAME}>)")
+_TAG_SPLIT = re.compile(f"<(/?)({_NAME})>")
+_HIDING_START = re.compile("<(?:" + "|".join(sorted(_SKIP_TEXT | set(HTMLParser.CDATA_CONTENT_ELEMENTS))) + ")>", re.I)
 
 
 @dataclass(slots=True)
@@ -53,10 +59,12 @@ class HtmlUrl:
 @dataclass(slots=True)
 class HtmlText:
     text: str
-    spans: Spans
+    spans: Spans | None  # None: asked for without (html_to_text(spans=False))
     urls: list[HtmlUrl] = field(default_factory=list)
 
     def source_span(self, start: int, end: int) -> tuple[int, int]:
+        if self.spans is None:
+            raise ValueError("html_to_text(spans=False) kept no spans")
         return self.spans.span(start, end)
 
 
@@ -66,10 +74,11 @@ def _is_remote(url: str) -> bool:
 
 
 class _Extractor(HTMLParser):
-    def __init__(self, source: str, offset_base: int = 0) -> None:
+    def __init__(self, source: str, offset_base: int = 0, *, with_spans: bool = True) -> None:
         super().__init__(convert_charrefs=False)
         self.source = source
         self.base = offset_base
+        self.with_spans = with_spans
         self._at = 0  # offset in `source` of the construct being handled
         self.chunks: list[str] = []
         self.spans = Spans()
@@ -121,6 +130,8 @@ class _Extractor(HTMLParser):
         (<script>, <style>, <template>) hands the rest of the run to the general handlers."""
         if self._skip or self._anchor is not None:
             return self._plain_tokens(source, pos)
+        if not self.with_spans:
+            return self._plain_text(source, pos)
         append, copy, block, base = self.chunks.append, self.spans.copy, self.spans.block, self.base
         last_start = None
         for m in _PLAIN_SCAN.finditer(source, pos):
@@ -150,6 +161,37 @@ class _Extractor(HTMLParser):
             self.lasttag = last_start.group(2).lower()
         self._at = pos
         return pos
+
+    def _plain_text(self, source: str, pos: int) -> int:
+        """_plain_run's text alone, without the spans: the run is found and split by regexes and
+        its tags become line breaks (block elements) or nothing in one comprehension. Up to a
+        <script>, <style> or <template>, which _plain_tokens reads on from."""
+        other = _NOT_PLAIN_TAG.search(source, pos)
+        end = len(source) if other is None else other.start()
+        amp = source.find("&", pos, end)
+        if amp >= 0:
+            end = amp
+        hiding = _HIDING_START.search(source, pos, end)
+        if hiding is not None:
+            end = hiding.start()
+        if end > pos:
+            pieces = _TAG_SPLIT.split(source[pos:end])
+            out = pieces[0::3]
+            names = pieces[2::3]
+            breaks = ["\n" if name.lower() in _BLOCK else "" for name in names]
+            joined: list[str] = [""] * (len(out) + len(breaks))
+            joined[0::2] = out
+            joined[1::2] = breaks
+            self.chunks.append("".join(joined))
+            for k in range(len(names) - 1, -1, -1):
+                if not pieces[3 * k + 1]:  # the last start tag: what HTMLParser would remember
+                    self.lasttag = names[k].lower()
+                    self._HTMLParser__starttag_text = f"<{names[k]}>"
+                    break
+        if hiding is not None:
+            return self._plain_tokens(source, end)
+        self._at = end
+        return end
 
     def _plain_tokens(self, source: str, pos: int) -> int:
         """_plain_run, one token at a time through the handlers (which keep <a> text and skipping)."""
@@ -317,12 +359,14 @@ class _Extractor(HTMLParser):
             self.urls.extend(sub.urls)
 
 
-def html_to_text(source: str) -> HtmlText:
-    ex = _Extractor(source)
+def html_to_text(source: str, *, spans: bool = True) -> HtmlText:
+    """spans=False: the text and URLs alone (a check), without where each character came from
+    (a redaction needs that); the result's spans are then None."""
+    ex = _Extractor(source, with_spans=spans)
     try:
         ex.read(source)
     except Exception:
         pass
     if ex._anchor is not None:
         ex._anchor.anchor_text = "".join(ex._anchor_text).strip()
-    return HtmlText("".join(ex.chunks), ex.spans, ex.urls)
+    return HtmlText("".join(ex.chunks), ex.spans if spans else None, ex.urls)

@@ -83,3 +83,13 @@ def test_there_is_corpus_html() -> None:
 def test_plain_tags_read_as_htmlparser_reads_them(chunk: int) -> None:
     for source in CASES[chunk:chunk + 250]:
         assert _read(htmltext._Extractor, source) == _read(_General, source), source[:200]
+
+
+@pytest.mark.parametrize("chunk", range(0, len(CASES), 250))
+def test_text_without_spans_is_the_text_with_them(chunk: int) -> None:
+    """html_to_text(spans=False), the check's reading, gives the text and URLs of the reading
+    with spans (which the test above holds to HTMLParser's)."""
+    for source in CASES[chunk:chunk + 250]:
+        full, quick = htmltext.html_to_text(source), htmltext.html_to_text(source, spans=False)
+        assert quick.spans is None
+        assert (quick.text, quick.urls) == (full.text, full.urls), source[:200]
