@@ -231,3 +231,20 @@ def test_an_attachment_decoded_twice_in_a_row_is_decoded_once() -> None:
     thread.start()
     thread.join()
     assert seen[0] == payload and seen[0] is not mime.decode_body(raw, leaf)  # each thread its own memory
+
+
+@pytest.mark.parametrize("split_bytes", [0, 1 << 20])
+def test_max_line_length_tells_a_line_over_998_as_the_loop_did(split_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both readings (one split, or a find per line above _SPLIT_BYTES) agree with the longest
+    CRLF-ended line on whether it passes 998 (what the callers ask)."""
+    from relay.rewrite import mime as rmime
+
+    monkeypatch.setattr(rmime, "_SPLIT_BYTES", split_bytes)
+    rnd = random.Random(998)
+    for _ in range(400):
+        lines = [b"x" * rnd.choice([0, 1, 500, 997, 998, 999, 1500]) + rnd.choice([b"", b"\n", b"\r"])
+                 for _ in range(rnd.randint(1, 6))]
+        data = b"\r\n".join(lines)
+        longest = max(len(line) for line in data.split(b"\r\n"))
+        got = rmime.max_line_length(data)
+        assert (got > 998) == (longest > 998), data[:50]
