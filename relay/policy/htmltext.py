@@ -21,6 +21,8 @@ _BLOCK = frozenset(
     "header hr li main nav ol p pre section table tbody td tfoot th thead tr ul title option".split()
 )
 _SKIP_TEXT = frozenset({"script", "style", "template"})
+#: start tags after which the text is hidden or read by HTMLParser itself: a plain run stops there
+_HIDING = _SKIP_TEXT | frozenset(HTMLParser.CDATA_CONTENT_ELEMENTS)
 _URL_ATTRS = frozenset({"href", "src", "action", "formaction", "background", "poster", "cite", "longdesc", "data",
                         "lowsrc", "dynsrc", "xlink:href", "srcset", "manifest", "codebase", "ping"})
 _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]{1,2000})", re.I)
@@ -41,7 +43,7 @@ _PLAIN_SCAN = re.compile(f"([^<&]+)|<({_NAME})>|</({_NAME})>|")
 #: follows it is hidden, or read by the parser)
 _NOT_PLAIN_TAG = re.compile(f"<(?!/?{_NAME}>)")
 _TAG_SPLIT = re.compile(f"<(/?)({_NAME})>")
-_HIDING_START = re.compile("<(?:" + "|".join(sorted(_SKIP_TEXT | set(HTMLParser.CDATA_CONTENT_ELEMENTS))) + ")>", re.I)
+_HIDING_START = re.compile("<(?:" + "|".join(sorted(_HIDING)) + ")>", re.I)
 
 
 @dataclass(slots=True)
@@ -145,7 +147,7 @@ class _Extractor(HTMLParser):
                 if tag in _BLOCK:
                     append("\n")
                     block(1, base + m.start(), base + m.end())
-                elif tag in _SKIP_TEXT or tag in self.CDATA_CONTENT_ELEMENTS:
+                elif tag in _HIDING:
                     return self._plain_tokens(source, m.start())
                 last_start = m
             elif kind == 3:

@@ -366,15 +366,12 @@ _TRIGGERS: dict[str, Trigger] = {
     "pct_colon": _needles("%3a%2f"), "pct_slash": _needles("%2f"), "pct_dot": _needles("%2e"),
     "spaced_run": _spaced_run,
 }
-_finder: ahocorasick_rs.AhoCorasick | None = None
+_NEEDLE_FINDER = ahocorasick_rs.AhoCorasick(sorted(_ALL_NEEDLES))
 
 
 def needles_in(text: str) -> frozenset[str]:
     """Which of the triggers' substrings `text` holds: one Aho–Corasick pass for all of them."""
-    global _finder
-    if _finder is None:
-        _finder = ahocorasick_rs.AhoCorasick(sorted(_ALL_NEEDLES))
-    return frozenset(_finder.find_matches_as_strings(text, overlapping=True))
+    return frozenset(_NEEDLE_FINDER.find_matches_as_strings(text, overlapping=True))
 
 
 def _ask(trigger: Trigger, text: str, present: frozenset[str], answers: dict[int, bool]) -> bool:
