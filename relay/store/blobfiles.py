@@ -51,8 +51,7 @@ _ahead: dict[str, tuple[int, int, int]] = {}
 def write_ahead(where: Path, digest: str, data: bytes) -> None:
     """write(), outside any transaction; remember which file it made for written_ahead()."""
     write(where, digest, data)
-    st = path_of(where, digest).stat()
-    _ahead[digest] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    _remember_ahead(where, digest)
 
 
 def link_ahead(where: Path, digest: str, source: Path, size: int) -> bool:
@@ -77,9 +76,13 @@ def link_ahead(where: Path, digest: str, source: Path, size: int) -> bool:
         return False
     os.replace(tmp, sub / digest)
     _fsync_dir(sub)
+    _remember_ahead(where, digest)
+    return True
+
+
+def _remember_ahead(where: Path, digest: str) -> None:
     st = path_of(where, digest).stat()
     _ahead[digest] = (st.st_ino, st.st_mtime_ns, st.st_size)
-    return True
 
 
 def written_ahead(where: Path, digest: str) -> bool:
