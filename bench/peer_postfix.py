@@ -65,9 +65,11 @@ def unavailable() -> str | None:
 class PostfixTarget:
     name = "postfix"
 
-    def __init__(self, base: Path, *, milter_socket: str = "unix") -> None:
+    def __init__(self, base: Path, *, milter_socket: str = "unix", signing: bool = True) -> None:
         self.base, self.milter_socket = base, milter_socket
-        self.dkim = bool(_exe("opendkim") and _exe("opendkim-genkey"))
+        self.dkim = signing and bool(_exe("opendkim") and _exe("opendkim-genkey"))
+        if not signing:  # the issue's 100 KB target names Postfix with rewriting alone
+            self.name = "postfix-nodkim"
         self.port = 0
         self.sender = "buyer0@buyer.example"
         self.sender_alias = ""
@@ -80,16 +82,21 @@ class PostfixTarget:
     def describe(self) -> str:
         version = subprocess.run([_exe("postconf") or "postconf", "-h", "mail_version"], capture_output=True,
                                  text=True).stdout.strip()
+        if self.name == "postfix-nodkim":
+            return f"Postfix {version} (rewriting only: no signing, as asked)"
         return f"Postfix {version}" + (f" + OpenDKIM ({self.milter_socket} socket)" if self.dkim
                                        else " (OpenDKIM not installed: no signing)")
 
-    def public_txt(self) -> str:
+    def public_txt(self) -> str | None:
+        """The DKIM key's TXT record; None when the peer does not sign."""
+        if not self.dkim:
+            return None
         from relay.dkim import public_txt_from_private
         return public_txt_from_private((self.base / "peer-dkim" / "peer.private").read_bytes())
 
     async def start(self, sink_port: int, *, recipients: int, sessions: int) -> None:
         self._runs += 1
-        self.work = w = self.base / f"postfix-{self._runs}"
+        self.work = w = self.base / f"{self.name}-{self._runs}"
         conf = w / "conf"
         conf.mkdir(parents=True)
         (w / "queue").mkdir()

@@ -42,12 +42,12 @@ def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
 
 def print_table(rows: list[dict[str, Any]], scenarios: dict[str, Any], *, header: bool) -> None:
     if header:
-        print(f"\n{'scenario':28} {'target':8} {'loader':12} {'msgs':>6}"
+        print(f"\n{'scenario':28} {'target':14} {'loader':12} {'msgs':>6}"
               + "".join(f" {title:>{len(fmt.format(0.0))}}" for _, title, fmt in _COLS))
     notes = []
     for i, row in enumerate(rows):
         title = scenarios[row["scenario"]].title if i == 0 else ""
-        print(f"{title:28} {row['target']:8} {row['loader']:12} {row.get('accepted', 0):>6}"
+        print(f"{title:28} {row['target']:14} {row['loader']:12} {row.get('accepted', 0):>6}"
               + "".join(f" {_cell(row, key, fmt)}" for key, _, fmt in _COLS))
         if row.get("error"):
             notes.append(f"{row['target']}: {row['error']}")
