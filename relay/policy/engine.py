@@ -109,8 +109,22 @@ def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset()) -> l
 
 def check(raw: bytes, policy: Policy, *, own_addresses: Collection[str] = ()) -> Report:
     """Every policy finding for one message, and the verdict action."""
-    own = frozenset(fold(a.strip().strip("<>")) for a in own_addresses)
+    return _check(raw, mime.parse(raw), policy, own_addresses)
+
+
+def check_and_apply(raw: bytes, policy: Policy, own_addresses: Collection[str] = ()) -> tuple[Report, bytes | None]:
+    """check(); and apply() unless the message is refused or held (nothing to deliver yet), both
+    on one parse of the message when it is CRLF already (as the SMTP server hands it over)."""
     root = mime.parse(raw)
+    report = _check(raw, root, policy, own_addresses)
+    if report.action in ("reject", "hold"):
+        return report, None
+    crlf = to_crlf(raw)
+    return report, _apply(crlf, root if crlf is raw else mime.parse(crlf), report, policy)
+
+
+def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collection[str]) -> Report:
+    own = frozenset(fold(a.strip().strip("<>")) for a in own_addresses)
     pending: list[_Pending] = []
 
     def add_text(text: str, part: str, scope: str, override: str | None = None, qr: bool = False) -> None:
@@ -257,7 +271,10 @@ def apply(raw: bytes, report: Report, policy: Policy) -> bytes:
     """The message to deliver: redactions made, attachments and tracking images stripped (with a
     notice), metadata of kept attachments scrubbed. CRLF line endings; untouched parts byte-identical."""
     raw = to_crlf(raw)
-    root = mime.parse(raw)
+    return _apply(raw, mime.parse(raw), report, policy)
+
+
+def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy) -> bytes:
     parts = {p.id: p for p in root.walk()}
     marker = policy.settings.redaction_marker
     edits: list[tuple[int, int, bytes]] = []

@@ -12,7 +12,8 @@ from collections.abc import Collection
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from relay.policy.engine import Report, apply, check
+from relay.policy import engine
+from relay.policy.engine import Report
 from relay.policy.settings import Policy, load_policy
 
 _policy: Policy | None = None
@@ -30,10 +31,7 @@ def check_and_apply(raw: bytes, own: Collection[str]) -> tuple[Report, bytes | N
 
 
 def run(raw: bytes, policy: Policy, own: Collection[str]) -> tuple[Report, bytes | None]:
-    report = check(raw, policy, own_addresses=own)
-    if report.action in ("reject", "hold"):
-        return report, None
-    return report, apply(raw, report, policy)
+    return engine.check_and_apply(raw, policy, own)
 
 
 def make_pool(path: Path, workers: int) -> ProcessPoolExecutor:

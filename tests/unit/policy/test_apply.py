@@ -6,7 +6,10 @@ import base64
 import email
 from email import policy as email_policy
 
-from relay.policy import Policy, apply, check
+import pytest
+
+from relay.policy import Policy, apply, check, mime
+from relay.policy.engine import check_and_apply, to_crlf
 from tests.unit.policy import fixtures as fx
 from tests.unit.policy.conftest import CORPUS, html, plain, with_attachment
 
@@ -80,3 +83,27 @@ def test_corpus_messages_never_crash(policy: Policy) -> None:
         report = check(raw, policy)
         out = apply(raw, report, policy)
         assert b"\n" not in out.replace(b"\r\n", b""), path
+
+
+def test_check_and_apply_is_check_then_apply_on_one_parse(policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline's one call gives what check() and apply() give, for every corpus message; a CRLF
+    message (as the SMTP server hands it over) is parsed once, one with bare LFs again for apply."""
+    files = [p for p in CORPUS.rglob("*") if p.is_file() and p.suffix not in (".md", ".jsonl", ".pub")]
+    changed = 0
+    for path in files:
+        raw = path.read_bytes()
+        report = check(raw, policy)
+        expected = None if report.action in ("reject", "hold") else apply(raw, report, policy)
+        both, out = check_and_apply(raw, policy)
+        assert (both, out) == (report, expected), path
+        changed += out is not None and out != to_crlf(raw)
+    assert changed > 0  # some corpus messages are redacted or stripped: the edits were compared too
+    parses: list[bytes] = []
+    real_parse = mime.parse
+    monkeypatch.setattr(mime, "parse", lambda raw: parses.append(raw) or real_parse(raw))
+    crlf = plain("call 090-1234-5678 please")
+    report, out = check_and_apply(crlf, policy)
+    assert report.action == "redact" and out is not None and b"[removed]" in out and parses == [crlf]
+    parses.clear()
+    bare = crlf.replace(b"\r\n", b"\n")
+    assert check_and_apply(bare, policy)[1] == out and len(parses) == 2
