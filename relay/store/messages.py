@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,54 +19,86 @@ PIECE = 1024 * 1024
 
 #: Stores a content once; a row that retention or erasure cleared is filled again (a message that
 #: arrives later with the same bytes needs them: it would otherwise point at a cleared content).
-_PUT = ("INSERT INTO blobs (sha256, size, data, in_file, wire) VALUES (?, ?, {value}, ?, ?)"
+_PUT = ("INSERT INTO blobs (sha256, size, data, in_file, wire, base, base_from) VALUES (?, ?, {value}, ?, ?, ?, ?)"
         " ON CONFLICT (sha256) DO UPDATE SET data = excluded.data, in_file = excluded.in_file, wire = excluded.wire,"
-        " cleared_at = NULL, cleared_reason = NULL WHERE blobs.data IS NULL RETURNING rowid")
+        " base = excluded.base, base_from = excluded.base_from, cleared_at = NULL, cleared_reason = NULL"
+        " WHERE blobs.data IS NULL RETURNING rowid")
+
+#: A body shorter than this is stored again rather than referred to (a row read to save a page).
+SHARED_BYTES = 4096
+
+
+def shared_tail(original: bytes, delivered: bytes) -> int | None:
+    """Where the original's body starts, when the delivered copy ends with that very body (the
+    stages changed only the head: the common case) and it is worth referring to; else None."""
+    if delivered is original or (len(delivered) == len(original) and delivered == original):
+        return None  # one content: stored once anyway
+    end = original.find(b"\r\n\r\n")
+    if end < 0 or len(original) - end - 4 < SHARED_BYTES:
+        return None
+    start = end + 4
+    return start if delivered.endswith(memoryview(original)[start:]) else None
+
+
+def put_blob(conn: sqlite3.Connection, data: bytes, digest: str | None = None, *,
+             base: tuple[str, int] | None = None) -> str:
+    """Store a content (once: content-addressed); `digest`: its sha256, when already known.
+    `base` = (sha256 of a stored content, offset): `data` ends with that content from the offset
+    on (shared_tail), so only its head is stored — unless the base is gone or derived itself."""
+    digest = digest or hashlib.sha256(data).hexdigest()
+    size = len(data)
+    wire = int(known_clean(data))  # remembered by the stages that made it; never scanned here
+    if base is not None:
+        row = conn.execute("SELECT size FROM blobs WHERE sha256 = ? AND data IS NOT NULL AND base IS NULL",
+                           (base[0],)).fetchone()
+        head = size - (row[0] - base[1]) if row is not None else -1
+        if 0 <= head < blobfiles.FILE_BYTES:
+            conn.execute(_PUT.format(value="?"), (digest, size, data[:head], 0, wire, base[0], base[1])).fetchall()
+            return digest
+    where = blobfiles.directory(conn) if size >= blobfiles.FILE_BYTES else None
+    if where is not None:  # a file beside the database, durable before this transaction commits
+        row = conn.execute(_PUT.format(value="x''"), (digest, size, 1, wire, None, None)).fetchone()
+        if row is not None and not blobfiles.written_ahead(where, digest):
+            blobfiles.write(where, digest, data)
+    else:
+        conn.execute(_PUT.format(value="?"), (digest, size, data, 0, wire, None, None)).fetchall()
+    return digest
 
 
 def write_large(db_path: Path | str, contents: Sequence[bytes],
-                files: Mapping[int, Path] | None = None) -> dict[int, str]:
+                files: Mapping[int, Path] | None = None, derived: Collection[int] = ()) -> dict[int, str]:
     """Hash the contents and write the large ones to their files ahead of the transaction (see
     blobfiles); returns id(content) → sha256 for Accepted.digests. Off the event loop: ~2 x 10 MB
     of hashing and writing, fsyncs included. `files`: id(content) → a file that holds exactly that
-    content (a spool file), linked in instead of written again."""
+    content (a spool file), linked in instead of written again. `derived`: ids of contents stored
+    as a head on a base (shared_tail): hashed here, never written."""
     where = blobfiles.directory_of(db_path)
     out: dict[int, str] = {}
     for data in contents:
         if id(data) in out or len(data) < blobfiles.FILE_BYTES or where is None:
             continue
         digest = out[id(data)] = hashlib.sha256(data).hexdigest()
+        if id(data) in derived:
+            continue
         source = (files or {}).get(id(data))
         if source is None or not blobfiles.link_ahead(where, digest, source, len(data)):
             blobfiles.write_ahead(where, digest, data)
     return out
 
 
-def put_blob(conn: sqlite3.Connection, data: bytes, digest: str | None = None) -> str:
-    """Store a content (once: content-addressed); `digest`: its sha256, when already known."""
-    digest = digest or hashlib.sha256(data).hexdigest()
-    size = len(data)
-    wire = int(known_clean(data))  # remembered by the stages that made it; never scanned here
-    where = blobfiles.directory(conn) if size >= blobfiles.FILE_BYTES else None
-    if where is not None:  # a file beside the database, durable before this transaction commits
-        row = conn.execute(_PUT.format(value="x''"), (digest, size, 1, wire)).fetchone()
-        if row is not None and not blobfiles.written_ahead(where, digest):
-            blobfiles.write(where, digest, data)
-    else:
-        conn.execute(_PUT.format(value="?"), (digest, size, data, 0, wire)).fetchall()
-    return digest
-
-
 _ROW = ("SELECT rowid, in_file, size, length(data), CASE WHEN in_file = 0 AND length(data) < ? THEN data END,"
-        " wire FROM blobs WHERE sha256 = ?")
+        " wire, base, base_from FROM blobs WHERE sha256 = ?")
 
 
 def get_blob(conn: sqlite3.Connection, digest: str) -> bytes | None:
     row = conn.execute(_ROW, (PIECE, digest)).fetchone()
     if row is None or row[3] is None:  # never stored, or cleared
         return None
-    rowid, in_file, _size, _length, data, wire = row
-    if in_file:
+    rowid, in_file, _size, _length, data, wire, base, base_from = row
+    if base is not None:  # its head here, the rest in the base (cleared together: see retention)
+        rest = get_blob(conn, base)
+        content = None if rest is None else bytes(data) + memoryview(rest)[base_from:]
+    elif in_file:
         content = _read_file(conn, digest)
     elif data is not None:
         content = bytes(data)
@@ -84,12 +116,12 @@ def small_blob(conn: sqlite3.Connection, digest: str, below: int) -> tuple[int |
     row = conn.execute(_ROW, (below, digest)).fetchone()
     if row is None or row[3] is None:
         return None, None
-    _rowid, in_file, size, length, data, _wire = row
-    if not in_file:
+    _rowid, in_file, size, length, data, _wire, base, _base_from = row
+    if not in_file and base is None:
         return int(length), (bytes(data) if data is not None else None)
     if size >= below:
         return int(size), None
-    content = _read_file(conn, digest)
+    content = get_blob(conn, digest) if base is not None else _read_file(conn, digest)
     return (int(size), content) if content is not None else (None, None)
 
 
@@ -128,6 +160,8 @@ class Accepted:
     events: Sequence[PendingEvent] = ()
     #: id(content) → sha256 of the contents already hashed (and written ahead: write_large)
     digests: Mapping[int, str] = field(default_factory=dict)
+    #: shared_tail(original, delivered): the delivered copy is stored as its head on the original
+    delivered_from: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +185,8 @@ class Refused:
 def record_accepted(conn: sqlite3.Connection, msg: Accepted) -> tuple[int, int]:
     """Insert message, blobs, id map, queue row and audit events; return (message id, queue id)."""
     orig = put_blob(conn, msg.original, msg.digests.get(id(msg.original)))
-    out = put_blob(conn, msg.delivered, msg.digests.get(id(msg.delivered)))
+    out = put_blob(conn, msg.delivered, msg.digests.get(id(msg.delivered)),
+                   base=None if msg.delivered_from is None else (orig, msg.delivered_from))
     state = "held" if msg.held else "queued"
     cur = conn.execute(
         "INSERT INTO messages (thread_id, direction, sender_id, recipient_id, state, reason, received_at,"

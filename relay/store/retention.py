@@ -1,7 +1,9 @@
 """Retention: clear the contents of messages older than the window; keep sha256 and size.
 
 A blob is cleared only when nothing newer and nothing still pending refers to it (the same
-content can be shared by messages of different ages). Audit: retention.cleared (counts, cutoff).
+content can be shared by messages of different ages), and a base only once no content derived
+from it is left (a delivered copy stored as its head on the original: messages.shared_tail);
+clearing a base clears what derives from it. Audit: retention.cleared (counts, cutoff).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ WHERE b.data IS NOT NULL
                        WHERE received_at >= :cutoff AND delivered_sha256 IS NOT NULL
                        UNION SELECT blob_sha256 FROM queue
                        WHERE created_at >= :cutoff OR state IN ('queued', 'sending', 'held'))
+  AND NOT EXISTS (SELECT 1 FROM blobs d WHERE d.base = b.sha256 AND d.data IS NOT NULL)
 LIMIT :limit
 """
 
@@ -31,6 +34,11 @@ def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason
     before they are removed), record when and why."""
     if not digests:
         return 0
+    # what derives from a cleared content would read it back: cleared with it (one level: a base
+    # is never derived itself, see messages.put_blob)
+    derived = [r[0] for d in digests for r in conn.execute(
+        "SELECT sha256 FROM blobs WHERE base = ? AND data IS NOT NULL", (d,))]
+    digests = list(dict.fromkeys([*digests, *derived]))
     marks = ",".join("?" * len(digests))
     files = [r[0] for r in conn.execute(f"SELECT sha256 FROM blobs WHERE sha256 IN ({marks}) AND data IS NOT NULL"
                                         " AND in_file = 1", digests)]

@@ -68,9 +68,15 @@ async def test_a_spooled_message_is_relayed_byte_for_byte_and_signed(start_relay
     assert linked == [True]
     conn = connect_sync(relay.settings.db_path)
     try:
-        (digest,) = conn.execute("SELECT original_sha256 FROM messages").fetchone()
+        digest, delivered = conn.execute("SELECT original_sha256, delivered_sha256 FROM messages").fetchone()
         assert messages.get_blob(conn, digest) == data
-        assert blobfiles.path_of(blobfiles.directory(conn), digest).stat().st_nlink == 1  # type: ignore[arg-type]
+        where = blobfiles.directory(conn)
+        assert where is not None and blobfiles.path_of(where, digest).stat().st_nlink == 1
+        # the delivered copy changed only the head: that head is stored, on the original (no second file)
+        assert conn.execute("SELECT base, length(data) < 4096 FROM blobs WHERE sha256 = ?",
+                            (delivered,)).fetchone() == (digest, 1)
+        assert messages.get_blob(conn, delivered) == got.data
+        assert [f.name for f in where.rglob("*") if f.is_file()] == [digest]
     finally:
         conn.close()
 

@@ -24,7 +24,7 @@ from relay.store.db import StoreUnavailable
 log = structlog.get_logger("relay.enqueue")
 
 
-def _accepted(ctx: Context, tx: Transit, digests: dict[int, str]) -> messages.Accepted:
+def _accepted(ctx: Context, tx: Transit, digests: dict[int, str], tail: int | None) -> messages.Accepted:
     assert tx.thread and tx.sender and tx.recipient
     return messages.Accepted(
         thread_id=tx.thread.id, direction=tx.direction.value, sender_id=tx.sender.id,
@@ -33,7 +33,7 @@ def _accepted(ctx: Context, tx: Transit, digests: dict[int, str]) -> messages.Ac
         orig_message_id=tx.orig_message_id, relay_message_id=tx.relay_message_id,
         out_envelope_from=ctx.alias_address(_sender_alias(tx)), out_recipient=tx.recipient.emails[0],
         expires_at=tx.received_at + ctx.settings.delivery.lifetime, held=tx.held, events=tuple(tx.events),
-        digests=digests,
+        digests=digests, delivered_from=tail,
     )
 
 
@@ -53,15 +53,18 @@ def _store_failure_reply(exc: Exception) -> Reply:
 async def accept(ctx: Context, transits: list[Transit]) -> tuple[Reply, list[tuple[int, int]]]:
     """Commit every transit; return the reply and the (message id, queue id) pairs."""
     digests: dict[int, str] = {}
+    # a delivered copy that changed only the head is stored as that head on its original
+    tails = [messages.shared_tail(tx.raw, tx.message) for tx in transits]
     large = [c for tx in transits for c in (tx.raw, tx.message) if len(c) >= blobfiles.FILE_BYTES]
     files = {id(tx.raw): tx.raw_file for tx in transits if tx.raw_file is not None}
+    derived = {id(tx.message) for tx, tail in zip(transits, tails, strict=True) if tail is not None}
     if large:  # their files are written (and fsynced) here, not under the store's write lock
         try:
-            digests = await asyncio.to_thread(messages.write_large, ctx.db.path, large, files)
+            digests = await asyncio.to_thread(messages.write_large, ctx.db.path, large, files, derived)
         except OSError as exc:
             log.error("cannot write a content file", error=str(exc))
             return _store_failure_reply(exc), []
-    rows = [_accepted(ctx, tx, digests) for tx in transits]
+    rows = [_accepted(ctx, tx, digests, tail) for tx, tail in zip(transits, tails, strict=True)]
 
     def unit(conn: sqlite3.Connection) -> list[tuple[int, int]]:
         ids = []
