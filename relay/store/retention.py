@@ -36,8 +36,9 @@ def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason
         return 0
     # what derives from a cleared content would read it back: cleared with it (one level: a base
     # is never derived itself, see messages.put_blob)
-    derived = [r[0] for d in digests for r in conn.execute(
-        "SELECT sha256 FROM blobs WHERE base = ? AND data IS NOT NULL", (d,))]
+    marks = ",".join("?" * len(digests))
+    derived = [r[0] for r in conn.execute(
+        f"SELECT sha256 FROM blobs WHERE base IN ({marks}) AND data IS NOT NULL", digests)]
     digests = list(dict.fromkeys([*digests, *derived]))
     marks = ",".join("?" * len(digests))
     files = [r[0] for r in conn.execute(f"SELECT sha256 FROM blobs WHERE sha256 IN ({marks}) AND data IS NOT NULL"
