@@ -66,7 +66,7 @@ class PostfixTarget:
     name = "postfix"
 
     def __init__(self, base: Path, *, milter_socket: str = "unix", signing: bool = True) -> None:
-        self.base, self.milter_socket = base, milter_socket
+        self.base, self.milter_socket, self.signing = base, milter_socket, signing
         self.dkim = signing and bool(_exe("opendkim") and _exe("opendkim-genkey"))
         if not signing:  # the 100 KB target names Postfix with rewriting alone
             self.name = "postfix-nodkim"
@@ -82,7 +82,7 @@ class PostfixTarget:
     def describe(self) -> str:
         version = subprocess.run([_exe("postconf") or "postconf", "-h", "mail_version"], capture_output=True,
                                  text=True).stdout.strip()
-        if self.name == "postfix-nodkim":
+        if not self.signing:
             return f"Postfix {version} (rewriting only: no signing, as asked)"
         return f"Postfix {version}" + (f" + OpenDKIM ({self.milter_socket} socket)" if self.dkim
                                        else " (OpenDKIM not installed: no signing)")
