@@ -18,6 +18,8 @@ _COLS = [("msgs_per_s", "msgs/s", "{:9.1f}"), ("accept_per_s", "accept/s", "{:9.
          ("p50_ms", "p50 ms", "{:8.2f}"), ("p95_ms", "p95 ms", "{:8.2f}"), ("p99_ms", "p99 ms", "{:8.2f}"),
          ("latency_rate", "@ msgs/s", "{:9.1f}")]
 
+_TITLES = {key: title for key, title, _ in _COLS}
+
 
 def describe_machine(root: Path) -> str:
     model = ""
@@ -57,6 +59,11 @@ def print_table(rows: list[dict[str, Any]], scenarios: dict[str, Any], *, header
         if row.get("complete") is False:
             notes.append(f"{row['target']}: not everything reached the sink ({row.get('sink')} of "
                          f"{row.get('accepted')}); msgs/s counts the time until giving up")
+        spread = row.get("by_round") or {}
+        if row.get("rounds", 1) > 1 and any(spread.values()):
+            notes.append(f"{row['target']}: by round, " + "; ".join(
+                f"{_TITLES.get(key, key)} " + " / ".join(f"{v:.1f}" for v in values)
+                for key, values in spread.items() if values))
     relay = next((r for r in rows if r["target"] == "relay"), None)
     for peer in (r for r in rows if r["target"] != "relay"):
         if relay:

@@ -122,6 +122,10 @@ async def measure(target: Any, scenario: Scenario, args: argparse.Namespace, wor
     return out
 
 
+#: Figures whose value in every round the report prints beside the median.
+ROUND_KEYS = ("msgs_per_s", "p99_ms")
+
+
 def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One row from interleaved rounds: the median of each figure, the rest from the first round."""
     row = dict(runs[0])
@@ -129,6 +133,8 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(value, float):
             row[key] = statistics.median(r[key] for r in runs if isinstance(r.get(key), float))
     row["rounds"] = len(runs)
+    # the spread behind the medians: one noisy round moves a p99 by a factor of ten on a shared machine
+    row["by_round"] = {key: [r[key] for r in runs if isinstance(r.get(key), float)] for key in ROUND_KEYS}
     return row
 
 
