@@ -126,8 +126,7 @@ def verify(args: argparse.Namespace) -> int:
         result = audit_verify.verify(conn)
         out = result.as_dict()
         if result.ok:
-            missing = [a for a in args.anchor
-                       if not conn.execute("SELECT 1 FROM audit_events WHERE hash = ?", (a,)).fetchone()]
+            missing = audit_verify.missing_anchors(conn, list(args.anchor))
             if missing:
                 out |= {"ok": False, "problem": "removed",
                         "message": f"anchored event {missing[0]} is not in the chain (truncated or rewritten)"}

@@ -166,3 +166,15 @@ def check_events(conn: sqlite3.Connection, events: list[dict[str, Any]]) -> list
         if row is None or tuple(row) != (ev["hash"], ev["prev_hash"]):
             problems.append(f"event #{seq}: not the event at #{seq} in this chain")
     return problems
+
+
+def missing_anchors(conn: sqlite3.Connection, anchors: list[str]) -> list[str]:
+    """The anchors (event hashes noted earlier) that are not in the chain, in the order given. The
+    hashes are not indexed (migration 0011): SQLite scans the table once per 500 anchors."""
+    wanted = list(dict.fromkeys(anchors))
+    found: set[str] = set()
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i : i + 500]
+        marks = ", ".join("?" * len(chunk))
+        found.update(row[0] for row in conn.execute(f"SELECT hash FROM audit_events WHERE hash IN ({marks})", chunk))
+    return [a for a in anchors if a not in found]

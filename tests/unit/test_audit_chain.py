@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from relay.store import audit
-from relay.store.audit_verify import verify
+from relay.store.audit_verify import missing_anchors, verify
 from relay.store.db import connect_sync, run_in_transaction
-from relay.store.migrate import migrate
+from relay.store.migrate import MIGRATIONS_DIR, migrate
 
 N = 3000
 
@@ -143,3 +143,37 @@ def test_secrets_never_stored(db: sqlite3.Connection) -> None:
     dumped = b"".join(r[0].encode() for r in db.execute("SELECT detail FROM audit_events"))
     assert b"hunter2" not in dumped and b"PRIVATE KEY" not in dumped and b'"pw"' not in dumped
     assert verify(db).ok
+
+
+def test_migration_0011_keeps_the_chain_and_drops_the_hash_index(tmp_path: Path) -> None:
+    """A store written before 0011 (hashes under UNIQUE) keeps every event, and the chain still
+    verifies, once its table is copied without that index."""
+    before = tmp_path / "before"
+    before.mkdir()
+    for sql in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if int(sql.name[:4]) < 11:
+            shutil.copy(sql, before / sql.name)
+    conn = connect_sync(tmp_path / "relay.db")
+    migrate(conn, before)
+
+    def fill(c: sqlite3.Connection) -> None:
+        for i in range(200):
+            audit.append(c, "test.event", thread_id=i % 3, party_id=i % 4, message_id=i,
+                         detail={"i": i, "mail_from": f"s{i}@example.org"} if i % 10 == 0 else {"i": i})
+
+    run_in_transaction(conn, [fill])
+    rows = conn.execute("SELECT * FROM audit_events ORDER BY seq").fetchall()
+    assert any(r[2] for r in conn.execute("PRAGMA index_list(audit_events)"))  # UNIQUE(hash) before
+
+    assert [m.version for m in migrate(conn)] == [11]
+    assert conn.execute("SELECT * FROM audit_events ORDER BY seq").fetchall() == rows
+    assert not any(r[2] for r in conn.execute("PRAGMA index_list(audit_events)"))  # no unique index left
+    assert {r[1] for r in conn.execute("PRAGMA index_list(audit_events)")} == {
+        "audit_thread", "audit_party", "audit_event_party"}
+    assert verify(conn).ok and verify(conn).count == 200
+    run_in_transaction(conn, [lambda c: audit.append(c, "test.after", detail={"n": 1})])
+    assert verify(conn).ok and verify(conn).count == 201
+    head = audit.head(conn)[1]
+    assert missing_anchors(conn, [rows[5][9], "0" * 64, head]) == ["0" * 64]
+    assert missing_anchors(conn, []) == []
+    conn.close()
