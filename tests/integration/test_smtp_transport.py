@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from relay.delivery.smtp import SmtpTransport, wire_data
+from relay.delivery.smtp import SmtpTransport, _Replies, wire_data
 from relay.delivery.transport import DeliveryError
 from tests.support import Sink, make_settings
 
@@ -287,6 +287,32 @@ async def test_a_large_message_is_sent_in_pieces_as_the_smarthost_reads(tmp_path
     [(_, data)] = server.received
     assert data == message and len(message) > 8_000_000
     assert pauses  # the smarthost did fall behind: the pieces waited for the transport
+
+
+class _Writes(asyncio.WriteTransport):
+    """A transport that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(("size", "writes"), [
+    (5_000, 1), (_Replies.JOIN, 1),           # the message and its "." in one segment
+    (_Replies.JOIN + 1, 2), (3 * _Replies.PIECE, 4),  # pieces, then the "."
+])
+async def test_a_small_message_and_its_final_dot_go_out_in_one_write(size: int, writes: int) -> None:
+    reader, transport = _Replies(asyncio.Protocol(), 5.0), _Writes()
+    payload = b"x" * (size - 2) + b"\r\n"
+    await reader.send(transport, payload)
+    assert len(transport.writes) == writes
+    assert b"".join(transport.writes) == payload + b".\r\n"
 
 
 async def test_a_smarthost_that_drops_the_connection_during_the_message_is_a_temporary_failure(
