@@ -25,6 +25,20 @@ def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
     assert (tmp_path / "r.db").stat().st_mode & 0o777 == 0o600
 
 
+def test_each_message_touches_only_the_indexes_its_lookups_need(tmp_path: Path) -> None:
+    """Migrations 0011 and 0012: no index on the audit chain's random hashes, none on messages.state
+    (a page rewritten on insert and again on delivery, read by no query)."""
+    conn = connect_sync(tmp_path / "r.db")
+    migrate(conn)
+    indexes = {table: {r[1]: bool(r[2]) for r in conn.execute(f"PRAGMA index_list({table})")}
+               for table in ("messages", "audit_events")}
+    assert indexes["messages"] == {"messages_thread": False, "messages_received": False}
+    assert indexes["audit_events"] == {"audit_thread": False, "audit_party": False, "audit_event_party": False}
+    plan = " ".join(str(r) for r in conn.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE thread_id = ? ORDER BY received_at, id", (1,)))
+    assert "messages_thread" in plan
+
+
 async def test_group_commit_batches_and_isolates_failures(tmp_path: Path) -> None:
     conn = connect_sync(tmp_path / "r.db")
     migrate(conn)
