@@ -98,7 +98,8 @@ class Relay:
         self._create_key = create_key
         self._recover_queue = recover_queue  # False in a worker process: the supervisor recovers
         self.db = Database(settings.db_path, group_commit_max=settings.store.group_commit_max,
-                           busy_timeout=settings.store.busy_timeout)
+                           busy_timeout=settings.store.busy_timeout,
+                           checkpoint_interval=settings.store.checkpoint_interval)
         self.servers: list[asyncio.Server | SharedListener] = []
         self.worker: DeliveryWorker | None = None
         self.limits = Limits.from_settings(settings)

@@ -206,6 +206,9 @@ class StoreSection(_Section):
     group_commit_window: Duration = 0.002
     #: Largest number of units written in one transaction.
     group_commit_max: int = Field(default=256, ge=1)
+    #: How often a thread beside the writer copies the WAL into the database file (seconds); the
+    #: writer's commits never do it themselves (relay/store/checkpoint.py).
+    checkpoint_interval: Duration = Field(default=0.25, gt=0)
     #: How long a write waits for a lock held by another process (`relay` commands) before
     #: the SMTP client is told 451 and retries.
     busy_timeout: Duration = 10.0

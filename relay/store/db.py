@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from relay.store.checkpoint import Checkpointer
+
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
 
@@ -104,8 +106,11 @@ def run_in_transaction(conn: sqlite3.Connection, units: list[Unit]) -> list[tupl
 
 
 class Database:
-    def __init__(self, path: Path | str, *, group_commit_max: int = 256, busy_timeout: float = 10.0) -> None:
+    def __init__(self, path: Path | str, *, group_commit_max: int = 256, busy_timeout: float = 10.0,
+                 checkpoint_interval: float = 0.25) -> None:
         self.path = Path(path)
+        self.checkpoint_interval = checkpoint_interval
+        self.checkpointer: Checkpointer | None = None
         self.group_commit_max = group_commit_max
         self.busy_timeout = busy_timeout
         self._writer: aiosqlite.Connection | None = None
@@ -136,6 +141,11 @@ class Database:
         # WAL frame, unlink: per transaction). In memory it costs a copy of those pages only. The
         # writer's transactions are short; other connections (CLI sorts) keep temp files.
         await self._writer.execute("PRAGMA temp_store=MEMORY")
+        if str(self.path) != ":memory:":
+            # checkpoints run beside the writer (relay/store/checkpoint.py), not inside its commits
+            await self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            self.checkpointer = Checkpointer(self.path, self.checkpoint_interval)
+            self.checkpointer.start()
         inline = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         inline.execute("PRAGMA foreign_keys=ON")
         inline.execute("PRAGMA query_only=ON")   # a read that tried to write would fail, not write
@@ -150,6 +160,9 @@ class Database:
         self._wakeup.set()
         if self._task:
             await self._task
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
+            self.checkpointer = None
         for conn in (self._writer, self._reader):
             if conn is not None:
                 await conn.close()

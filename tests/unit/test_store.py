@@ -39,6 +39,39 @@ def test_each_message_touches_only_the_indexes_its_lookups_need(tmp_path: Path) 
     assert "messages_thread" in plan
 
 
+async def test_commits_never_checkpoint_a_thread_beside_them_does(tmp_path: Path) -> None:
+    """The writer's connection does not checkpoint (wal_autocheckpoint=0): 3,000 pages of commits
+    stay in the WAL until the checkpoint thread copies them into the database file, and closing
+    the store stops that thread."""
+    path = tmp_path / "r.db"
+    conn = connect_sync(path)
+    migrate(conn)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    db = Database(path, checkpoint_interval=3600)  # no checkpoint while the commits are written
+    await db.open()
+    try:
+        assert db.checkpointer is not None
+        size = path.stat().st_size
+        for _ in range(30):  # each of ~100 pages of its own: far past the default 1,000-page mark
+            await db.write(lambda c: [audit.append(c, "test.bulk", detail={"pad": "x" * 3500}) for _ in range(100)])
+        assert path.stat().st_size == size  # nothing reached the database file: no commit checkpointed
+        assert (tmp_path / "r.db-wal").stat().st_size > 3000 * 4096
+        assert db.checkpointer.runs == 0
+        db.checkpointer.interval = 0.01
+        db.checkpointer.stop()  # wakes it from its hour-long wait: it stops without a checkpoint …
+        db.checkpointer.start()  # … and starts again at the short interval
+        for _ in range(500):
+            if db.checkpointer.frames >= 3000:
+                break
+            await asyncio.sleep(0.01)
+        assert db.checkpointer.frames >= 3000 and path.stat().st_size > size + 3000 * 4096
+        thread = db.checkpointer._thread
+    finally:
+        await db.close()
+    assert thread is not None and not thread.is_alive()
+
+
 async def test_group_commit_batches_and_isolates_failures(tmp_path: Path) -> None:
     conn = connect_sync(tmp_path / "r.db")
     migrate(conn)
