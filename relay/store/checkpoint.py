@@ -47,6 +47,9 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        # the checkpoint fsyncs the database file before the WAL may be written over from its start:
+        # said here, not left to how SQLite was built
+        conn.execute("PRAGMA synchronous=FULL")
         failing = False
         try:
             while not self._stop.wait(self.interval):
