@@ -27,7 +27,7 @@ class Checkpointer:
     def __init__(self, path: Path, interval: float) -> None:
         self.path = path
         self.interval = interval
-        #: PASSIVE checkpoints run, and frames copied into the database file, for tests and metrics.
+        #: PASSIVE checkpoints run, and frames copied into the database file (read by the tests).
         self.runs = 0
         self.frames = 0
         self._stop = threading.Event()
