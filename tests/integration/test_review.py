@@ -70,6 +70,10 @@ async def three_messages(start_relay) -> tuple[World, Path]:
         write(conn, lambda c: audit.append(c, "stage.content", reason="content.attachment_stripped",
                                            thread_id=world.thread_id, message_id=mid,
                                            detail={"filename": "invoice.exe", "type": "application/x-dosexec"}))
+        # what the transcript relies on: an event that names a message names the message's thread
+        assert conn.execute("SELECT count(*) FROM audit_events WHERE message_id IS NOT NULL").fetchone()[0] >= 8
+        assert conn.execute("SELECT count(*) FROM audit_events e JOIN messages m ON m.id = e.message_id"
+                            " WHERE e.thread_id IS NOT m.thread_id").fetchone()[0] == 0
     finally:
         conn.close()
     return world, relay.settings.relay.state_dir

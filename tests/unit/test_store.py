@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relay.model import Role
-from relay.store import audit, parties, threads
+from relay.store import audit, parties, review, threads
 from relay.store.db import Database, connect_sync
 from relay.store.errors import Conflict
 from relay.store.migrate import available, migrate
@@ -37,6 +37,9 @@ def test_each_message_touches_only_the_indexes_its_lookups_need(tmp_path: Path) 
     plan = " ".join(str(r) for r in conn.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM messages WHERE thread_id = ? ORDER BY received_at, id", (1,)))
     assert "messages_thread" in plan
+    plan = " ".join(str(r) for r in conn.execute("EXPLAIN QUERY PLAN " + review.THREAD_EVENTS.format(marks="?,?"),
+                                                 (1, 2, 3)))
+    assert "audit_thread" in plan and "SCAN" not in plan  # a thread's review never reads the whole trail
 
 
 async def test_commits_never_checkpoint_a_thread_beside_them_does(tmp_path: Path) -> None:
