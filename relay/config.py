@@ -202,9 +202,9 @@ class LoggingSection(_Section):
 
 
 class StoreSection(_Section):
-    #: Longest a ready commit waits for company before the group is written (seconds).
-    group_commit_window: Duration = 0.002
-    #: Largest number of units written in one transaction.
+    #: Largest number of units written in one transaction. There is no waiting window: a group is
+    #: whatever became ready while the previous transaction was written and fsynced (relay/store/db.py),
+    #: so an idle relay commits at once and a busy one in groups as large as the fsync makes them.
     group_commit_max: int = Field(default=256, ge=1)
     #: How often a thread beside the writer copies the WAL into the database file (seconds); the
     #: writer's commits never do it themselves (relay/store/checkpoint.py).

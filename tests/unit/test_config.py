@@ -22,6 +22,7 @@ def test_defaults_load_from_the_embedded_file() -> None:
     ('[smtp]\nmax_message_size = "ten"', "smtp.max_message_size"),
     ('[smtp]\nlisten_on = 1', "smtp.listen_on: unknown key"),
     ('[audit]\nretention = "soon"', "audit.retention"),
+    ('[store]\ngroup_commit_window = "2ms"', "store.group_commit_window: unknown key"),  # never read; removed
     ("[relay\n", "not valid TOML"),
 ])
 def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
