@@ -127,6 +127,7 @@ class PipeliningSmarthost:
         self.close_after_commands = close_after_commands
         self.received: list[tuple[list[bytes], bytes]] = []
         self.connections = 0
+        self._open: set[asyncio.StreamWriter] = set()
         self.port = 0
         self._server: asyncio.Server | None = None
 
@@ -139,8 +140,15 @@ class PipeliningSmarthost:
         self._server.close()
         await self._server.wait_closed()
 
+    def drop_all(self) -> int:
+        """Cut every open connection at once, still listening (a smarthost restart, its idle timeout)."""
+        for writer in self._open:
+            writer.transport.abort()
+        return len(self._open)
+
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self._open.add(writer)
         writer.write(b"220 sink ready\r\n")
         try:
             while True:
@@ -174,6 +182,7 @@ class PipeliningSmarthost:
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         finally:
+            self._open.discard(writer)
             writer.close()
 
 
@@ -233,6 +242,37 @@ async def test_a_smarthost_that_drops_the_pipelined_transaction_is_a_temporary_f
     finally:
         await transport.close()
         await server.stop()
+
+
+async def test_the_pool_recovers_when_the_smarthost_drops_its_connections(tmp_path: Path) -> None:
+    """Kept-alive connections the smarthost has cut are replaced by fresh ones: every message after
+    the cut goes through at once, none comes back as a failure to be retried minutes later."""
+    server = await _pipelining()
+    transport = _transport(tmp_path, server.port)
+
+    async def wave(tag: bytes) -> list[str]:
+        return list(await asyncio.gather(*(transport.send("from@relay.example", "to@buyer.example",
+                                                          b"Subject: %s %d\r\n\r\nx\r\n" % (tag, i))
+                                           for i in range(4))))
+
+    try:
+        assert await wave(b"before") == ["2.0.0 queued"] * 4
+        pooled = len(transport._idle)
+        assert pooled == 4 and server.connections == 4
+        # cut while the pool still believes in them: the next sends find out only when they use them
+        assert server.drop_all() == 4
+        assert await wave(b"after") == ["2.0.0 queued"] * 4
+        assert server.connections == 8  # each dead one was replaced once, not retried on a dead socket
+        assert server.drop_all() == 4
+        await asyncio.sleep(0.1)  # this time the pool sees them closed before it hands them out
+        assert await wave(b"later") == ["2.0.0 queued"] * 4
+        assert server.connections == 12
+    finally:
+        await transport.close()
+        await server.stop()
+    subjects = sorted(data.split(b"\r\n", 1)[0] for _, data in server.received)
+    assert subjects == sorted(b"Subject: %s %d" % (tag, i) for tag in (b"before", b"after", b"later")
+                              for i in range(4))
 
 
 async def test_postfix_smtp_sink_takes_pipelined_mail(tmp_path: Path) -> None:
