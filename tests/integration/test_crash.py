@@ -5,6 +5,9 @@ Afterwards: every message that got a 250 reached the sink; every one that did no
 or absent; nothing arrives that was never sent. Duplicates are counted and reported; each must
 come from a row that was 'sending' when the relay died (a delivery.recovered audit event), the
 one window SMTP cannot close (the smarthost said 250, we were killed before recording it).
+
+And the pointed case: the relay is killed the instant a 250 is read, with the smarthost away so that
+the store holds the only copy.
 """
 
 from __future__ import annotations
@@ -168,6 +171,74 @@ async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, dkim_key:
     # each duplicate is a delivery that was in flight when the relay died, and they are rare
     assert set(duplicates) <= recovered
     assert len(duplicates) <= kills * CONCURRENCY  # at most what was in flight at each kill
+
+
+async def _up_to_the_dot(port: int, mail_from: str, rcpt: str, data: bytes
+                         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A session that has sent everything of one message but the final "." line."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for command, code in ((None, b"220"), (b"EHLO crash.test", b"250"), (b"MAIL FROM:<%s>" % mail_from.encode(), b"250"),
+                          (b"RCPT TO:<%s>" % rcpt.encode(), b"250"), (b"DATA", b"354")):
+        if command:
+            writer.write(command + b"\r\n")
+        while (line := await asyncio.wait_for(reader.readline(), 10))[3:4] == b"-":
+            pass
+        assert line.startswith(code), (command, line)
+    writer.write(data)
+    await writer.drain()
+    return reader, writer
+
+
+async def test_sigkill_the_instant_a_250_arrives_loses_nothing(tmp_path: Path, dkim_key: Path) -> None:
+    """Group commit answers 250 only once the transaction is durable. Four sessions send their final
+    dots together and the relay is SIGKILLed the instant the first 250 is read; the smarthost is
+    away, so the store holds the only copy. Every message that got a 250 (the first, and any
+    other whose 250 was already on the wire) is queued after the restart and then delivered."""
+    sink = KillableSink()
+    await sink.start()
+    await sink.stop()  # away: nothing leaves the relay until the end
+    cfg = daemon_config(tmp_path / "state", dkim_key, smtp_port=free_port(), smarthost=sink.port,
+                        delivery={"connect_timeout": "1s"})
+    world = provision(settings_from_dict(cfg))
+    d = Daemon(tmp_path, cfg)
+    acked: set[int] = set()
+    try:
+        for round_ in range(4):
+            await d.start_ready()
+            ids = [round_ * 4 + i for i in range(4)]
+            sessions = [await _up_to_the_dot(d.smtp_port, world.seller_email, world.buyer_alias,
+                                             message(world.seller_email, world.buyer_alias, subject=f"crash {n}",
+                                                     body=f"crash-id-{n}\r\n")) for n in ids]
+            for _, writer in sessions:
+                writer.write(b".\r\n")
+            replies = {asyncio.ensure_future(reader.readline()): n for n, (reader, _) in zip(ids, sessions, strict=True)}
+            done, _ = await asyncio.wait(replies, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+            d.proc.send_signal(signal.SIGKILL)  # type: ignore[union-attr]
+            assert done and all(t.result().startswith(b"250 ") for t in done), [t.result() for t in done]
+            d.proc.wait()  # type: ignore[union-attr]
+            for task, n in replies.items():  # a 250 already sent before the kill still counts
+                try:
+                    if (await task).startswith(b"250 "):
+                        acked.add(n)
+                except ConnectionError:  # reset by the dying relay: no 250 came
+                    pass
+            for _, writer in sessions:
+                writer.close()
+        with sqlite3.connect(tmp_path / "state" / "relay.db") as conn:
+            queued = {int(s.split()[1]) for (s,) in conn.execute(
+                "SELECT m.subject FROM messages m JOIN queue q ON q.message_id = m.id WHERE q.state IN"
+                " ('queued', 'sending')")}
+        assert len(acked) >= 4 and acked <= queued
+        await sink.start()
+        await d.start_ready()
+        deadline = time.monotonic() + 30
+        while not acked <= set(delivered(sink)):
+            assert time.monotonic() < deadline, (sorted(acked - set(delivered(sink))), d.log_tail())
+            await asyncio.sleep(0.1)
+    finally:
+        d.close()
+        await sink.stop()
+    assert set(delivered(sink)) <= set(range(16))
 
 
 class Window:
