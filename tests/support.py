@@ -202,34 +202,47 @@ async def send_expect(port: int, mail_from: str, rcpts: list[str], data: bytes) 
 
 
 
+async def read_reply(reader: asyncio.StreamReader) -> bytes:
+    """The last line of one reply, however many lines it has."""
+    line = await reader.readline()
+    while line[3:4] == b"-":
+        line = await reader.readline()
+    return line
+
+
+async def open_data(port: int, sender: str, rcpt: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """A hand-driven session through EHLO, MAIL, RCPT and DATA; the last answer: 354, or the refusal
+    (e.g. 452 while in-flight memory is full)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        await read_reply(reader)
+        for cmd in (b"EHLO client.test", f"MAIL FROM:<{sender}>".encode(), f"RCPT TO:<{rcpt}>".encode(), b"DATA"):
+            writer.write(cmd + b"\r\n")
+            answer = await read_reply(reader)
+    except BaseException:
+        writer.close()
+        raise
+    return reader, writer, answer
+
+
 async def send_raw(port: int, sender: str, rcpt: str, data: bytes, *, hang_up_after: int | None = None) -> bytes:
     """A hand-driven session: the data exactly as given (bare LFs too) and the terminator in the
     same write, or hang up after `hang_up_after` bytes of it. Returns the last reply (the refusal,
     if MAIL, RCPT or DATA was refused; b"" after hanging up)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-
-    async def reply() -> bytes:
-        line = await reader.readline()
-        while line[3:4] == b"-":
-            line = await reader.readline()
-        return line
-
+    reader, writer, answer = await open_data(port, sender, rcpt)
     try:
-        await reply()
-        for cmd in (b"EHLO client.test", f"MAIL FROM:<{sender}>".encode(), f"RCPT TO:<{rcpt}>".encode(), b"DATA"):
-            writer.write(cmd + b"\r\n")
-            answer = await reply()
         if not answer.startswith(b"354"):
-            return answer  # refused before the data (e.g. 452 while in-flight memory is full)
+            return answer
         if hang_up_after is not None:
             writer.write(data[:hang_up_after])
             await writer.drain()
             return b""
         writer.write(data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"))
         await writer.drain()
-        return await asyncio.wait_for(reply(), 30)
+        return await asyncio.wait_for(read_reply(reader), 30)
     finally:
         writer.close()
+
 
 def dkim_dnsfunc(relay: Relay) -> Callable[..., bytes | None]:
     signer = relay.ctx.signer if relay.ctx else None

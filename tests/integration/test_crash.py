@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relay.config import settings_from_dict
 from tests.daemon import Daemon, daemon_config, free_port
-from tests.support import Sink, _SinkHandler, message, provision
+from tests.support import Sink, _SinkHandler, message, open_data, provision
 
 MESSAGES = 500
 KILLS = 10
@@ -176,14 +176,8 @@ async def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path, dkim_key:
 async def _up_to_the_dot(port: int, mail_from: str, rcpt: str, data: bytes
                          ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A session that has sent everything of one message but the final "." line."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    for command, code in ((None, b"220"), (b"EHLO crash.test", b"250"), (b"MAIL FROM:<%s>" % mail_from.encode(), b"250"),
-                          (b"RCPT TO:<%s>" % rcpt.encode(), b"250"), (b"DATA", b"354")):
-        if command:
-            writer.write(command + b"\r\n")
-        while (line := await asyncio.wait_for(reader.readline(), 10))[3:4] == b"-":
-            pass
-        assert line.startswith(code), (command, line)
+    reader, writer, answer = await open_data(port, mail_from, rcpt)
+    assert answer.startswith(b"354"), answer
     writer.write(data)
     await writer.drain()
     return reader, writer
