@@ -20,6 +20,7 @@ from tests.support import (
     eventually,
     maildir_messages,
     message,
+    open_data,
     provision,
     send,
     send_expect,
@@ -117,14 +118,7 @@ async def test_spool_files_are_gone_after_a_disconnect_mid_data(start_relay) -> 
     relay = await start_relay(smtp=SMALL_SPOOL)
     world = provision(relay.settings)
     data = message(world.buyer_email, world.seller_alias, body=big_body(6000))
-    reader, writer = await asyncio.open_connection("127.0.0.1", relay.addresses[0][1])
-    await reader.readline()
-    for cmd in (b"EHLO client.test", f"MAIL FROM:<{world.buyer_email}>".encode(),
-                f"RCPT TO:<{world.seller_alias}>".encode(), b"DATA"):
-        writer.write(cmd + b"\r\n")
-        line = await reader.readline()
-        while line[3:4] == b"-":
-            line = await reader.readline()
+    _, writer, _ = await open_data(relay.addresses[0][1], world.buyer_email, world.seller_alias)
     writer.write(data[: len(data) // 2])
     await writer.drain()
     await eventually(lambda: spool_files(relay))  # the half received is on disk
