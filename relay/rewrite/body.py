@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from relay.rewrite.addresses import AddressMatcher
+from relay.message.contacts import AddressFinder
 from relay.rewrite.headers import copy_field, sub_value
 from relay.rewrite.mime import (
     CRLF,
@@ -132,7 +132,7 @@ def set_charset(fields: list[Field], charset: str) -> None:
 class Walker:
     """One message's walk; collects counters into the RewriteResult."""
 
-    def __init__(self, matcher: AddressMatcher, result: RewriteResult) -> None:
+    def __init__(self, matcher: AddressFinder, result: RewriteResult) -> None:
         self.m = matcher
         self.result = result
 
@@ -227,7 +227,9 @@ class Walker:
         data = decode_body(body, cte) if cte in ("base64", "quoted-printable") else body
         label = params.get("charset")
         label_codec = lookup_codec(label) if label else None
-        wide = label_codec is not None and label_codec.startswith(_WIDE)
+        # codecs.lookup names them "utf-16", "utf-32-le"…: compare with the separator unified, or
+        # a UTF-16 body is searched as bytes with a NUL between the letters and never matches
+        wide = label_codec is not None and label_codec.replace("-", "_").startswith(_WIDE)
         unchanged: list[Edit] = [(start, end, body)] if junk else []
         # RFC 5322 §2.1.1: lines are at most 998 octets; receivers (aiosmtpd, Exchange) refuse
         # longer ones, so an identity-encoded part with a longer line is re-encoded even when

@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-from relay.rewrite.addresses import AddressMatcher, addr_specs, clean_name, quote_name, unique
+from relay.message.contacts import AddressFinder
+from relay.rewrite.addresses import addr_specs, clean_name, quote_name, unique
 from relay.rewrite.mime import CRLF, Field, lookup_codec, unfold
 from relay.rewrite.plan import RewritePlan, RewriteResult
 
@@ -179,7 +180,7 @@ def _encode_8bit_structured(text: str) -> str:
 # ---- copying one header safely -------------------------------------------------------------
 
 
-def sub_value(value: bytes, matcher: AddressMatcher, fallback: str | None) -> tuple[str, bool]:
+def sub_value(value: bytes, matcher: AddressFinder, fallback: str | None) -> tuple[str, bool]:
     """(value text, changed): registered addresses replaced in plain text and in encoded words.
 
     The text keeps its folds. When an address hides across several encoded words the whole
@@ -205,7 +206,7 @@ def sub_value(value: bytes, matcher: AddressMatcher, fallback: str | None) -> tu
 
 
 def copy_field(
-    label: str, name: str, value: bytes, matcher: AddressMatcher, fallback: str | None
+    label: str, name: str, value: bytes, matcher: AddressFinder, fallback: str | None
 ) -> tuple[bytes, bool]:
     """One kept top-level field as safe ASCII bytes; (bytes, addresses were replaced)."""
     text, changed = sub_value(value, matcher, fallback)
@@ -253,7 +254,7 @@ def _id_list(ids: list[str], translate: Callable[[str], str | None]) -> list[str
 def build_headers(
     fields: list[Field],
     plan: RewritePlan,
-    matcher: AddressMatcher,
+    matcher: AddressFinder,
     fallback_charset: str | None,
     result: RewriteResult,
 ) -> list[bytes]:

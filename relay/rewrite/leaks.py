@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Final
 
-from relay.rewrite.addresses import AddressMatcher, matcher_for
+from relay.message.contacts import AddressFinder
+from relay.rewrite.addresses import matcher_for
 from relay.rewrite.body import IDENTITY, NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION, content_type
 from relay.rewrite.headers import decode_words, raw_to_str
 from relay.rewrite.mime import (
@@ -49,7 +50,7 @@ def find_leaks(message: bytes, addresses: Iterable[str]) -> list[str]:
 
 
 class _Scan:
-    def __init__(self, matcher: AddressMatcher, found: list[str]) -> None:
+    def __init__(self, matcher: AddressFinder, found: list[str]) -> None:
         self.m = matcher
         self.found = found
 
