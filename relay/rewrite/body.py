@@ -61,6 +61,13 @@ TEXTLIKE_APPLICATION: Final = frozenset(
     {"application/ics", "application/calendar", "application/vcard", "application/x-vcard"}
 )
 NESTED_MESSAGE: Final = frozenset({"message/rfc822", "message/global"})
+#: The header fields a forwarded message keeps.
+FORWARDED_KEEP: Final = frozenset({
+    "from", "to", "cc", "date", "subject", "message-id", "in-reply-to", "references", "mime-version",
+    "content-type", "content-transfer-encoding", "content-disposition", "content-language", "content-id",
+    "content-description", "content-location", "thread-index", "thread-topic", "importance", "x-priority",
+    "keywords", "comments",
+})
 _WIDE: Final = ("utf_16", "utf_32", "utf_7")
 _CHARSET_PARAM_RE: Final = re.compile(rb'(;\s*charset\s*=\s*)("[^"]*"|[^;\s]*)', re.IGNORECASE)
 
@@ -183,9 +190,14 @@ class Walker:
         return edits
 
     def message(self, buf: bytes, start: int, end: int, depth: int) -> list[Edit]:
-        """A forwarded message: its headers keep everything but registered addresses."""
+        """A forwarded message: its headers keep what a reader of a forward needs (an allowlist,
+        as at the top level: Received, Reply-To, Return-Path, X-Originating-IP … identify the
+        sender and their route), and registered addresses in them become aliases."""
         ifields, ibody = parse_headers(buf, start, end)
-        hchanged = self.sub_headers(ifields)
+        kept = [f for f in ifields if f.name in FORWARDED_KEEP]
+        hchanged = len(kept) != len(ifields)
+        ifields[:] = kept
+        hchanged = self.sub_headers(ifields) or hchanged
         edits, fchanged = self.entity(buf, ifields, ibody, end, depth + 1)
         if hchanged or fchanged:
             edits.append((start, ibody, b"".join(f.raw for f in ifields) + CRLF))

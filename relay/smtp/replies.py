@@ -45,6 +45,10 @@ PIPELINED_AFTER_DATA = Reply(554, "5.5.0", "Commands sent before the reply to DA
 XCLIENT_DENIED = Reply(550, "5.7.0", "Error: insufficient authorization")
 MIME_TOO_COMPLEX = Reply(554, "5.6.0", "Message structure too deeply nested or too many parts")
 UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")
+UNMASKABLE_ADDRESS = Reply(550, "5.7.1", "Message refused: it contains a real e-mail address in a form the relay"
+                           " cannot mask; write the message without e-mail addresses")
+UNREADABLE_CONTENT = Reply(554, "5.6.0", "Message refused: part of it cannot be checked for contact details"
+                           " (too large, too complex or unreadable)")
 LOOP_DETECTED = Reply(554, "5.4.6", "Mail loop detected")
 PARTY_SUSPENDED = Reply(550, "5.7.1", "This account may not send messages at the moment")
 NEED_TLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")

@@ -1,0 +1,101 @@
+"""egress: the last line of defence — the outgoing message, read as the recipient's client shows it.
+
+Reads: nothing of its own (the parties' registered addresses; relay.message.views). Replies:
+550 5.7.1 when a form of a real address is left where it cannot be stripped, 554 5.6.0 when a
+part cannot be read to check it; never 4xx (the same message would fail the same way again).
+Audit reasons: egress.leak (kind and place, never the address), egress.stripped (an attachment
+replaced by a notice), egress.unreadable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from relay.message.attachments import replace_notice
+from relay.message.contacts import AddressFinder, finder_of
+from relay.message.views import Place, places
+from relay.model import Action, Verdict
+from relay.pipeline.context import Context
+from relay.pipeline.transit import Transit
+from relay.rewrite.mime import normalize_eol
+from relay.smtp import replies
+
+#: Above this size the check leaves the event loop.
+OFFLOAD_BYTES = 64 * 1024
+#: Rounds of "strip the attachments that leak, look again" before refusing outright.
+_ROUNDS = 3
+
+
+def examine(message: bytes, finder: AddressFinder, recipient: str) -> list[Place]:
+    """The places of ``message`` that hold a form of a registered address (or cannot be read)."""
+    bad: list[Place] = []
+    for place in places(message):
+        if place.unreadable or place.kind == "route":
+            bad.append(place)
+        elif place.kind == "header" and place.where == "header To of message":
+            if finder.search(place.text.replace(recipient, "").replace(recipient.lower(), "")):
+                bad.append(place)
+        elif place.text and finder.search(place.text):
+            bad.append(place)
+    return bad
+
+
+def strip_parts(message: bytes, spans: list[tuple[tuple[int, int], str | None]]) -> bytes:
+    """``message`` with each entity span replaced by a notice part (spans in the CRLF buffer)."""
+    buf = normalize_eol(message)
+    out: list[bytes] = []
+    pos = 0
+    for (start, end), filename in sorted(set(spans)):
+        if start < pos:
+            continue
+        ctype, body = replace_notice(filename, "contact details")
+        out.append(buf[pos:start])
+        out.append(f"Content-Type: {ctype}\r\nContent-Transfer-Encoding: 8bit\r\n"
+                   "Content-Disposition: inline\r\n\r\n".encode() + body)
+        tail = buf[end - 2 : end] if buf[end - 2 : end] == b"\r\n" else b""
+        if not body.endswith(b"\r\n") and tail:
+            out.append(b"\r\n")
+        pos = end
+    out.append(buf[pos:])
+    return b"".join(out)
+
+
+def check(message: bytes, finder: AddressFinder, recipient: str) -> tuple[bytes, list[Place], list[Place]]:
+    """(the message to deliver, the attachments stripped, what is still wrong: refuse if any)."""
+    stripped: list[Place] = []
+    for _ in range(_ROUNDS):
+        bad = examine(message, finder, recipient)
+        fixable = [p for p in bad if p.kind == "attachment" and p.span is not None]
+        if not bad or len(fixable) != len(bad):
+            return message, stripped, bad
+        stripped.extend(fixable)
+        message = strip_parts(message, [(p.span, p.filename) for p in fixable if p.span is not None])
+    return message, stripped, examine(message, finder, recipient)
+
+
+class Egress:
+    name: ClassVar[str] = "egress"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def run(self, tx: Transit) -> Verdict:
+        assert tx.sender is not None and tx.recipient is not None
+        finder = finder_of([*tx.sender.emails, *tx.recipient.emails])
+        recipient = tx.recipient.emails[0]
+        if len(tx.message) > OFFLOAD_BYTES:
+            out, stripped, bad = await asyncio.to_thread(check, tx.message, finder, recipient)
+        else:
+            out, stripped, bad = check(tx.message, finder, recipient)
+        for place in {p.where: p for p in stripped}.values():
+            tx.record("policy.attachment_stripped", "egress.stripped", where=place.where)
+        if bad:
+            detail: dict[str, Any] = {"kind": sorted({p.kind for p in bad}), "where": [p.where for p in bad][:5]}
+            if all(p.unreadable for p in bad):
+                return Verdict(Action.REJECT, replies.UNREADABLE_CONTENT, "egress.unreadable", detail)
+            return Verdict(Action.REJECT, replies.UNMASKABLE_ADDRESS, "egress.leak", detail)
+        tx.message = out
+        if stripped:
+            return Verdict.ok("egress.stripped", parts=len({p.span for p in stripped}))
+        return Verdict.ok()
