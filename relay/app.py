@@ -32,6 +32,7 @@ from relay.pipeline.runner import Pipeline, Stage
 from relay.pipeline.stages.authenticate import Authenticate
 from relay.pipeline.stages.authorize import Authorize
 from relay.pipeline.stages.content import Content
+from relay.pipeline.stages.egress import Egress
 from relay.pipeline.stages.resolve import Resolve
 from relay.pipeline.stages.rewrite import Rewrite
 from relay.pipeline.stages.rules import Rules
@@ -51,8 +52,10 @@ log = structlog.get_logger("relay")
 
 
 def build_stages(ctx: Context) -> list[Stage]:
-    """The fixed stage order (a security property: authorize before rewrite, sign last)."""
-    return [Resolve(ctx), Authorize(ctx), Authenticate(ctx), Rules(ctx), Content(ctx), Rewrite(ctx), Sign(ctx)]
+    """The fixed stage order (a security property: authorize before rewrite, egress after the last
+    change, sign last)."""
+    return [Resolve(ctx), Authorize(ctx), Authenticate(ctx), Rules(ctx), Content(ctx), Rewrite(ctx), Egress(ctx),
+            Sign(ctx)]
 
 
 def migrate_store(path: Path) -> list[str]:

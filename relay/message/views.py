@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from relay.message.attachments import readable_texts
-from relay.message.html import read_html
+from relay.message.html import HtmlTooComplex, read_html
 from relay.rewrite.body import NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION, content_type
 from relay.rewrite.headers import decode_words, raw_to_str
 from relay.rewrite.mime import (
@@ -120,7 +120,11 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
         if params.get("format", "").lower() == "flowed":
             text = text + "\n" + _FLOWED_SOFT.sub("", text)
         if ctype == "text/html":
-            view = read_html(text)
+            try:
+                view = read_html(text)
+            except HtmlTooComplex:
+                yield Place(f"body of {where} (text/html)", "html", text, unreadable=True)
+                return
             joined = "\n".join((view.text, view.hidden_text, *view.urls, *view.attributes, text))
             yield Place(f"body of {where} (text/html)", "html", joined)
         else:

@@ -15,6 +15,7 @@ import re
 from typing import Final
 
 from relay.message.contacts import AddressFinder
+from relay.message.html import HtmlTooComplex, rewrite_html
 from relay.rewrite.headers import copy_field, sub_value
 from relay.rewrite.mime import (
     CRLF,
@@ -247,10 +248,18 @@ class Walker:
         # longer ones, so an identity-encoded part with a longer line is re-encoded even when
         # no address in it changes.
         too_long = cte not in ("base64", "quoted-printable") and max_line_length(data) > 998
-        if not too_long and not wide and not self.m.might_contain_bytes(data):
+        html = content_type(fields)[0] == "text/html"
+        # (markup can split an address so that no anchor shows in the source: HTML is always read)
+        if not too_long and not wide and not html and not self.m.might_contain_bytes(data):
             return unchanged, False
         text, codec = decode_text(data, label)
         new, n = self.m.sub(text)
+        if html:
+            try:
+                new, k = rewrite_html(new, self.m)
+            except HtmlTooComplex:
+                k = 0  # left to the egress check, which refuses what it cannot read
+            n += k
         if not n and not too_long:
             return unchanged, False
         fchanged = False

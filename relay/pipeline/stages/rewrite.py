@@ -1,8 +1,8 @@
 """rewrite: apply the privacy rules (DESIGN.md) — alias From, real To, no trace of real addresses.
 
-Reads: relay.domain. Replies: 554 5.6.0 when the message cannot be made safe; 451 4.3.0
-when the leak check still finds a registered address after rewriting (a bug: never deliver it).
-Audit reasons: rewrite.unparseable, rewrite.leak, rewrite.parts (how many parts were re-encoded).
+Reads: relay.domain. Replies: 554 5.6.0 when the message cannot be made safe (what is left
+is judged by the egress stage that follows, which refuses rather than delivers a leak).
+Audit reasons: rewrite.unparseable, rewrite.parts (how many parts were re-encoded).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import ClassVar
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
-from relay.rewrite import RewritePlan, Unparseable, find_leaks, rewrite
+from relay.rewrite import RewritePlan, Unparseable, rewrite
 from relay.smtp import replies
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -60,22 +60,17 @@ class Rewrite:
             date_if_missing=format_datetime(datetime.fromtimestamp(tx.received_at, UTC)),
         )
 
-        # The recipient may see their own address (it is in To); never the sender's.
-        sender_addresses = sender.emails
-
-        def work() -> tuple[bytes, int, list[str]]:
+        def work() -> tuple[bytes, int]:
             result = rewrite(tx.message, plan)
-            return result.message, result.parts_rewritten, find_leaks(result.message, sender_addresses)
+            return result.message, result.parts_rewritten
 
         try:
             if len(tx.message) > OFFLOAD_BYTES:
-                out, parts, leaks = await asyncio.to_thread(work)
+                out, parts = await asyncio.to_thread(work)
             else:
-                out, parts, leaks = work()
+                out, parts = work()
         except Unparseable as exc:
             return Verdict(Action.REJECT, replies.UNPARSEABLE, "rewrite.unparseable", {"error": str(exc)[:200]})
-        if leaks:
-            return Verdict(Action.TEMPFAIL, replies.INTERNAL_ERROR, "rewrite.leak", {"where": leaks[:5]})
         tx.message = out
         if parts:
             tx.record("stage.rewrite", "rewrite.parts", parts=parts)
