@@ -314,3 +314,9 @@ def finder_for(address_map: Mapping[str, str]) -> AddressFinder:
 def finder_of(addresses: Iterable[str]) -> AddressFinder:
     """A finder that reports each address as itself (for checks that only ask "is it there?")."""
     return finder_for({a.lower(): a.lower() for a in addresses if a and "@" in a})
+
+
+def is_own(addr: str, own: frozenset[str]) -> bool:
+    """Is ``addr`` a form of one of ``own`` (the parties' addresses and aliases)? The policy asks
+    this finder, so what it exempts is exactly what the rewriter maps to an alias."""
+    return addr in own or (bool(own) and finder_of(own).search(addr))

@@ -14,6 +14,7 @@ import re
 
 import ahocorasick_rs
 
+from relay.message.contacts import is_own
 from relay.policy.links import Hit, tlds
 from relay.policy.normalize import View
 from relay.policy.settings import Policy
@@ -48,7 +49,7 @@ def find_contacts(view: View, policy: Policy, own_addresses: frozenset[str] = fr
 
 
 def _allowed_email(addr: str, domain: str, policy: Policy, own: frozenset[str]) -> bool:
-    if addr in own or addr in policy.allow_emails:
+    if is_own(addr, own) or addr in policy.allow_emails:
         return True
     labels = domain.split(".")
     return any(".".join(labels[i:]) in policy.allow_domains for i in range(len(labels)))
@@ -73,6 +74,9 @@ def _emails(view: View, policy: Policy, own: frozenset[str]) -> list[Hit]:
     if providers:
         bare = re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{2,64}@(?:" + providers + r")(?![a-z0-9-]|\.[a-z])")
         for m in bare.finditer(text):
+            if is_own(m.group(0), own):
+                spans.append((m.start(), m.end()))
+                continue
             hits.append(Hit("contact", "contact.email_obfuscated", m.start(), m.end(), "address without domain"))
             spans.append((m.start(), m.end()))
     provider_set = set(policy.settings.contact.mail_providers)
@@ -81,7 +85,7 @@ def _emails(view: View, policy: Policy, own: frozenset[str]) -> list[Hit]:
             continue
         rev = m.group(0)[::-1]
         rm = _EMAIL.fullmatch(rev)
-        if rm and rm.group(3) in known and rm.group(2).split(".")[0] in provider_set:
+        if rm and rm.group(3) in known and rm.group(2).split(".")[0] in provider_set and not is_own(rev, own):
             hits.append(Hit("contact", "contact.email_reversed", m.start(), m.end(), "reversed e-mail address"))
     return hits
 

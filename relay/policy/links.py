@@ -18,6 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from urllib.parse import unquote, urlsplit
 
+from relay.message.contacts import is_own
 from relay.policy.normalize import View, fold
 from relay.policy.settings import Policy
 
@@ -185,7 +186,7 @@ def classify_url(url: str, policy: Policy, own_addresses: frozenset[str] = froze
         return None
     if u.startswith("mailto:"):
         addr = unquote(u[7:].split("?")[0]).strip()
-        if not addr or addr in own_addresses or addr in policy.allow_emails or _allowed(addr.rsplit("@", 1)[-1], policy):
+        if not addr or is_own(addr, own_addresses) or addr in policy.allow_emails or _allowed(addr.rsplit("@", 1)[-1], policy):
             return None
         return ("links.mailto", "mailto to an outside address")
     if u.startswith(("javascript:", "vbscript:")):
