@@ -147,8 +147,14 @@ def write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any]) -> 
     return value
 
 
-def provision(settings: Settings, *, seller_name: str = "Kyoto Crafts", buyer_name: str = "Alice") -> World:
+def provision(settings: Settings, *, seller_name: str = "Kyoto Crafts", buyer_name: str = "Alice",
+              seller_email: str | None = None, seller_staff: str | None = None,
+              buyer_email: str | None = None) -> World:
+    """A seller, a buyer and their thread; the addresses default to World's (realistic ones for the leak tests)."""
     world = World(settings)
+    world.seller_email = seller_email or world.seller_email
+    world.seller_staff = seller_staff or world.seller_staff
+    world.buyer_email = buyer_email or world.buyer_email
     conn = world.conn()
     try:
         seller = write(conn, lambda c: parties.add(c, Role.SELLER, seller_name,
