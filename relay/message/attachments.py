@@ -32,6 +32,10 @@ from relay.policy.settings import Attachments
 MAX_INFLATED_BYTES = 50 * 1024 * 1024
 MAX_ZIP_ENTRIES = 10_000
 MAX_PDF_PAGES = 100
+#: content-stream bytes given to pypdf's extract_text, all pages together: it interprets about 0.5 MB
+#: of text operators a second, so a 1 MB stream shared by 100 pages would cost minutes. Past this the
+#: pages are read only by the raw stream pass (their literal strings), and the PDF is marked truncated.
+MAX_PDF_LAYOUT_BYTES = 2 * 1024 * 1024
 #: indirect objects walked for strings and streams; a PDF of thousands of tiny objects stops here
 MAX_PDF_OBJECTS = 20_000
 MAX_FRAMES = 100
@@ -439,20 +443,25 @@ def _read_image(data: bytes, reading: _Reading, where: str) -> None:
 # --- PDF -------------------------------------------------------------------------------------------
 
 _PDF_LITERAL = re.compile(rb"\((?:\\.|[^\\()]|\((?:\\.|[^\\()])*\))*\)", re.S)
+#: one pass over all escapes (PDF 32000-1 §7.3.4.2): octal, a line continuation, or a named/literal one
+_PDF_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|(\r\n|\r|\n)|(.))", re.S)
 _PDF_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
+
+
+def _pdf_unescape(m: re.Match[bytes]) -> bytes:
+    if m.group(1):
+        return bytes([int(m.group(1), 8) & 0xFF])
+    if m.group(2):
+        return b""
+    return _PDF_ESCAPES.get(m.group(3), m.group(3))
 
 
 def _pdf_literals(stream: bytes) -> str:
     """The literal strings of a content stream joined: text a TJ array splits ([(a) -20 (@b.c)] TJ)
-    read whole, even when the page has no font table extract_text could use."""
-    out: list[bytes] = []
-    for m in _PDF_LITERAL.finditer(stream):
-        s = m.group(0)[1:-1]
-        s = re.sub(rb"\\([0-7]{1,3})", lambda e: bytes([int(e.group(1), 8) & 0xFF]), s)
-        s = re.sub(rb"\\\r?\n", b"", s)
-        s = re.sub(rb"\\(.)", lambda e: _PDF_ESCAPES.get(e.group(1), e.group(1)), s, flags=re.S)
-        out.append(s)
-    return b"".join(out).decode("latin-1")
+    read whole, even when the page has no font table extract_text could use. Escapes are undone on
+    the joined bytes (no escape spans two strings: each string ends on an unescaped parenthesis)."""
+    joined = b"".join(m.group(0)[1:-1] for m in _PDF_LITERAL.finditer(stream))
+    return _PDF_ESCAPE.sub(_pdf_unescape, joined).decode("latin-1")
 
 
 def _pdf_strings(obj: Any, out: list[str], depth: int = 0) -> None:
@@ -486,6 +495,24 @@ def _outline_titles(items: Any, out: list[str], depth: int = 0) -> None:
             title = getattr(item, "title", None) or (item.get("/Title") if hasattr(item, "get") else None)
             if title:
                 out.append(str(title))
+
+
+def _content_bytes(page: Any) -> int:
+    """Decoded bytes extract_text would interpret for a page: its content streams and the form
+    XObjects its resources name (decoded once; pypdf keeps the result for extract_text)."""
+    from pypdf.generic import ArrayObject
+
+    total = 0
+    contents = page.get("/Contents")
+    contents = contents.get_object() if contents is not None else None
+    streams = list(contents) if isinstance(contents, ArrayObject) else [contents] if contents is not None else []
+    resources = page.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    if xobjects is not None:
+        streams.extend(x for x in xobjects.get_object().values() if x.get_object().get("/Subtype") == "/Form")
+    for stream in streams[:10_000]:
+        total += len(stream.get_object().get_data())
+    return total
 
 
 def _read_pdf(data: bytes, reading: _Reading, where: str, depth: int) -> None:
@@ -532,12 +559,19 @@ def _read_pdf_parts(reader: Any, reading: _Reading, where: str, depth: int) -> N
         n = len(reader.pages)
         if n > MAX_PDF_PAGES:
             reading.mark("pdf", "truncated")
+        layout_left = MAX_PDF_LAYOUT_BYTES
         for i in range(min(n, MAX_PDF_PAGES)):
             page = reader.pages[i]
-            try:
-                reading.add(f"{where}pdf.page {i + 1}", page.extract_text() or "")
-            except Exception:
-                reading.mark("pdf", "unreadable")
+            size = _content_bytes(page)
+            if size > layout_left:
+                layout_left = 0
+                reading.mark("pdf", "truncated")
+            else:
+                layout_left -= size
+                try:
+                    reading.add(f"{where}pdf.page {i + 1}", page.extract_text() or "")
+                except Exception:
+                    reading.mark("pdf", "unreadable")
             for annot in page.get("/Annots") or []:
                 annot = annot.get_object()
                 strings: list[str] = []

@@ -411,3 +411,18 @@ def test_image_drawn_with_text_only_is_quiet() -> None:
     ImageDraw.Draw(img).text((5, 20), "no code here", fill=0)
     texts = readable_texts(_png(img), "image/png", None)
     assert not [w for w, _ in texts if w.endswith((".truncated", ".unreadable"))]
+
+
+def test_pdf_page_too_heavy_to_lay_out_is_marked_and_still_read_raw() -> None:
+    # 3 MB of text operators: past the layout budget; the raw pass still reads its strings
+    w = PdfWriter()
+    page = w.add_blank_page(10, 10)
+    stream = StreamObject()
+    stream._data = zlib.compress(b"BT /F1 9 Tf " + b"(a) Tj " * 450_000 + b"(raw.pass@seller.example) Tj ET", 9)
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    page[NameObject("/Contents")] = w._add_object(stream)
+    out = io.BytesIO()
+    w.write(out)
+    texts = readable_texts(out.getvalue(), "application/pdf", None)
+    assert ("pdf.truncated", "") in texts
+    assert "raw.pass@seller.example" in "\n".join(t for _, t in texts)
