@@ -1,9 +1,6 @@
-"""Every text a recipient (or their software) can read inside one attachment, for the egress check.
-
-Reads no config: the caps are the module constants below (bytes inflated, ZIP entries, PDF pages and
-objects, image frames and pixels, nesting depth), shared by everything read from one attachment.
-Never raises on input: a cap hit adds ("<kind>.truncated", ""), a parse failure ("<kind>.unreadable", ""),
-an encrypted PDF ("pdf.encrypted", ""); kinds are pdf, zip, ole, vcard, ical, text, image. Matches no address.
+"""Every text a recipient or their software can read inside one attachment, for the egress check (no matching).
+Config: none; the caps are the constants below, shared by all read from one attachment (bytes, pages, frames …).
+Never raises: markers ("<kind>.truncated" / ".unreadable", "pdf.encrypted"; text "") tell the caller to fail closed.
 """
 
 from __future__ import annotations
@@ -41,8 +38,9 @@ MAX_PDF_OBJECTS = 20_000
 MAX_FRAMES = 100
 #: pixels of one frame before decoding it (Pillow's own bomb check warns at 89 M and raises at 179 M)
 MAX_FRAME_PIXELS = 40_000_000
-#: pixels handed to the barcode reader per attachment, after downscaling to BARCODE_MAX_SIDE
-MAX_BARCODE_PIXELS = 60_000_000
+#: pixels handed to the barcode reader per attachment, after downscaling to BARCODE_MAX_SIDE: reading
+#: every symbology costs about 0.3 µs a pixel on a noisy frame (a 700×700 frame: 0.15 s)
+MAX_BARCODE_PIXELS = 10_000_000
 BARCODE_MAX_SIDE = 2000
 #: attachments inside attachments (an image in a DOCX, a PDF embedded in a PDF, a vCard photo)
 MAX_DEPTH = 3
@@ -139,8 +137,16 @@ def _read(data: bytes, content_type: str, filename: str | None, reading: _Readin
             reading.mark("ole", "truncated")
     elif kind in ("vcard", "ical"):
         _read_directory(data, kind, reading, where, depth)
-    elif kind in _TEXT_KINDS or (kind == "binary" and depth == 0):
+    elif kind in _TEXT_KINDS:
         _read_text(data, content_type, kind, reading, where)
+    elif depth == 0:
+        # a kind we cannot read (an archive, a program, a video): its printable runs, as `strings` or a
+        # hex viewer shows them, and a marker, since what it shows in its own application is unknown.
+        # Inside a document (its fonts, its binary parts) only the runs: those are not shown to a reader.
+        reading.mark("binary", "unreadable")
+        reading.add(f"{where}binary.strings", extract.text_of_doc(data[:MAX_INFLATED_BYTES]).texts[0][1])
+    else:
+        reading.add(f"{where}binary.strings", extract.text_of_doc(data[:MAX_INFLATED_BYTES]).texts[0][1])
     # A polyglot (a PDF or an image with a ZIP appended) is a ZIP to every unzip tool: read that too.
     if kind != "zip" and data.find(b"PK\x05\x06", max(0, len(data) - 70_000)) >= 0:
         try:
@@ -164,10 +170,6 @@ def _read_text(data: bytes, content_type: str, kind: str, reading: _Reading, whe
         text = extract.text_of_txt(data, _charset(content_type)).texts[0][1]
     except Exception:
         text = data.decode("latin-1")
-    if kind == "binary":
-        # not text at all: the printable runs (ASCII and UTF-16LE) a `strings` or a viewer shows
-        reading.add(f"{where}binary.strings", extract.text_of_doc(data[:MAX_INFLATED_BYTES]).texts[0][1])
-        return
     reading.add(f"{where}text", text)
     if kind in ("html", "svg", "xml"):
         _xml_texts(text, reading, f"{where}{kind}")
@@ -368,9 +370,12 @@ def _image_metadata(img: Any, where: str, reading: _Reading) -> None:
 
 
 def _barcodes(frame: Any, reading: _Reading) -> list[str]:
-    """Every symbology zxing-cpp reads, on a grey copy (transparency on white), then inverted."""
+    """Every symbology zxing-cpp reads, on a grey copy (transparency flattened onto white).
+
+    zxing-cpp's try_invert also reads light-on-dark codes, on the same pass; an inverted copy of
+    our own would double the cost of every image without a code."""
     import zxingcpp
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     img = frame
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -384,21 +389,19 @@ def _barcodes(frame: Any, reading: _Reading) -> list[str]:
         # generated codes at one pixel per module: too small for the finder patterns
         scale = max(1, 400 // max(1, max(grey.size)))
         grey = grey.resize((grey.width * scale, grey.height * scale), Image.Resampling.NEAREST)
+    pixels = grey.width * grey.height
+    if pixels > reading.pixels_left:
+        reading.mark("image", "truncated")
+        return []
+    reading.pixels_left -= pixels
     found: list[str] = []
-    for candidate in (grey, ImageOps.invert(grey)):
-        pixels = candidate.width * candidate.height
-        if pixels > reading.pixels_left:
-            reading.mark("image", "truncated")
-            break
-        reading.pixels_left -= pixels
-        for result in zxingcpp.read_barcodes(candidate, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.AllReadable)):
-            text = result.text
-            if not text and result.bytes:
-                text = bytes(result.bytes).decode("latin-1")
-            if text:
-                found.append(f"{result.format}: {text}")
-        if found:
-            break
+    formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.AllReadable)
+    for result in zxingcpp.read_barcodes(grey, formats=formats, try_invert=True, try_rotate=True):
+        text = result.text
+        if not text and result.bytes:
+            text = bytes(result.bytes).decode("latin-1")
+        if text:
+            found.append(f"{result.format}: {text}")
     return found
 
 
@@ -422,6 +425,8 @@ def _read_image(data: bytes, reading: _Reading, where: str) -> None:
         warnings.simplefilter("ignore")
         try:
             with Image.open(io.BytesIO(data)) as img:
+                if img.format == "JPEG" and max(img.size) > 2 * BARCODE_MAX_SIDE:
+                    img.draft("L", (BARCODE_MAX_SIDE, BARCODE_MAX_SIDE))  # decoded at 1/2–1/8 scale
                 for index, frame in _frames(img, reading):
                     label = f"{where}image.frame {index + 1}"
                     w, h = frame.size
