@@ -1,9 +1,6 @@
-"""Every text a recipient (or their software) can read inside one attachment, for the egress check.
-
-Reads no config: the caps are the module constants below (bytes inflated, ZIP entries, PDF pages and
-objects, image frames and pixels, nesting depth), shared by everything read from one attachment.
-Never raises on input: a cap hit adds ("<kind>.truncated", ""), a parse failure ("<kind>.unreadable", ""),
-an encrypted PDF ("pdf.encrypted", ""); kinds are pdf, zip, ole, vcard, ical, text, image. Matches no address.
+"""Every text a recipient or their software can read inside one attachment, for the egress check (no matching).
+Config: none; the caps are the constants below, shared by all read from one attachment (bytes, pages, frames …).
+Never raises: markers ("<kind>.truncated" / ".unreadable", "pdf.encrypted"; text "") tell the caller to fail closed.
 """
 
 from __future__ import annotations
@@ -32,13 +29,18 @@ from relay.policy.settings import Attachments
 MAX_INFLATED_BYTES = 50 * 1024 * 1024
 MAX_ZIP_ENTRIES = 10_000
 MAX_PDF_PAGES = 100
+#: content-stream bytes given to pypdf's extract_text, all pages together: it interprets about 0.5 MB
+#: of text operators a second, so a 1 MB stream shared by 100 pages would cost minutes. Past this the
+#: pages are read only by the raw stream pass (their literal strings), and the PDF is marked truncated.
+MAX_PDF_LAYOUT_BYTES = 2 * 1024 * 1024
 #: indirect objects walked for strings and streams; a PDF of thousands of tiny objects stops here
 MAX_PDF_OBJECTS = 20_000
 MAX_FRAMES = 100
 #: pixels of one frame before decoding it (Pillow's own bomb check warns at 89 M and raises at 179 M)
 MAX_FRAME_PIXELS = 40_000_000
-#: pixels handed to the barcode reader per attachment, after downscaling to BARCODE_MAX_SIDE
-MAX_BARCODE_PIXELS = 60_000_000
+#: pixels handed to the barcode reader per attachment, after downscaling to BARCODE_MAX_SIDE: reading
+#: every symbology costs about 0.3 µs a pixel on a noisy frame (a 700×700 frame: 0.15 s)
+MAX_BARCODE_PIXELS = 10_000_000
 BARCODE_MAX_SIDE = 2000
 #: attachments inside attachments (an image in a DOCX, a PDF embedded in a PDF, a vCard photo)
 MAX_DEPTH = 3
@@ -135,8 +137,16 @@ def _read(data: bytes, content_type: str, filename: str | None, reading: _Readin
             reading.mark("ole", "truncated")
     elif kind in ("vcard", "ical"):
         _read_directory(data, kind, reading, where, depth)
-    elif kind in _TEXT_KINDS or (kind == "binary" and depth == 0):
+    elif kind in _TEXT_KINDS:
         _read_text(data, content_type, kind, reading, where)
+    elif depth == 0:
+        # a kind we cannot read (an archive, a program, a video): its printable runs, as `strings` or a
+        # hex viewer shows them, and a marker, since what it shows in its own application is unknown.
+        # Inside a document (its fonts, its binary parts) only the runs: those are not shown to a reader.
+        reading.mark("binary", "unreadable")
+        reading.add(f"{where}binary.strings", extract.text_of_doc(data[:MAX_INFLATED_BYTES]).texts[0][1])
+    else:
+        reading.add(f"{where}binary.strings", extract.text_of_doc(data[:MAX_INFLATED_BYTES]).texts[0][1])
     # A polyglot (a PDF or an image with a ZIP appended) is a ZIP to every unzip tool: read that too.
     if kind != "zip" and data.find(b"PK\x05\x06", max(0, len(data) - 70_000)) >= 0:
         try:
@@ -160,10 +170,6 @@ def _read_text(data: bytes, content_type: str, kind: str, reading: _Reading, whe
         text = extract.text_of_txt(data, _charset(content_type)).texts[0][1]
     except Exception:
         text = data.decode("latin-1")
-    if kind == "binary":
-        # not text at all: the printable runs (ASCII and UTF-16LE) a `strings` or a viewer shows
-        reading.add(f"{where}binary.strings", extract.text_of_doc(data[:MAX_INFLATED_BYTES]).texts[0][1])
-        return
     reading.add(f"{where}text", text)
     if kind in ("html", "svg", "xml"):
         _xml_texts(text, reading, f"{where}{kind}")
@@ -364,9 +370,12 @@ def _image_metadata(img: Any, where: str, reading: _Reading) -> None:
 
 
 def _barcodes(frame: Any, reading: _Reading) -> list[str]:
-    """Every symbology zxing-cpp reads, on a grey copy (transparency on white), then inverted."""
+    """Every symbology zxing-cpp reads, on a grey copy (transparency flattened onto white).
+
+    zxing-cpp's try_invert also reads light-on-dark codes, on the same pass; an inverted copy of
+    our own would double the cost of every image without a code."""
     import zxingcpp
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     img = frame
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
@@ -380,21 +389,19 @@ def _barcodes(frame: Any, reading: _Reading) -> list[str]:
         # generated codes at one pixel per module: too small for the finder patterns
         scale = max(1, 400 // max(1, max(grey.size)))
         grey = grey.resize((grey.width * scale, grey.height * scale), Image.Resampling.NEAREST)
+    pixels = grey.width * grey.height
+    if pixels > reading.pixels_left:
+        reading.mark("image", "truncated")
+        return []
+    reading.pixels_left -= pixels
     found: list[str] = []
-    for candidate in (grey, ImageOps.invert(grey)):
-        pixels = candidate.width * candidate.height
-        if pixels > reading.pixels_left:
-            reading.mark("image", "truncated")
-            break
-        reading.pixels_left -= pixels
-        for result in zxingcpp.read_barcodes(candidate, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.AllReadable)):
-            text = result.text
-            if not text and result.bytes:
-                text = bytes(result.bytes).decode("latin-1")
-            if text:
-                found.append(f"{result.format}: {text}")
-        if found:
-            break
+    formats = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.AllReadable)
+    for result in zxingcpp.read_barcodes(grey, formats=formats, try_invert=True, try_rotate=True):
+        text = result.text
+        if not text and result.bytes:
+            text = bytes(result.bytes).decode("latin-1")
+        if text:
+            found.append(f"{result.format}: {text}")
     return found
 
 
@@ -418,6 +425,8 @@ def _read_image(data: bytes, reading: _Reading, where: str) -> None:
         warnings.simplefilter("ignore")
         try:
             with Image.open(io.BytesIO(data)) as img:
+                if img.format == "JPEG" and max(img.size) > 2 * BARCODE_MAX_SIDE:
+                    img.draft("L", (BARCODE_MAX_SIDE, BARCODE_MAX_SIDE))  # decoded at 1/2–1/8 scale
                 for index, frame in _frames(img, reading):
                     label = f"{where}image.frame {index + 1}"
                     w, h = frame.size
@@ -439,20 +448,25 @@ def _read_image(data: bytes, reading: _Reading, where: str) -> None:
 # --- PDF -------------------------------------------------------------------------------------------
 
 _PDF_LITERAL = re.compile(rb"\((?:\\.|[^\\()]|\((?:\\.|[^\\()])*\))*\)", re.S)
+#: one pass over all escapes (PDF 32000-1 §7.3.4.2): octal, a line continuation, or a named/literal one
+_PDF_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|(\r\n|\r|\n)|(.))", re.S)
 _PDF_ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"b": b"\b", b"f": b"\f"}
+
+
+def _pdf_unescape(m: re.Match[bytes]) -> bytes:
+    if m.group(1):
+        return bytes([int(m.group(1), 8) & 0xFF])
+    if m.group(2):
+        return b""
+    return _PDF_ESCAPES.get(m.group(3), m.group(3))
 
 
 def _pdf_literals(stream: bytes) -> str:
     """The literal strings of a content stream joined: text a TJ array splits ([(a) -20 (@b.c)] TJ)
-    read whole, even when the page has no font table extract_text could use."""
-    out: list[bytes] = []
-    for m in _PDF_LITERAL.finditer(stream):
-        s = m.group(0)[1:-1]
-        s = re.sub(rb"\\([0-7]{1,3})", lambda e: bytes([int(e.group(1), 8) & 0xFF]), s)
-        s = re.sub(rb"\\\r?\n", b"", s)
-        s = re.sub(rb"\\(.)", lambda e: _PDF_ESCAPES.get(e.group(1), e.group(1)), s, flags=re.S)
-        out.append(s)
-    return b"".join(out).decode("latin-1")
+    read whole, even when the page has no font table extract_text could use. Escapes are undone on
+    the joined bytes (no escape spans two strings: each string ends on an unescaped parenthesis)."""
+    joined = b"".join(m.group(0)[1:-1] for m in _PDF_LITERAL.finditer(stream))
+    return _PDF_ESCAPE.sub(_pdf_unescape, joined).decode("latin-1")
 
 
 def _pdf_strings(obj: Any, out: list[str], depth: int = 0) -> None:
@@ -486,6 +500,24 @@ def _outline_titles(items: Any, out: list[str], depth: int = 0) -> None:
             title = getattr(item, "title", None) or (item.get("/Title") if hasattr(item, "get") else None)
             if title:
                 out.append(str(title))
+
+
+def _content_bytes(page: Any) -> int:
+    """Decoded bytes extract_text would interpret for a page: its content streams and the form
+    XObjects its resources name (decoded once; pypdf keeps the result for extract_text)."""
+    from pypdf.generic import ArrayObject
+
+    total = 0
+    contents = page.get("/Contents")
+    contents = contents.get_object() if contents is not None else None
+    streams = list(contents) if isinstance(contents, ArrayObject) else [contents] if contents is not None else []
+    resources = page.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    if xobjects is not None:
+        streams.extend(x for x in xobjects.get_object().values() if x.get_object().get("/Subtype") == "/Form")
+    for stream in streams[:10_000]:
+        total += len(stream.get_object().get_data())
+    return total
 
 
 def _read_pdf(data: bytes, reading: _Reading, where: str, depth: int) -> None:
@@ -532,12 +564,19 @@ def _read_pdf_parts(reader: Any, reading: _Reading, where: str, depth: int) -> N
         n = len(reader.pages)
         if n > MAX_PDF_PAGES:
             reading.mark("pdf", "truncated")
+        layout_left = MAX_PDF_LAYOUT_BYTES
         for i in range(min(n, MAX_PDF_PAGES)):
             page = reader.pages[i]
-            try:
-                reading.add(f"{where}pdf.page {i + 1}", page.extract_text() or "")
-            except Exception:
-                reading.mark("pdf", "unreadable")
+            size = _content_bytes(page)
+            if size > layout_left:
+                layout_left = 0
+                reading.mark("pdf", "truncated")
+            else:
+                layout_left -= size
+                try:
+                    reading.add(f"{where}pdf.page {i + 1}", page.extract_text() or "")
+                except Exception:
+                    reading.mark("pdf", "unreadable")
             for annot in page.get("/Annots") or []:
                 annot = annot.get_object()
                 strings: list[str] = []

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import segno
 import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 from pypdf import PdfWriter
@@ -411,3 +413,42 @@ def test_image_drawn_with_text_only_is_quiet() -> None:
     ImageDraw.Draw(img).text((5, 20), "no code here", fill=0)
     texts = readable_texts(_png(img), "image/png", None)
     assert not [w for w, _ in texts if w.endswith((".truncated", ".unreadable"))]
+
+
+def test_pdf_page_too_heavy_to_lay_out_is_marked_and_still_read_raw() -> None:
+    # 3 MB of text operators: past the layout budget; the raw pass still reads its strings
+    w = PdfWriter()
+    page = w.add_blank_page(10, 10)
+    stream = StreamObject()
+    stream._data = zlib.compress(b"BT /F1 9 Tf " + b"(a) Tj " * 450_000 + b"(raw.pass@seller.example) Tj ET", 9)
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    page[NameObject("/Contents")] = w._add_object(stream)
+    out = io.BytesIO()
+    w.write(out)
+    texts = readable_texts(out.getvalue(), "application/pdf", None)
+    assert ("pdf.truncated", "") in texts
+    assert "raw.pass@seller.example" in "\n".join(t for _, t in texts)
+
+
+def test_unknown_binary_is_marked_and_its_strings_read() -> None:
+    data = b"\x00\x01\x02\x03" * 64 + b"strings@seller.example" + b"\x00\xff" * 64
+    texts = readable_texts(data, "application/octet-stream", "blob.bin")
+    assert ("binary.unreadable", "") in texts
+    assert "strings@seller.example" in "\n".join(t for _, t in texts)
+
+
+_HEADS = [b"%PDF-1.4\n", b"PK\x03\x04", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"II*\x00", b"\xff\xd8\xff\xe0",
+          b"BEGIN:VCARD\r\n", b"BEGIN:VCALENDAR\r\n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b""]
+
+
+@settings(max_examples=60, deadline=None)
+@given(head=st.sampled_from(_HEADS), tail=st.binary(max_size=2048))
+def test_malformed_input_never_raises(head: bytes, tail: bytes) -> None:
+    texts = readable_texts(head + tail, "application/octet-stream", "x")
+    assert all(isinstance(w, str) and isinstance(t, str) for w, t in texts)
+
+
+def test_truncated_real_files_never_raise() -> None:
+    for whole in (_pdf(True), _docx()):
+        for cut in range(0, len(whole), max(1, len(whole) // 40)):
+            readable_texts(whole[:cut], "application/octet-stream", None)
