@@ -63,9 +63,9 @@ _AT_FORMS: Final = (
 _DOT_FORMS: Final = r"\.|%2e|&#0*46;?|&#x0*2e;?|&period;|dot|d0t|punkt|点|點|쩜|닷|ドット|どっと|,"
 #: Before a match (in the folded text) may not stand a letter or digit, nor one of "._%-" after
 #: one: the match would be the tail of a longer address ("bigjohn@…", "big.john@…" are not
-#: "john@…"). After it may not stand a letter, digit or "-", nor "." before one: a longer domain.
+#: "john@…"). After it anything may follow: "john@gmail.com.txt" (a file name) or
+#: "john@gmail.com.au" still tells a reader the address.
 _LONGER_BEFORE: Final = re.compile(r"(?:[a-z0-9]|[a-z0-9][._%-])\Z")
-_LONGER_AFTER: Final = re.compile(r"[a-z0-9-]|\.[a-z0-9]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,7 @@ def _local_pattern(local: str) -> str:
     """The compact local part: dots optional (Gmail ignores them; a reader takes "john doe" and
     "john.doe" for the same person), any "+tag" after it."""
     chars = [c for c in _compact(local.split("+", 1)[0]) if c != "."]
-    body = r"(?:\.|dot)?".join(re.escape(c) for c in chars)
+    body = r"(?:\.|dot|%2e|&#0*46;?|&#x0*2e;?|&period;)?".join(re.escape(c) for c in chars)
     return body + r"(?:\+[a-z0-9.=]{1,64})?"
 
 
@@ -231,7 +231,7 @@ class AddressFinder:
             if m is None:
                 break
             fs, fe = to_folded(m.start()), to_folded(m.end() - 1) + 1
-            if _LONGER_BEFORE.search(before + folded[max(0, fs - 2) : fs]) or _LONGER_AFTER.match(folded, fe):
+            if _LONGER_BEFORE.search(before + folded[max(0, fs - 2) : fs]):
                 pos = m.start() + 1  # part of a longer address; look further on
                 continue
             start, end = norm.source_span(fs, fe)

@@ -235,6 +235,8 @@ def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[str], hidden: 
                 attributes.append(value)
             else:
                 attributes.append(value)
+                if "%" in value:
+                    attributes.append(unquote(value, errors="replace"))
                 if name in _VISIBLE_ATTRS:
                     hidden.append(value)
     for comment in reader.comments:
@@ -317,8 +319,8 @@ def _rewrite_attributes(element: LexborNode, finder: AddressFinder) -> int:
             forms = [unquote(clean_url(value), errors="replace"), clean_url(value), value]
         elif name in _URL_LIST_ATTRS:
             forms = [unquote(value, errors="replace"), value]
-        else:
-            forms = [value]
+        else:  # a script or a client may percent-decode any attribute (data-contact="%6B%65…")
+            forms = [unquote(value, errors="replace"), value] if "%" in value else [value]
         for form in forms:
             new, n = finder.sub(form)
             if n:

@@ -22,12 +22,13 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from relay.message.contacts import finder_of
 from relay.policy import mime
 from relay.policy.attachments import inspect, sanitize_filename
 from relay.policy.contact import find_contacts
 from relay.policy.htmltext import html_to_text
 from relay.policy.links import Hit, classify_url, find_links, host_of
-from relay.policy.normalize import fold, match_view, normalize
+from relay.policy.normalize import Normalized, fold, match_view, normalize
 from relay.policy.phrases import find_phrases, score
 from relay.policy.scrub import scrub
 from relay.policy.settings import RANK, Policy
@@ -95,6 +96,8 @@ def _verdict(findings: list[Finding]) -> str:
 def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset()) -> list[tuple[str, str, int, int, str, float]]:
     """(category, rule, start, end, detail, weight) for one text; offsets in its normalized text."""
     n = normalize(text[: policy.settings.max_text_chars])
+    if own:
+        n = _mask_own(n, own)
     v = match_view(n)
     hits: list[Hit] = find_links(v, policy, own) + find_contacts(v, policy, own)
     found = policy.phrase_literals_in(v.text) if v.text else {}
@@ -105,6 +108,19 @@ def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset()) -> l
         ns, ne = v.to_norm(h.start, h.end)
         out.append((h.category, h.rule, ns, ne, h.detail, h.weight))
     return out
+
+
+def _mask_own(n: Normalized, own: frozenset[str]) -> Normalized:
+    """The parties' own addresses, in whatever form the one contact finder recognises, blanked
+    (same length, so offsets hold): the rewriter maps them to aliases, so they are neither contact
+    details nor links ("alice dot wong at example dot org" holds a bare domain)."""
+    found = finder_of(own).find(n.text)
+    if not found:
+        return n
+    text = n.text
+    for f in reversed(found):
+        text = text[: f.start] + " " * (f.end - f.start) + text[f.end :]
+    return Normalized(n.source, text, n.spans)
 
 
 def check(raw: bytes, policy: Policy, *, own_addresses: Collection[str] = ()) -> Report:

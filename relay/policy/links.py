@@ -179,9 +179,14 @@ def _is_numeric_host(host: str) -> bool:
     return bool(re.fullmatch(r"(?:0x[0-9a-f]+|\d+)(?:\.(?:0x[0-9a-f]+|\d+)){0,3}", h))
 
 
+_URL_NOISE = re.compile(r"[\t\n\r]")
+
+
 def classify_url(url: str, policy: Policy, own_addresses: frozenset[str] = frozenset()) -> tuple[str, str] | None:
     """(rule, detail) for a URL found in markup or an attachment; None if it is harmless or allowed."""
-    u = fold(url.strip())
+    # as the WHATWG URL parser reads it: C0 controls and spaces trimmed, every tab/LF/CR removed
+    u = fold(_URL_NOISE.sub("", url.strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f"
+                                          "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f ")))
     if not u or u.startswith(("#", "cid:", "mid:")):
         return None
     if u.startswith("mailto:"):

@@ -12,6 +12,7 @@ body that is still scanned textually).
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Final
 
 from relay.message.contacts import AddressFinder
@@ -227,6 +228,23 @@ class Walker:
         self.result.parts_rewritten += 1
         return [(start, end, new)]
 
+    def _sub_params(self, f: Field) -> Field | None:
+        """The field rebuilt when a parameter, read as RFC 2231 says (continuations joined,
+        percent-decoded), holds a registered address that the raw text does not show whole."""
+        head, params = parse_params(f.value)
+        hits = {k: self.m.sub(v) for k, v in params.items()}
+        if not any(n for _, n in hits.values()):
+            return None
+        parts = [head]
+        for key, (value, _) in hits.items():
+            if value.isascii() and '"' not in value and "\\" not in value:
+                parts.append(f'{key}="{value}"')
+            else:
+                parts.append(f"{key}*=utf-8''{urllib.parse.quote(value, safe='')}")
+        label = f.label.decode("ascii").strip()
+        raw = label.encode("ascii") + b": " + "; ".join(parts).encode("ascii") + CRLF
+        return Field(f.name, f.label, raw[len(f.label) + 1 : -2], raw)
+
     # -- leaves -----------------------------------------------------------------------------
 
     def text_leaf(
@@ -291,6 +309,12 @@ class Walker:
         """Registered addresses in a part's own headers (file names, descriptions …)."""
         changed = False
         for i, f in enumerate(fields):
+            if f.name in ("content-type", "content-disposition"):
+                rebuilt = self._sub_params(f)
+                if rebuilt is not None:
+                    fields[i] = rebuilt
+                    changed = True
+                    continue
             _, hit = sub_value(f.value, self.m, None)
             if hit:
                 label = f.label.decode("ascii").strip()

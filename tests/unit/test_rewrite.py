@@ -274,7 +274,7 @@ def test_display_name_that_is_an_address() -> None:
         (f"write {REAL} now", f"write {ALIAS} now"),
         ("write John.Doe@Gmail.COM now", f"write {ALIAS} now"),
         (f"x{REAL}", f"x{REAL}"),
-        (f"{REAL}.au", f"{REAL}.au"),
+        (f"{REAL}.au", f"{ALIAS}.au"),  # still tells a reader the address
         (f"{REAL}.", f"{ALIAS}."),
         (f"<{REAL}>", f"<{ALIAS}>"),
         (f"mailto:{REAL}?subject=x", f"mailto:{ALIAS}?subject=x"),
@@ -536,7 +536,7 @@ def test_lines_over_998_octets_are_reencoded(multipart: bool) -> None:
 
 #: (what is put into a large haystack, how many registered addresses that is)
 _NEEDLES = [(b" John.Doe@GMAIL.com\r\n", 1), (b"<john.doe&#64;gmail.com>", 1), (b" xjohn.doe@gmail.comx ", 0),
-            (b" john.doe@gmail.co ", 0), (b"\r\nbuyer@EXAMPLE.NET,", 1), (b" GMAIL.COM ", 0)]
+            (b" john.doe@gmail.co ", 1), (b"\r\nbuyer@EXAMPLE.NET,", 1), (b" GMAIL.COM ", 0)]
 
 
 def _haystack(kind: str) -> bytes:
