@@ -5,6 +5,8 @@ entities are decoded, block elements break lines, `alt`/`title` text counts. Eve
 character keeps the span of HTML source it came from, so a redaction can be written back
 into the markup. URLs come from href/src/action/background/poster/cite, CSS `url()`,
 `<meta http-equiv=refresh>` and Outlook VML inside `<!--[if mso]>` conditional comments.
+Linear on hostile markup: a construct with no terminator anywhere after it runs to the end of the
+input, as WHATWG reads it (comment to EOF; tag, end tag, `<?`/`<!` dropped), instead of being retried.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ _PLAIN_SCAN = re.compile(f"([^<&]+)|<({_NAME})>|</({_NAME})>|")
 _NOT_PLAIN_TAG = re.compile(f"<(?!/?{_NAME}>)")
 _TAG_SPLIT = re.compile(f"<(/?)({_NAME})>")
 _HIDING_START = re.compile("<(?:" + "|".join(sorted(_HIDING)) + ")>", re.I)
+#: what ends a comment for HTMLParser (_markupbase's own pattern)
+_COMMENT_CLOSE = re.compile(r"--\s*>")
+_TAIL_TAG = re.compile(r"</?[A-Za-z]|</(?!$)")
 
 
 @dataclass(slots=True)
@@ -237,6 +242,47 @@ class _Extractor(HTMLParser):
             return super().parse_endtag(i)
         self.handle_endtag(m.group(1).lower())
         return m.end()
+
+    def close(self) -> None:
+        """HTMLParser.close, with what no terminator follows read to the end of the input.
+
+        At close HTMLParser retries an unterminated construct at every later "<" and each retry scans
+        to the end: quadratic (100 KB of "<!--" took seconds). Where nothing after it can end it, the
+        construct runs to the end here, as in a browser (WHATWG 13.2.5: EOF in comment / tag)."""
+        raw = self.rawdata
+        self._last_gt = raw.rfind(">")
+        self._last_comment_close = -1
+        for m in _COMMENT_CLOSE.finditer(raw):
+            self._last_comment_close = m.start()
+        self._closing = True
+        self._full = raw
+        # a tag or end tag opened after the last ">" runs to the end of the input (EOF in tag): dropped
+        tail = _TAIL_TAG.search(raw, self._last_gt + 1)
+        if tail is not None and self.cdata_elem is None:
+            self.rawdata = raw[:tail.start()]
+        super().close()
+
+    def _unterminated(self, i: int) -> bool:
+        return getattr(self, "_closing", False) and i > self._last_gt
+
+    def parse_comment(self, i: int, report: bool = True) -> int:
+        if getattr(self, "_closing", False) and self._last_comment_close < i + 4:
+            self.handle_comment(self._full[i + 4:])  # WHATWG: EOF in comment, the comment ends there
+            return len(self.rawdata)
+        return super().parse_comment(i, report)
+
+    def parse_pi(self, i: int) -> int:
+        if self._unterminated(i):  # a bogus comment to the end: nothing displayed
+            return len(self.rawdata)
+        return super().parse_pi(i)
+
+    def parse_html_declaration(self, i: int) -> int:
+        raw = self.rawdata
+        if self._unterminated(i):
+            return len(raw)
+        if getattr(self, "_closing", False) and raw.startswith("<![", i) and raw.find("]]>", i) < 0:
+            return raw.find(">", i) + 1  # in HTML content <![CDATA[ is a bogus comment up to ">"
+        return super().parse_html_declaration(i)
 
     def _pos(self) -> int:
         return min(self._at, len(self.source))
