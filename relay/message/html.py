@@ -8,6 +8,7 @@ super-linear in lexbor (one element, or <html>/<body> merged, with more than MAX
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -375,3 +376,20 @@ def rewrite_html(source: str, finder: AddressFinder) -> tuple[str, int]:
     if not count:
         return source, 0
     return tree.html or "", count
+
+
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # lazy, and an unterminated one ends the text: linear
+_TAG = re.compile(r"<[^<>]*>")
+
+
+def text_superset(source: str) -> str:
+    """A cheap text that holds every text ``read_html`` would give (and more): comments and tags
+    dropped crudely and entities decoded, plus the source itself and its percent-decoding. For a
+    pre-check only: if an anchor is not in this, it is nowhere in the HTML as a browser reads it."""
+    stripped = html.unescape(_TAG.sub("", _COMMENT.sub("", source)))
+    out = [stripped, html.unescape(_TAG.sub("", source)), source]  # the second keeps comments' text
+    if "&" in source:
+        out.append(html.unescape(source))
+    if "%" in source:
+        out.append(unquote(source, errors="replace"))
+    return "\n".join(out)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
 from relay.message.attachments import readable_texts
-from relay.message.html import HtmlTooComplex, read_html
+from relay.message.html import HtmlTooComplex, read_html, text_superset
 from relay.rewrite.body import NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION, content_type
 from relay.rewrite.headers import decode_words, raw_to_str
 from relay.rewrite.mime import (
@@ -55,10 +55,16 @@ class Place:
     unreadable: bool = False
 
 
-def places(raw: bytes) -> Iterator[Place]:
+#: (a text) -> may a finding be in it? Lets the costly views (HTML as a browser reads it) be
+#: skipped when a cheap superset of their text cannot hold one.
+Might = Callable[[str], bool]
+
+
+def places(raw: bytes, might: Might | None = None) -> Iterator[Place]:
     buf = normalize_eol(raw)
     fields, body = parse_headers(buf, 0, len(buf))
-    yield from _entity(buf, fields, 0, body, len(buf), 0, "message", replaceable=False, forwarded=False)
+    yield from _entity(buf, fields, 0, body, len(buf), 0, "message", replaceable=False, forwarded=False,
+                       might=might)
 
 
 def _headers(fields: list[Field], where: str, forwarded: bool) -> Iterator[Place]:
@@ -79,7 +85,7 @@ def _headers(fields: list[Field], where: str, forwarded: bool) -> Iterator[Place
 
 
 def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, depth: int, where: str,
-            *, replaceable: bool, forwarded: bool) -> Iterator[Place]:
+            *, replaceable: bool, forwarded: bool, might: Might | None) -> Iterator[Place]:
     yield from _headers(fields, where, forwarded)
     if depth > MAX_DEPTH:
         yield Place(f"body of {where} (nested too deep)", "text", _as_text(buf[body:end]), unreadable=True)
@@ -100,7 +106,7 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
         for n, (ps, pe) in enumerate(mp.parts, 1):
             pfields, pbody = parse_headers(inner, ps, pe)
             yield from _entity(inner, pfields, ps, pbody, pe, depth + 1, f"{where}.{n}",
-                               replaceable=not encoded and not forwarded, forwarded=forwarded)
+                               replaceable=not encoded and not forwarded, forwarded=forwarded, might=might)
         return
     if ctype in NESTED_MESSAGE:
         inner, s, e = buf, body, end
@@ -109,7 +115,7 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
             s, e = 0, len(inner)
         ifields, ibody = parse_headers(inner, s, e)
         yield from _entity(inner, ifields, s, ibody, e, depth + 1, f"{where} (forwarded message)",
-                           replaceable=False, forwarded=True)
+                           replaceable=False, forwarded=True, might=might)
         return
     data = decode_body(buf, cte, body, end)
     filename = _filename(fields)
@@ -120,6 +126,10 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
         if params.get("format", "").lower() == "flowed":
             text = text + "\n" + _FLOWED_SOFT.sub("", text)
         if ctype == "text/html":
+            superset = text_superset(text)
+            if might is not None and not might(superset):
+                yield Place(f"body of {where} (text/html)", "html", superset)
+                return
             try:
                 view = read_html(text)
             except HtmlTooComplex:

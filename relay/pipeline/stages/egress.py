@@ -30,7 +30,7 @@ _ROUNDS = 3
 def examine(message: bytes, finder: AddressFinder, recipient: str) -> list[Place]:
     """The places of ``message`` that hold a form of a registered address (or cannot be read)."""
     bad: list[Place] = []
-    for place in places(message):
+    for place in places(message, finder.might_contain):
         if place.unreadable or place.kind == "route":
             bad.append(place)
         elif place.kind == "header" and place.where == "header To of message":
