@@ -2,14 +2,16 @@
 
 The stdlib raises odd exceptions on malformed headers (IndexError on a bad Message-ID,
 LookupError on unknown charsets), so every access here is guarded and degrades to "absent".
+From is parsed by relay.message.headers from its RAW value, display names decoded afterwards:
+decoding first let an encoded word smuggle a quote, a bracket or a comma into the address list.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.header import decode_header, make_header
-from email.utils import getaddresses
+
+from relay.message.headers import decode_unstructured, parse_address_list
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$")
@@ -34,13 +36,6 @@ def fields(raw: bytes) -> list[tuple[str, str]]:
     return out
 
 
-def decode_words(value: str) -> str:
-    try:
-        return str(make_header(decode_header(value)))
-    except (LookupError, ValueError, UnicodeError, IndexError, TypeError):
-        return value
-
-
 @dataclass(frozen=True, slots=True)
 class HeaderFacts:
     from_addresses: tuple[str, ...]
@@ -48,6 +43,10 @@ class HeaderFacts:
     message_id: str | None
     count: dict[str, int]
     quoted_ids: tuple[str, ...] = ()  # msg-ids of In-Reply-To and References, in order
+    # One per from_addresses entry: the decoded display name and comments a reader sees beside it.
+    from_display_names: tuple[str, ...] = ()
+    from_groups: int = 0  # `name: …;` group syntax in From (RFC 5322 §3.4), never from a real client
+    from_invalid: int = 0  # From fields that could not be read; such a field gives no address at all
 
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -59,20 +58,26 @@ def facts(raw: bytes) -> HeaderFacts:
     for name, _ in all_fields:
         count[name] = count.get(name, 0) + 1
     froms: list[str] = []
+    names: list[str] = []
+    groups = invalid = 0
     subject = ""
     message_id = None
     quoted: list[str] = []
     for name, value in all_fields:
         if name == "from":
-            try:
-                froms += [addr.strip().lower() for _, addr in getaddresses([decode_words(value)]) if addr.strip()]
-            except (IndexError, ValueError, TypeError):
+            parsed = parse_address_list(value)
+            groups += parsed.groups
+            if parsed.invalid:  # half a From is no From: the readable rest must not pass for all of it
+                invalid += 1
                 continue
+            froms += [mb.addr_spec for mb in parsed.mailboxes]
+            names += [mb.shown_name for mb in parsed.mailboxes]
         elif name == "subject" and not subject:
-            subject = decode_words(value)
+            subject = decode_unstructured(value)
         elif name == "message-id" and message_id is None:
             m = _MSGID.search(value)
             message_id = m.group(0) if m else None
         elif name in ("in-reply-to", "references"):
             quoted += _MSGID.findall(value)
-    return HeaderFacts(tuple(froms), subject, message_id, count, tuple(dict.fromkeys(quoted)))
+    return HeaderFacts(tuple(froms), subject, message_id, count, tuple(dict.fromkeys(quoted)),
+                       tuple(names), groups, invalid)

@@ -159,7 +159,9 @@ async def _matches(resolver: Resolver, st: _State, domain: str, mech: str, arg: 
     if mech == "a":
         return _in(st, _void(st, await resolver.addresses(target, v6)), cidr, cidr6)
     if mech == "mx":
-        names = _void(st, await resolver.mx(target))[:MAX_MX]
+        names = _void(st, await resolver.mx(target))
+        if len(names) > MAX_MX:  # §4.6.4: more than 10 is a permerror, not "look at the first 10"
+            raise PermError("mx with more than 10 names")
         for name in names:
             if _in(st, await resolver.addresses(name, v6), cidr, cidr6):
                 return True

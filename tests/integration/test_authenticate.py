@@ -132,3 +132,24 @@ async def test_dns_timeout_is_451_never_a_pass(start_relay: Any, tmp_path: Path,
         assert maildir_messages(s) == []
     finally:
         silent.close()
+
+
+async def test_unreadable_dkim_is_a_permerror_never_451(start_relay: Any, tmp_path: Path, dkim_key: Path,
+                                                        dns_port: int) -> None:
+    s = settings(tmp_path, dkim_key, dns_port)
+    world = provision(s)
+    seller = add_seller(world, "shop@gmail.test", "seller@outlook.test")
+    relay = await start_relay(s)
+    port = relay.addresses[0][1]
+    # a header line without a colon made dkimpy raise before any signature was read: 451 on every retry
+    signed = sign(message("Shop <shop@gmail.test>", seller.buyer_alias), "gmail.test")
+    junk = signed.replace(b"\r\n\r\n", b"\r\nthis line has no colon\r\n\r\n", 1)
+    assert await send_expect(port, "shop@gmail.test", [seller.buyer_alias], junk) == (250, "")  # aligned SPF
+    # a tag list dkimpy cannot parse: that signature is a permerror, the sender is still judged
+    bad = b"DKIM-Signature: v=1; a=rsa-sha256; d=outlook.test; s=selector1; garbage; bh=AAAA; b=AAAA\r\n"
+    code, _ = await send_expect(port, "seller@outlook.test", [seller.buyer_alias],
+                                bad + message("Seller <seller@outlook.test>", seller.buyer_alias))
+    assert code == 550
+    first, second = events(world)
+    assert first.reason == "authenticate.pass" and first.detail["dkim"] == ["gmail.test=permerror"]
+    assert second.reason == "authenticate.spoofed" and second.detail["dkim"] == ["outlook.test=permerror"]

@@ -36,6 +36,19 @@ loop.test. IN TXT "v=spf1 include:loop.test -all"
 many.test. IN TXT "v=spf1 a:x1.many.test a:x2.many.test a:x3.many.test a:x4.many.test a:x5.many.test a:x6.many.test a:x7.many.test a:x8.many.test a:x9.many.test a:x10.many.test a:x11.many.test -all"
 bad.test. IN TXT "v=spf1 ip4:not-an-ip -all"
 noinc.test. IN TXT "v=spf1 include:nothing.test -all"
+mx11.test. IN TXT "v=spf1 mx -all"
+mx11.test. IN MX 1 m1.mx11.test.
+mx11.test. IN MX 2 m2.mx11.test.
+mx11.test. IN MX 3 m3.mx11.test.
+mx11.test. IN MX 4 m4.mx11.test.
+mx11.test. IN MX 5 m5.mx11.test.
+mx11.test. IN MX 6 m6.mx11.test.
+mx11.test. IN MX 7 m7.mx11.test.
+mx11.test. IN MX 8 m8.mx11.test.
+mx11.test. IN MX 9 m9.mx11.test.
+mx11.test. IN MX 10 m10.mx11.test.
+mx11.test. IN MX 11 m11.mx11.test.
+m1.mx11.test. IN A 192.0.2.7
 """
 
 
@@ -65,6 +78,7 @@ def port() -> Iterator[int]:
     ("192.0.2.7", "a@many.test", "permerror"),
     ("192.0.2.7", "a@bad.test", "permerror"),
     ("192.0.2.7", "a@noinc.test", "permerror"),
+    ("192.0.2.7", "a@mx11.test", "permerror"),  # 11 MX names (§4.6.4), even though the first one matches
     ("::ffff:192.0.2.7", "a@plain.test", "pass"),
 ])
 def test_spf(port: int, ip: str, sender: str, want: str) -> None:
