@@ -215,6 +215,16 @@ def _scrub_pdf(data: bytes) -> bytes | None:
 
 _CORE_DROP = re.compile(rb"<(dc:creator|cp:lastModifiedBy)\b[^>]*?(?:/>|>.*?</\1>)", re.S)
 _APP_DROP = re.compile(rb"<(Company|Manager)\b[^>]*?(?:/>|>.*?</\1>)", re.S)
+# who wrote a comment or a tracked change, and word/people.xml's list of them (name, account id,
+# often the e-mail address itself): the document stays readable, the author becomes "Author"
+_AUTHOR_ATTRS = re.compile(rb'\b((?:w|w14|w15|w16cid|w16se):(?:author|initials|userId|providerId|dateUtc)|author)'
+                           rb'\s*=\s*("[^"]*"|\'[^\']*\')')
+
+
+def _anonymous(m: re.Match[bytes]) -> bytes:
+    name = m.group(1)
+    value = b"Author" if name.endswith(b"author") else b"A" if name.endswith(b"initials") else b""
+    return name + b'="' + value + b'"'
 
 
 def scrub_docx(data: bytes) -> bytes | None:
@@ -230,6 +240,10 @@ def scrub_docx(data: bytes) -> bytes | None:
                 body = new
             elif info.filename == "docProps/app.xml":
                 new = _APP_DROP.sub(b"", body)
+                changed |= new != body
+                body = new
+            elif info.filename.startswith("word/") and info.filename.endswith(".xml"):
+                new = _AUTHOR_ATTRS.sub(_anonymous, body)
                 changed |= new != body
                 body = new
             dst.writestr(info, body, compress_type=info.compress_type)

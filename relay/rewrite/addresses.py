@@ -18,8 +18,6 @@ from relay.message.contacts import AddressFinder, finder_for
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f]+")
 _ADDR_FORBIDDEN: Final = re.compile(r"[\x00-\x20\x7f<>()\[\],;:\\\"]")
 
-# A loose addr-spec finder for address headers (Cc, To) of possibly malformed input.
-ADDR_SPEC_RE: Final = re.compile(r"[^\s<>()\[\],;:\"@]+@[^\s<>()\[\],;:\"@]+")
 
 
 def matcher_for(address_map: Mapping[str, str]) -> AddressFinder:
@@ -52,11 +50,6 @@ def quote_name(name: str) -> str:
     if _ATOM_OK.fullmatch(name):
         return name
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def addr_specs(text: str) -> list[str]:
-    """Every addr-spec-looking token in a (decoded) address header value, in order."""
-    return [m.group(0).strip(".") for m in ADDR_SPEC_RE.finditer(text)]
 
 
 def unique(items: Iterable[str]) -> list[str]:

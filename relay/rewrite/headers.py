@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Final
 
 from relay.message.contacts import AddressFinder
-from relay.rewrite.addresses import addr_specs, clean_name, quote_name, unique
+from relay.message.headers import parse_address_list
+from relay.rewrite.addresses import clean_name, quote_name, unique
 from relay.rewrite.mime import CRLF, Field, lookup_codec, unfold
 from relay.rewrite.plan import RewritePlan, RewriteResult
 
@@ -277,7 +278,8 @@ def build_headers(
     for f in fields:
         name = f.name
         if name in ("cc", "to"):
-            for addr in addr_specs(decode_words(raw_to_str(f.value))):
+            # parsed before any encoded word is decoded: a decoded display name cannot add one
+            for addr in (m.addr_spec for m in parse_address_list(raw_to_str(f.value)).mailboxes):
                 low = addr.lower()
                 if low.endswith(domain) and low in keep and low != plan.to_addr.lower():
                     cc.append(addr)
