@@ -379,15 +379,15 @@ def rewrite_html(source: str, finder: AddressFinder) -> tuple[str, int]:
 
 
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # lazy, and an unterminated one ends the text: linear
-_TAG = re.compile(r"<[^<>]*>")
+_ANY_TAG = re.compile(r"<[^<>]*>")
 
 
 def text_superset(source: str) -> str:
     """A cheap text that holds every text ``read_html`` would give (and more): comments and tags
     dropped crudely and entities decoded, plus the source itself and its percent-decoding. For a
     pre-check only: if an anchor is not in this, it is nowhere in the HTML as a browser reads it."""
-    stripped = html.unescape(_TAG.sub("", _COMMENT.sub("", source)))
-    out = [stripped, html.unescape(_TAG.sub("", source)), source]  # the second keeps comments' text
+    stripped = html.unescape(_ANY_TAG.sub("", _COMMENT.sub("", source)))
+    out = [stripped, html.unescape(_ANY_TAG.sub("", source)), source]  # the second keeps comments' text
     if "&" in source:
         out.append(html.unescape(source))
     if "%" in source:

@@ -52,7 +52,6 @@ TEXTLIKE: Final = frozenset(
         "message/disposition-notification",
         "message/global-disposition-notification",
         "message/feedback-report",
-        "message/global-headers",
         "message/partial",
         "message/news",
     }
@@ -62,7 +61,9 @@ TEXTLIKE: Final = frozenset(
 TEXTLIKE_APPLICATION: Final = frozenset(
     {"application/ics", "application/calendar", "application/vcard", "application/x-vcard"}
 )
-NESTED_MESSAGE: Final = frozenset({"message/rfc822", "message/global"})
+NESTED_MESSAGE: Final = frozenset({"message/rfc822", "message/global",
+                                   # a DSN's copy of the original's header block (RFC 6522)
+                                   "message/rfc822-headers", "text/rfc822-headers", "message/global-headers"})
 #: The header fields a forwarded message keeps.
 FORWARDED_KEEP: Final = frozenset({
     "from", "to", "cc", "date", "subject", "message-id", "in-reply-to", "references", "mime-version",

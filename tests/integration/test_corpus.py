@@ -53,7 +53,7 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink, writer: R
                     rb"(?im)^from[ \t]*:.*\r\n([ \t].*\r\n)*", b"", raw)
             buyer_addr = f"buyer{i}@buyer.example"
             if writer is Role.BUYER:  # the message's own From is the buyer's; the seller is made up
-                seller_addr, buyer_addr = f"seller{i}@seller.example", seller_addr
+                seller_addr, buyer_addr = f"partner{i}@seller.example", seller_addr
             pid = parties.by_address(conn, seller_addr if writer is Role.SELLER else buyer_addr)
             try:
                 if writer is Role.SELLER:

@@ -149,7 +149,7 @@ def test_date_added_when_missing() -> None:
         ("other@example.org", frozenset(), None),
         ("a1@relay.example, other@example.org", frozenset({"a1@relay.example"}), "a1@relay.example"),
         ("a1@relay.example, a2@relay.example", frozenset({"a2@relay.example"}), "a2@relay.example"),
-        ('"john.doe@gmail.com" <A1@Relay.Example>', frozenset({"a1@relay.example"}), "A1@Relay.Example"),
+        ('"john.doe@gmail.com" <A1@Relay.Example>', frozenset({"a1@relay.example"}), "a1@relay.example"),
         ("a1@relay.example.evil.com", frozenset({"a1@relay.example"}), None),
     ],
 )
