@@ -45,6 +45,7 @@ PIPELINED_AFTER_DATA = Reply(554, "5.5.0", "Commands sent before the reply to DA
 XCLIENT_DENIED = Reply(550, "5.7.0", "Error: insufficient authorization")
 MIME_TOO_COMPLEX = Reply(554, "5.6.0", "Message structure too deeply nested or too many parts")
 UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")
+TOO_COSTLY = Reply(554, "5.6.0", "Message too complex to check")
 LOOP_DETECTED = Reply(554, "5.4.6", "Mail loop detected")
 PARTY_SUSPENDED = Reply(550, "5.7.1", "This account may not send messages at the moment")
 NEED_TLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
