@@ -81,13 +81,14 @@ def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
     policy = load_policy(Path(path))
     tlds()
     run(_WARM_UP, policy, ())  # first-use costs (~30 ms) are the worker's, not the first message's budget
-    conn.send(("ready", None))
+    conn.send(("ready", None, 0.0))
     while True:
         try:
             raw, own = conn.recv()
         except (EOFError, OSError):
             return
-        soft = math.ceil(_cpu_used() + max_cpu_seconds) + 1
+        began = _cpu_used()
+        soft = math.ceil(began + max_cpu_seconds) + 1
         if hard != resource.RLIM_INFINITY:
             soft = min(soft, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
@@ -99,12 +100,12 @@ def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
                 signal.setitimer(signal.ITIMER_PROF, 0)
         except _OverBudget:
             # Exit after saying so: what an interrupted check left half-built is not trusted.
-            conn.send(("cpu", None))
+            conn.send(("cpu", None, _cpu_used() - began))
             return
         except Exception as exc:  # a bug in a check: the parent turns it into 451 and audits it
-            conn.send(("error", f"{type(exc).__name__}: {exc}"[:500]))
+            conn.send(("error", f"{type(exc).__name__}: {exc}"[:500], _cpu_used() - began))
             continue
-        conn.send(("ok", result))
+        conn.send(("ok", result, _cpu_used() - began))
 
 
 # -- the parent side ------------------------------------------------------------------------
@@ -113,7 +114,7 @@ class _Worker:
         self.process = process
         self.conn = conn
 
-    async def receive(self, timeout: float) -> tuple[str, Any]:
+    async def receive(self, timeout: float) -> tuple[str, Any, float]:
         """The next message from the worker, waiting on its pipe without a thread; EOFError if it died."""
         loop = asyncio.get_running_loop()
         readable: asyncio.Future[None] = loop.create_future()
@@ -128,7 +129,7 @@ class _Worker:
         finally:
             loop.remove_reader(fd)
         # Readable: the worker is writing its answer now; recv() returns as soon as it is all here.
-        answer: tuple[str, Any] = self.conn.recv()
+        answer: tuple[str, Any, float] = self.conn.recv()
         return answer
 
     def kill(self) -> None:
@@ -157,7 +158,8 @@ class WorkerPool:
         self._reaping: set[asyncio.Task[None]] = set()
         self.closed = False
         self.busy = 0
-        self.replaced = 0  # workers killed for overrunning and replaced (a figure for tests and /metrics)
+        self.replaced = 0  # workers killed for overrunning and replaced (a figure for bench/hostile.py)
+        self.worst_cpu = 0.0  # the most CPU seconds one check has used (as its worker reported)
 
     async def check_and_apply(self, raw: bytes, own: Collection[str]) -> tuple[Report, bytes | None]:
         if self._slots is None:
@@ -166,7 +168,8 @@ class WorkerPool:
             worker = self._idle.pop() if self._idle else await self._start()
             self.busy += 1
             try:
-                kind, value = await self._call(worker, raw, frozenset(own))
+                kind, value, cpu = await self._call(worker, raw, frozenset(own))
+                self.worst_cpu = max(self.worst_cpu, cpu)
             except BaseException:
                 self._discard(worker)
                 raise
@@ -183,20 +186,20 @@ class WorkerPool:
             self.replaced += 1
             raise TooCostly(kind)
 
-    async def _call(self, worker: _Worker, raw: bytes, own: frozenset[str]) -> tuple[str, Any]:
+    async def _call(self, worker: _Worker, raw: bytes, own: frozenset[str]) -> tuple[str, Any, float]:
         worker.conn.send((raw, own))
         try:
             return await worker.receive(wall_deadline(self.max_cpu_seconds))
         except TimeoutError:
             log.warning("policy worker overran its wall-clock deadline; killed", pid=worker.process.pid)
-            return "wall", None
+            return "wall", None, self.max_cpu_seconds
         except (EOFError, OSError):
             code = worker.process.exitcode
             if code is None:
                 await worker.reap()
                 code = worker.process.exitcode
             if code == -signal.SIGXCPU:  # RLIMIT_CPU: the check never came back to the interpreter
-                return "rlimit", None
+                return "rlimit", None, self.max_cpu_seconds
             raise RuntimeError(f"policy worker died while checking (exit code {code})") from None
 
     async def _start(self) -> _Worker:
@@ -207,7 +210,7 @@ class WorkerPool:
         child.close()
         worker = _Worker(process, parent)
         try:
-            kind, _ = await worker.receive(START_TIMEOUT)
+            kind, _, _ = await worker.receive(START_TIMEOUT)
         except BaseException:
             self._discard(worker)
             raise
