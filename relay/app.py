@@ -177,7 +177,7 @@ class Relay:
             await self.worker.stop(grace)
         pool = self.ctx.extras.get("policy_pool") if self.ctx else None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            await pool.stop()
         if self.http:
             await self.http.stop()
         await self.db.close()

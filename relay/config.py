@@ -219,8 +219,13 @@ class PolicySection(_Section):
 
     #: Default: the policy file shipped beside this package (config/policy.toml).
     path: Path = Path(__file__).resolve().parents[1] / "config" / "policy.toml"
-    #: Processes that run the (CPU-bound) checks beside the event loop; 0 = in the loop's process.
-    workers: int = Field(default=0, ge=0, le=64)
+    #: Processes that run the (CPU-bound) checks beside the event loop, started on first use. 0 = in
+    #: the daemon's own process (a thread above a size): no CPU budget, and a hostile message can
+    #: stall every session; only for tools and benchmarks.
+    workers: int = Field(default=2, ge=0, le=64)
+    #: CPU seconds the check of one message may use; beyond, its worker is replaced and the message
+    #: refused with 554 5.6.0 (it would cost the same on every retry).
+    max_cpu_seconds: float = Field(default=10.0, gt=0, le=3600)
 
 
 class RulesSection(_Section):

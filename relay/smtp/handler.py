@@ -93,9 +93,13 @@ class RelayHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         targets: list[AliasTarget] = getattr(envelope, "relay_targets", [])
+        local, _, domain = address.rpartition("@")
+        if domain.lower().rstrip(".") == self.domain and any(t.alias == local.lower() for t in targets):
+            # The same alias again (any case): one recipient, one copy, one pipeline run. Like
+            # Postfix, answer 250 to the repeat (RFC 5321 §3.3 does not forbid it) and keep the first.
+            return str(replies.RECIPIENT_OK)
         if len(envelope.rcpt_tos) >= self.ctx.settings.smtp.max_recipients:
             return str(replies.TOO_MANY_RECIPIENTS)
-        local, _, domain = address.rpartition("@")
         if not local or any(c in address for c in "\r\n\x00"):
             return str(replies.BAD_RECIPIENT_SYNTAX)
         peer = _peer(session)

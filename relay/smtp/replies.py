@@ -51,6 +51,7 @@ UNMASKABLE_ADDRESS = Reply(550, "5.7.1", "Message refused: it contains a real e-
                            " cannot mask; write the message without e-mail addresses")
 UNREADABLE_CONTENT = Reply(554, "5.6.0", "Message refused: part of it cannot be checked for contact details"
                            " (too large, too complex or unreadable)")
+TOO_COSTLY = Reply(554, "5.6.0", "Message too complex to check")
 LOOP_DETECTED = Reply(554, "5.4.6", "Mail loop detected")
 PARTY_SUSPENDED = Reply(550, "5.7.1", "This account may not send messages at the moment")
 NEED_TLS = Reply(530, "5.7.0", "Must issue a STARTTLS command first")

@@ -1,9 +1,10 @@
 """content: the messaging policy — links, marketing, review requests, contact details, attachments.
 
-Reads: policy.path (config/policy.toml, loaded at start and on reload). Replies: 550 5.7.1
-naming the category in plain words (reject); otherwise the message continues, redacted,
+Reads: policy.path (config/policy.toml, loaded at start and on reload), policy.workers,
+policy.max_cpu_seconds. Replies: 550 5.7.1 naming the category in plain words (reject), 554 5.6.0
+when the check overruns its CPU budget; otherwise the message continues, redacted,
 stripped (with a notice part), held for an operator (hold) or only flagged.
-Audit reasons: content.<category> for the verdict; policy.finding and
+Audit reasons: content.<category> for the verdict, content.too_costly; policy.finding and
 policy.attachment_stripped events for every finding (category, rule, part, offsets, action).
 """
 
@@ -20,7 +21,8 @@ from relay.policy import pool as policy_pool
 from relay.policy.links import tlds
 from relay.smtp import replies
 
-#: Above this size the CPU-heavy checks leave the event loop.
+#: policy.workers = 0 (no worker processes): above this size the checks leave the event loop
+#: for a thread. No size is safe inline (5 KB of unclosed tags once cost 0.2 s), hence the pool.
 OFFLOAD_BYTES = 128 * 1024
 
 
@@ -31,9 +33,10 @@ def load(ctx: Context) -> Policy:
     ctx.extras["policy"] = policy
     old = ctx.extras.pop("policy_pool", None)
     if old is not None:
-        old.shutdown(wait=False)
-    if ctx.settings.policy.workers:
-        ctx.extras["policy_pool"] = policy_pool.make_pool(ctx.settings.policy.path, ctx.settings.policy.workers)
+        old.shutdown()  # messages being checked by the old workers finish there
+    settings = ctx.settings.policy
+    if settings.workers:
+        ctx.extras["policy_pool"] = policy_pool.WorkerPool(settings.path, settings.workers, settings.max_cpu_seconds)
     return policy
 
 
@@ -56,8 +59,12 @@ class Content:
         source = tx.message or tx.raw
         pool = self.ctx.extras.get("policy_pool")
         if pool is not None:
-            report, out = await asyncio.get_running_loop().run_in_executor(
-                pool, policy_pool.check_and_apply, source, frozenset(own))
+            try:
+                report, out = await pool.check_and_apply(source, own)
+            except policy_pool.TooCostly as exc:
+                # The same bytes cost the same CPU on every retry: refuse for good, never 4xx.
+                return Verdict(Action.REJECT, replies.TOO_COSTLY, "content.too_costly",
+                               {"limit_seconds": self.ctx.settings.policy.max_cpu_seconds, "how": str(exc)})
         elif len(source) > OFFLOAD_BYTES:
             report, out = await asyncio.to_thread(policy_pool.run, source, policy, own)
         else:
