@@ -1,4 +1,5 @@
-"""Run the policy check in worker processes, off the event loop, each message within a CPU budget.
+"""Run the policy check and the egress check in worker processes, off the event loop, each
+message within a CPU budget.
 
 Reads: policy.path (each worker loads it once), policy.workers, policy.max_cpu_seconds.
 Raises TooCostly (the content stage answers 554 5.6.0) when a check overruns its budget; any
@@ -50,6 +51,20 @@ def run(raw: bytes, policy: Policy, own: Collection[str]) -> tuple[Report, bytes
     return engine.check_and_apply(raw, policy, own)
 
 
+def run_egress(message: bytes, addresses: Collection[str], recipient: str) -> Any:
+    """The egress check (relay.pipeline.stages.egress.check) for one outgoing message."""
+    from relay.message.contacts import finder_of
+    from relay.pipeline.stages.egress import check
+
+    return check(message, finder_of(addresses), recipient)
+
+
+def _job(request: tuple[Any, ...], policy: Policy) -> Any:
+    if request[0] == "egress":
+        return run_egress(*request[1:])
+    return run(request[1], policy, request[2])
+
+
 def wall_deadline(max_cpu_seconds: float) -> float:
     return max_cpu_seconds * WALL_FACTOR + WALL_GRACE
 
@@ -81,10 +96,11 @@ def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
     policy = load_policy(Path(path))
     tlds()
     run(_WARM_UP, policy, ())  # first-use costs (~30 ms) are the worker's, not the first message's budget
+    run_egress(_WARM_UP, ("a@example.com",), "b@example.com")
     conn.send(("ready", None, 0.0))
     while True:
         try:
-            raw, own = conn.recv()
+            request = conn.recv()
         except (EOFError, OSError):
             return
         began = _cpu_used()
@@ -95,7 +111,7 @@ def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
         try:
             signal.setitimer(signal.ITIMER_PROF, max_cpu_seconds)
             try:
-                result = run(raw, policy, own)
+                result = _job(request, policy)
             finally:
                 signal.setitimer(signal.ITIMER_PROF, 0)
         except _OverBudget:
@@ -162,13 +178,21 @@ class WorkerPool:
         self.worst_cpu = 0.0  # the most CPU seconds one check has used (as its worker reported)
 
     async def check_and_apply(self, raw: bytes, own: Collection[str]) -> tuple[Report, bytes | None]:
+        result: tuple[Report, bytes | None] = await self._submit(("policy", raw, frozenset(own)))
+        return result
+
+    async def egress(self, message: bytes, addresses: Collection[str], recipient: str) -> Any:
+        """relay.pipeline.stages.egress.check in a worker: (message, stripped, still wrong)."""
+        return await self._submit(("egress", message, tuple(addresses), recipient))
+
+    async def _submit(self, request: tuple[Any, ...]) -> Any:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.size)
         async with self._slots:
             worker = self._idle.pop() if self._idle else await self._start()
             self.busy += 1
             try:
-                kind, value, cpu = await self._call(worker, raw, frozenset(own))
+                kind, value, cpu = await self._call(worker, request)
                 self.worst_cpu = max(self.worst_cpu, cpu)
             except BaseException:
                 self._discard(worker)
@@ -177,8 +201,7 @@ class WorkerPool:
                 self.busy -= 1
             if kind == "ok":
                 self._release(worker)
-                result: tuple[Report, bytes | None] = value
-                return result
+                return value
             if kind == "error":
                 self._release(worker)
                 raise RuntimeError(f"policy check failed in a worker: {value}")
@@ -186,8 +209,8 @@ class WorkerPool:
             self.replaced += 1
             raise TooCostly(kind)
 
-    async def _call(self, worker: _Worker, raw: bytes, own: frozenset[str]) -> tuple[str, Any, float]:
-        worker.conn.send((raw, own))
+    async def _call(self, worker: _Worker, request: tuple[Any, ...]) -> tuple[str, Any, float]:
+        worker.conn.send(request)
         try:
             return await worker.receive(wall_deadline(self.max_cpu_seconds))
         except TimeoutError:

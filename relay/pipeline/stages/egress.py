@@ -1,10 +1,11 @@
 """egress: the last line of defence — the outgoing message, read as the recipient's client shows it.
 
-Reads: nothing of its own (the parties' registered addresses; relay.message.views). Replies:
-550 5.7.1 when a form of a real address is left where it cannot be stripped, 554 5.6.0 when a
-part cannot be read to check it; never 4xx (the same message would fail the same way again).
+Reads: policy.workers and policy.max_cpu_seconds (it runs in the policy's worker processes).
+Replies: 550 5.7.1 when a form of a real address is left where it cannot be stripped, 554 5.6.0
+when a part cannot be read, or the check overruns its CPU budget; never 4xx (the same message
+would fail the same way again).
 Audit reasons: egress.leak (kind and place, never the address), egress.stripped (an attachment
-replaced by a notice), egress.unreadable.
+replaced by a notice), egress.unreadable, egress.too_costly.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from relay.message.views import Place, places
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
+from relay.policy import pool as policy_pool
 from relay.rewrite.mime import normalize_eol
 from relay.smtp import replies
 
@@ -82,12 +84,19 @@ class Egress:
 
     async def run(self, tx: Transit) -> Verdict:
         assert tx.sender is not None and tx.recipient is not None
-        finder = finder_of([*tx.sender.emails, *tx.recipient.emails])
+        addresses = [*tx.sender.emails, *tx.recipient.emails]
         recipient = tx.recipient.emails[0]
-        if len(tx.message) > OFFLOAD_BYTES:
-            out, stripped, bad = await asyncio.to_thread(check, tx.message, finder, recipient)
+        pool = self.ctx.extras.get("policy_pool")
+        if pool is not None:  # the policy's workers, with its CPU budget per message
+            try:
+                out, stripped, bad = await pool.egress(tx.message, addresses, recipient)
+            except policy_pool.TooCostly as exc:  # the same bytes cost the same on every retry
+                return Verdict(Action.REJECT, replies.TOO_COSTLY, "egress.too_costly",
+                               {"limit_seconds": self.ctx.settings.policy.max_cpu_seconds, "how": str(exc)})
+        elif len(tx.message) > OFFLOAD_BYTES:
+            out, stripped, bad = await asyncio.to_thread(check, tx.message, finder_of(addresses), recipient)
         else:
-            out, stripped, bad = check(tx.message, finder, recipient)
+            out, stripped, bad = check(tx.message, finder_of(addresses), recipient)
         for place in {p.where: p for p in stripped}.values():
             tx.record("policy.attachment_stripped", "egress.stripped", where=place.where)
         if bad:
