@@ -146,6 +146,10 @@ class Relay:
         await self.worker.start(recover=self._recover_queue)
         handler = RelayHandler(self.ctx, Pipeline(build_stages(self.ctx), observe=self._observe_stage),
                                on_queued=self.worker.notify)
+        pool = self.ctx.extras.get("policy_pool")
+        if pool is not None:
+            self.notifier.status("starting the policy workers")
+            await pool.start()
         if settings.http.enabled:
             self.http = HttpServer(self, self.metrics)
             await self.http.start()

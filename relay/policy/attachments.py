@@ -249,10 +249,11 @@ def _image(data: bytes, caps: Attachments) -> Extracted:
                 if w * h > caps.image_max_pixels:
                     out.problems.append(("attachment.too_large", f"image of {w}x{h} pixels"))
                     return out
-                if caps.qr_scan and max(w, h) > 2 * caps.qr_max_side:
-                    img.draft("L", (caps.qr_max_side, caps.qr_max_side))  # JPEG: decode at reduced scale
                 img.load()
-                for text in extract.qr_codes(img, caps):
+            if caps.qr_scan:  # every frame or page, every symbology: the message model's reader
+                from relay.message.attachments import barcode_texts  # (it builds on this module)
+
+                for text in barcode_texts(data, "image/*"):
                     out.texts.append(("qr", text))
         except Exception as exc:
             out.problems.append(("attachment.undecodable", f"image does not decode ({type(exc).__name__})"))
