@@ -9,7 +9,7 @@ spans in the text's own coordinates, so the rewriter can put the alias where the
 and the egress check can refuse what is left. The policy, the rewriter and the egress check
 all use this one finder. Config read: none (pure). Errors raised: none.
 
-How: the text is folded (NFKC, case folding, ignorables dropped; relay.policy.normalize keeps
+How: the text is folded (NFKC, case folding, ignorables dropped; relay.message.normalize keeps
 each folded character's source span), look-alike letters are mapped to Latin, and the
 separators people slip between characters (white space, brackets, quotes, ``-``, ``_``, ``*``)
 are dropped into a *compact* view; one regex per finder then matches every form in it.
@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from relay.policy.normalize import normalize
+from relay.message.normalize import normalize
 
 #: Characters people put between the characters of an address to defeat matching; the compact
 #: view drops them (and the address's own "-" / "_", so both sides compare alike).
@@ -91,9 +91,13 @@ _FOLD: Final = {**_HOMOGLYPHS, **_DOTS}
 _FOLD_CHAR: Final = re.compile("[" + "".join(re.escape(chr(c)) for c in _FOLD) + "]")
 
 
+_ASCII_LOWER: Final = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+_ASCII_JUNK: Final = "".join(c for c in _JUNK if c.isascii()).encode("ascii")
+
+
 def _folded_compact(text: str) -> str:
-    if text.isascii():
-        return text.lower().translate(_DROP)
+    if text.isascii():  # bytes.translate lowers and drops in one C pass (~20x a str dict translate)
+        return text.encode("ascii").translate(_ASCII_LOWER, _ASCII_JUNK).decode("ascii")
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     text = text.casefold()
@@ -148,7 +152,7 @@ def fold_for_match(text: str) -> str:
 class AddressFinder:
     """Finds every form of a set of registered addresses; one compiled pattern per finder."""
 
-    __slots__ = ("_anchor_regex", "_anchors", "_by_group", "_map", "_reach", "_regex")
+    __slots__ = ("_anchor_regex", "_anchors", "_by_group", "_map", "_pairs", "_reach", "_regex")
 
     def __init__(self, address_map: Mapping[str, str]) -> None:
         self._map: dict[str, str] = {}
@@ -159,17 +163,21 @@ class AddressFinder:
         alternatives: list[str] = []
         self._by_group: dict[str, str] = {}
         anchors: set[str] = set()
+        pairs: list[tuple[str, str]] = []  # (a piece of the local part, the domain's first label)
         # longest first, so that of two registered addresses the longer one wins
         for n, real in enumerate(sorted(self._map, key=len, reverse=True)):
             local, domain = real.split("@")
             first = _compact(domain.split(".")[0])
             anchors.add(first)
             anchors.add(first[::-1])
+            piece = max(re.split(r"[.+]", _compact(local)), key=len) or first
+            pairs.extend([(piece, first), (piece[::-1], first[::-1])])
             forward = f"{_local_pattern(local)}(?:{_AT_FORMS}){_domain_pattern(domain)}"
             reverse = re.escape(_compact(real)[::-1])
             alternatives.append(f"(?P<a{n}>{forward}|{reverse})")
             self._by_group[f"a{n}"] = real
         self._anchors = tuple(sorted(anchors))
+        self._pairs = tuple(pairs)
         # how far from its domain's first label a form can reach in the compact view (a local
         # part written with "dot" words, a +tag, a long at-word)
         self._reach = max((6 * len(k) + 100 for k in self._map), default=0)
@@ -184,15 +192,19 @@ class AddressFinder:
         """Cheap pre-check: False means no form of any registered address is in ``text``."""
         if self._regex is None:
             return False
-        compact = _folded_compact(text)
-        return any(a in compact for a in self._anchors)
+        return self._present(_folded_compact(text))
+
+    def _present(self, compact: str) -> bool:
+        """Every form holds, in the compact view, its domain's first label and the longest dot-free
+        piece of its local part (both reversed in a reversed form)."""
+        return any(label in compact and piece in compact for piece, label in self._pairs)
 
     def find(self, text: str) -> list[Found]:
         """Every form of a registered address in ``text``: sorted, non-overlapping spans of ``text``."""
         if self._regex is None:
             return []
         compact = _folded_compact(text)
-        if not any(a in compact for a in self._anchors):
+        if not self._present(compact):
             return []
         windows = self._windows(text, compact) or [(0, len(text))]  # a form the anchor scan cannot see
         out: list[Found] = []

@@ -142,10 +142,11 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
         if cte == "base64":  # text after the base64 data (a list footer) is shown by some clients
             yield Place(f"text after the data of {where}", "text", _as_text(_after_base64(buf[body:end])))
         return
+    # (what a reader's software can see in the bytes: its text, metadata, barcodes, and for a kind
+    # it cannot read the printable strings, marked unreadable so that it is stripped)
     for what, text in readable_texts(data, ctype, filename):
         unreadable = what.endswith((".truncated", ".unreadable", ".encrypted"))
         yield Place(f"attachment {where} ({what})", "attachment", text, span, filename, unreadable)
-    yield Place(f"attachment {where} (bytes)", "attachment", _as_text(data), span, filename)
 
 
 def _filename(fields: list[Field]) -> str | None:

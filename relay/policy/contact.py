@@ -15,8 +15,8 @@ import re
 import ahocorasick_rs
 
 from relay.message.contacts import is_own
+from relay.message.normalize import View
 from relay.policy.links import Hit, tlds
-from relay.policy.normalize import View
 from relay.policy.settings import Policy
 
 _EMAIL = re.compile(r"(?<![a-z0-9._%+-])([a-z0-9._%+-]{1,64})@((?:[a-z0-9-]{1,63}\.){1,8}([a-z]{2,63}|xn--[a-z0-9-]{1,59}))"

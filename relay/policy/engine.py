@@ -23,12 +23,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from relay.message.contacts import finder_of
+from relay.message.normalize import Normalized, fold, match_view, normalize
 from relay.policy import mime
 from relay.policy.attachments import inspect, sanitize_filename
 from relay.policy.contact import find_contacts
 from relay.policy.htmltext import html_to_text
 from relay.policy.links import Hit, classify_url, find_links, host_of
-from relay.policy.normalize import Normalized, fold, match_view, normalize
 from relay.policy.phrases import find_phrases, score
 from relay.policy.scrub import scrub
 from relay.policy.settings import RANK, Policy

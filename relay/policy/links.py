@@ -19,7 +19,7 @@ from importlib import resources
 from urllib.parse import unquote, urlsplit
 
 from relay.message.contacts import is_own
-from relay.policy.normalize import View, fold
+from relay.message.normalize import View, fold
 from relay.policy.settings import Policy
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from relay.message.normalize import View
 from relay.policy.links import Hit
-from relay.policy.normalize import View
 from relay.policy.settings import CompiledCategory
 
 

@@ -407,7 +407,7 @@ def build_policy(data: dict[str, Any], source: Path | None = None) -> Policy:
         phrases = {c: _compile_category(c, getattr(settings, c)) for c in ("contact", "marketing", "review")}
     except re.error as exc:  # pragma: no cover - each pattern was compiled alone above
         raise PolicyConfigError("rules", f"combined pattern does not compile: {exc}") from None
-    from relay.policy.normalize import fold
+    from relay.message.normalize import fold
 
     return Policy(
         settings=settings,

@@ -272,9 +272,12 @@ class Walker:
         if not too_long and not wide and not html and not self.m.might_contain_bytes(data):
             return unchanged, False
         text, codec = decode_text(data, label)
-        new, n = self.m.sub(text)
-        if html and self.m.might_contain(text_superset(new)):  # (a DOM walk costs ~0.5 ms per KB)
-            try:
+        new, n = text, 0
+        if not html:
+            new, n = self.m.sub(text)
+        elif self.m.might_contain(text_superset(text)):  # (the superset holds the source itself too)
+            new, n = self.m.sub(text)
+            try:  # (a DOM walk costs ~0.5 ms per KB: only where an address may be)
                 new, k = rewrite_html(new, self.m)
             except HtmlTooComplex:
                 k = 0  # left to the egress check, which refuses what it cannot read

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
+from relay.message.normalize import match_view, normalize
 from relay.policy import Policy, links, mime
-from relay.policy.normalize import match_view, normalize
 from tests.unit.policy.cases import ADVERSARIAL, ORDINARY
 from tests.unit.policy.conftest import CORPUS
 
@@ -151,7 +151,7 @@ def test_phrase_windows_find_what_a_whole_pass_finds(policy: Policy) -> None:
 def test_triggers_never_miss_an_obfuscation_that_is_there() -> None:
     """match_view runs an obfuscation's pattern only when its cheap trigger says it may match:
     a trigger must say so for every text the pattern does match."""
-    from relay.policy import normalize as nz
+    from relay.message import normalize as nz
 
     pieces = ["at", " at ", "\tat\t", "gmail", "qq", " ", "アット", "あっと", "골뱅이", "アットマーク", "h", "x", "*",
               "tt", "p", "s", ":", "/", "\\", "dot", "点", "(", "[", ".", ",", "com", "www", "%2f", "%2e", "%3a",

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from relay.policy.normalize import Spans, normalize
+from relay.message.normalize import Spans, normalize
 
 
 def _reference(ops: list[tuple[str, int, int, int]]) -> tuple[list[int], list[int]]:
