@@ -413,7 +413,7 @@ def test_nested_multipart_and_forward() -> None:
     out = res.message
     leaks = find_leaks(out, [REAL])
     # the only surviving copy is inside the PDF's bytes, which are never altered
-    assert leaks == ["attachment message.3 (application/pdf)"]
+    assert leaks == ["attachment message.3 (binary.strings)"]
     assert ATTACHMENT in out
     assert b"iVBORw0KGgo=\r\n" in out
     assert f'name="{ALIAS} invoice.pdf"'.encode() in out
@@ -512,7 +512,7 @@ def test_find_leaks_views() -> None:
         BASE.replace(REAL, "x@y.z") + "Content-Type: application/zip\nContent-Transfer-Encoding: base64\n",
         b64,
     )
-    assert find_leaks(raw, [REAL]) == ["attachment message (application/zip)"]
+    assert find_leaks(raw, [REAL]) == ["attachment message (text)"]
 
 
 @pytest.mark.parametrize("multipart", [False, True])
