@@ -60,9 +60,12 @@ def run_egress(message: bytes, addresses: Collection[str], recipient: str) -> An
 
 
 def _job(request: tuple[Any, ...], policy: Policy) -> Any:
+    """One request; a message that comes back unchanged is answered None (not pickled back)."""
     if request[0] == "egress":
-        return run_egress(*request[1:])
-    return run(request[1], policy, request[2])
+        out, stripped, bad = run_egress(*request[1:])
+        return (None if out == request[1] else out), stripped, bad
+    report, out = run(request[1], policy, request[2])
+    return report, (None if out == request[1] else out)
 
 
 def wall_deadline(max_cpu_seconds: float) -> float:

@@ -58,7 +58,7 @@ class Content:
         own.update(tx.recipient.emails)
         source = tx.message or tx.raw
         pool = self.ctx.extras.get("policy_pool")
-        if pool is not None:
+        if pool is not None and len(source) > self.ctx.settings.policy.inline_max_bytes:
             try:
                 report, out = await pool.check_and_apply(source, own)
             except policy_pool.TooCostly as exc:

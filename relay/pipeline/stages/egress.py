@@ -87,9 +87,11 @@ class Egress:
         addresses = [*tx.sender.emails, *tx.recipient.emails]
         recipient = tx.recipient.emails[0]
         pool = self.ctx.extras.get("policy_pool")
-        if pool is not None:  # the policy's workers, with its CPU budget per message
+        if pool is not None and len(tx.message) > self.ctx.settings.policy.inline_max_bytes:
+            # the policy's workers, with its CPU budget per message
             try:
                 out, stripped, bad = await pool.egress(tx.message, addresses, recipient)
+                out = tx.message if out is None else out
             except policy_pool.TooCostly as exc:  # the same bytes cost the same on every retry
                 return Verdict(Action.REJECT, replies.TOO_COSTLY, "egress.too_costly",
                                {"limit_seconds": self.ctx.settings.policy.max_cpu_seconds, "how": str(exc)})
