@@ -43,6 +43,11 @@ class Transit:
     on_accept: list[Callable[[sqlite3.Connection, int], None]] = field(default_factory=list)
 
     @property
+    def relay_key(self) -> int:
+        """This transit's identity while it is in flight (the policy workers' affinity key)."""
+        return id(self)
+
+    @property
     def direction(self) -> Direction:
         assert self.sender is not None
         return Direction.from_sender(self.sender.role)

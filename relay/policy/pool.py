@@ -173,6 +173,7 @@ class WorkerPool:
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(["relay.policy.pool", "relay.pipeline.stages.egress"])
         self._idle: list[_Worker] = []
+        self._served: dict[object, int | None] = {}  # a message's key → the worker that checked it
         self._slots: asyncio.Semaphore | None = None
         self._reaping: set[asyncio.Task[None]] = set()
         self.closed = False
@@ -186,19 +187,32 @@ class WorkerPool:
         workers = await asyncio.gather(*(self._start() for _ in range(self.size - len(self._idle))))
         self._idle.extend(workers)
 
-    async def check_and_apply(self, raw: bytes, own: Collection[str]) -> tuple[Report, bytes | None]:
-        result: tuple[Report, bytes | None] = await self._submit(("policy", raw, frozenset(own)))
+    async def check_and_apply(self, raw: bytes, own: Collection[str], key: object = None) -> tuple[Report, bytes | None]:
+        result: tuple[Report, bytes | None] = await self._submit(("policy", raw, frozenset(own)), key)
         return result
 
-    async def egress(self, message: bytes, addresses: Collection[str], recipient: str) -> Any:
-        """relay.pipeline.stages.egress.check in a worker: (message, stripped, still wrong)."""
-        return await self._submit(("egress", message, tuple(addresses), recipient))
+    async def egress(self, message: bytes, addresses: Collection[str], recipient: str, key: object = None) -> Any:
+        """relay.pipeline.stages.egress.check in a worker: (message or None if unchanged, stripped,
+        still wrong). With the policy check's ``key``, the same worker is preferred: it still holds
+        its readings of the message's attachments (every image frame through every symbology)."""
+        return await self._submit(("egress", message, tuple(addresses), recipient), key)
 
-    async def _submit(self, request: tuple[Any, ...]) -> Any:
+    def _pick(self, key: object) -> _Worker | None:
+        pid = self._served.get(key) if key is not None else None
+        for i, worker in enumerate(self._idle):
+            if worker.process.pid == pid:
+                return self._idle.pop(i)
+        return self._idle.pop() if self._idle else None
+
+    async def _submit(self, request: tuple[Any, ...], key: object = None) -> Any:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.size)
         async with self._slots:
-            worker = self._idle.pop() if self._idle else await self._start()
+            worker = self._pick(key) or await self._start()
+            if key is not None:
+                self._served[key] = worker.process.pid
+                while len(self._served) > 1024:
+                    del self._served[next(iter(self._served))]
             self.busy += 1
             try:
                 kind, value, cpu = await self._call(worker, request)

@@ -60,7 +60,7 @@ class Content:
         pool = self.ctx.extras.get("policy_pool")
         if pool is not None and len(source) > self.ctx.settings.policy.inline_max_bytes:
             try:
-                report, out = await pool.check_and_apply(source, own)
+                report, out = await pool.check_and_apply(source, own, key=tx.relay_key)
             except policy_pool.TooCostly as exc:
                 # The same bytes cost the same CPU on every retry: refuse for good, never 4xx.
                 return Verdict(Action.REJECT, replies.TOO_COSTLY, "content.too_costly",

@@ -90,7 +90,7 @@ class Egress:
         if pool is not None and len(tx.message) > self.ctx.settings.policy.inline_max_bytes:
             # the policy's workers, with its CPU budget per message
             try:
-                out, stripped, bad = await pool.egress(tx.message, addresses, recipient)
+                out, stripped, bad = await pool.egress(tx.message, addresses, recipient, key=tx.relay_key)
                 out = tx.message if out is None else out
             except policy_pool.TooCostly as exc:  # the same bytes cost the same on every retry
                 return Verdict(Action.REJECT, replies.TOO_COSTLY, "egress.too_costly",
