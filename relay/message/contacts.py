@@ -197,7 +197,8 @@ class AddressFinder:
     def _present(self, compact: str) -> bool:
         """Every form holds, in the compact view, its domain's first label and the longest dot-free
         piece of its local part (both reversed in a reversed form)."""
-        return any(label in compact and piece in compact for piece, label in self._pairs)
+        labels = {label for label in self._anchors if label in compact}  # each label searched once
+        return bool(labels) and any(label in labels and piece in compact for piece, label in self._pairs)
 
     def find(self, text: str) -> list[Found]:
         """Every form of a registered address in ``text``: sorted, non-overlapping spans of ``text``."""
