@@ -25,21 +25,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from relay.message.normalize import normalize
+from relay.message.normalize import IGNORABLE_RANGES, normalize
 
 #: Characters people put between the characters of an address to defeat matching; the compact
 #: view drops them (and the address's own "-" / "_", so both sides compare alike).
 _JUNK: Final = " \t\r\n\f\v\u00a0\u3000\"'`*()[]{}<>|_-~^"
-# Default-ignorable or invisible characters (zero-width, soft hyphen, bidi controls, variation
-# selectors, tags), dropped before the cheap pre-check too.
-_IGNORABLE: Final = (
-    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
-    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
-    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF9, 0xFFFB), (0x1BCA0, 0x1BCA3),
-    (0xE0000, 0xE007F), (0xE0100, 0xE01EF),
-)
 _DROP: Final = {ord(c): None for c in _JUNK} | {
-    cp: None for lo, hi in _IGNORABLE for cp in range(lo, hi + 1)
+    cp: None for lo, hi in IGNORABLE_RANGES for cp in range(lo, hi + 1)
 }
 # Latin look-alikes (Unicode TR39 confusables that NFKC leaves alone), one for one so offsets hold.
 _HOMOGLYPHS: Final = str.maketrans({
@@ -77,7 +69,7 @@ class Found:
 
 
 _JUNK_CLASS: Final = "[" + re.escape(_JUNK) + "".join(
-    f"{chr(lo)}-{chr(hi)}" if lo != hi else chr(lo) for lo, hi in _IGNORABLE) + "]"
+    f"{chr(lo)}-{chr(hi)}" if lo != hi else chr(lo) for lo, hi in IGNORABLE_RANGES) + "]"
 _JUNK_RUN: Final = re.compile(_JUNK_CLASS + "+")
 
 
@@ -98,12 +90,7 @@ _ASCII_JUNK: Final = "".join(c for c in _JUNK if c.isascii()).encode("ascii")
 def _folded_compact(text: str) -> str:
     if text.isascii():  # bytes.translate lowers and drops in one C pass (~20x a str dict translate)
         return text.encode("ascii").translate(_ASCII_LOWER, _ASCII_JUNK).decode("ascii")
-    if not unicodedata.is_normalized("NFKC", text):
-        text = unicodedata.normalize("NFKC", text)
-    text = text.casefold()
-    if _FOLD_CHAR.search(text):  # rare: a dict translate costs a lookup per character
-        text = text.translate(_FOLD)
-    return _JUNK_RUN.sub("", text)
+    return _JUNK_RUN.sub("", fold_for_match(text))
 
 
 def _local_pattern(local: str) -> str:
@@ -146,7 +133,10 @@ def fold_for_match(text: str) -> str:
         return text.lower()
     if not unicodedata.is_normalized("NFKC", text):  # the quick check is ~10x cheaper than normalizing
         text = unicodedata.normalize("NFKC", text)
-    return text.casefold().translate(_FOLD)
+    text = text.casefold()
+    if _FOLD_CHAR.search(text):  # rare: a dict translate costs a lookup per character
+        text = text.translate(_FOLD)
+    return text
 
 
 class AddressFinder:
@@ -310,8 +300,7 @@ class AddressFinder:
         return (new.encode("utf-8", "surrogateescape"), n) if n else (data, 0)
 
 
-_KEEP_RUN: Final = re.compile("[^" + re.escape(_JUNK) + "".join(
-    f"{chr(lo)}-{chr(hi)}" if lo != hi else chr(lo) for lo, hi in _IGNORABLE) + "]+")
+_KEEP_RUN: Final = re.compile("[^" + _JUNK_CLASS[1:] + "+")  # a run of what the compact view keeps
 
 
 @functools.lru_cache(maxsize=256)

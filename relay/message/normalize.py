@@ -24,7 +24,7 @@ from functools import lru_cache
 import ahocorasick_rs
 
 # Default-ignorable or invisible characters that people slip into words to break matching.
-_IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
+IGNORABLE_RANGES: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),  # soft hyphen
     (0x034F, 0x034F),  # combining grapheme joiner
     (0x061C, 0x061C),  # arabic letter mark
@@ -67,7 +67,7 @@ _DIGITS_TABLE = str.maketrans(_DIGIT_CHARS)
 
 
 def _ignorable(cp: int) -> bool:
-    for lo, hi in _IGNORABLE_RANGES:
+    for lo, hi in IGNORABLE_RANGES:
         if lo <= cp <= hi:
             return True
     return False

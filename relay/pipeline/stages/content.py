@@ -10,19 +10,19 @@ policy.attachment_stripped events for every finding (category, rule, part, offse
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
+from relay.pipeline.offload import run_check
 from relay.pipeline.transit import Transit
 from relay.policy import Policy, load_policy
 from relay.policy import pool as policy_pool
 from relay.policy.links import tlds
 from relay.smtp import replies
 
-#: policy.workers = 0 (no worker processes): above this size the checks leave the event loop
-#: for a thread. No size is safe inline (5 KB of unclosed tags once cost 0.2 s), hence the pool.
+#: Without worker processes (policy.workers = 0), above this size the checks leave the event loop
+#: for a thread (no CPU budget there: for tools and benchmarks).
 OFFLOAD_BYTES = 128 * 1024
 
 
@@ -57,18 +57,12 @@ class Content:
         own.update(tx.sender.emails)
         own.update(tx.recipient.emails)
         source = tx.message or tx.raw
-        pool = self.ctx.extras.get("policy_pool")
-        if pool is not None and len(source) > self.ctx.settings.policy.inline_max_bytes:
-            try:
-                report, out = await pool.check_and_apply(source, own, key=tx.relay_key)
-            except policy_pool.TooCostly as exc:
-                # The same bytes cost the same CPU on every retry: refuse for good, never 4xx.
-                return Verdict(Action.REJECT, replies.TOO_COSTLY, "content.too_costly",
-                               {"limit_seconds": self.ctx.settings.policy.max_cpu_seconds, "how": str(exc)})
-        elif len(source) > OFFLOAD_BYTES:
-            report, out = await asyncio.to_thread(policy_pool.run, source, policy, own)
-        else:
-            report, out = policy_pool.run(source, policy, own)
+        result = await run_check(self.ctx, self.name, len(source), OFFLOAD_BYTES,
+                                 lambda pool: pool.check_and_apply(source, own, key=tx.relay_key),
+                                 lambda: policy_pool.run(source, policy, own))
+        if isinstance(result, Verdict):
+            return result
+        report, out = result
         for event in report.audit_events():
             record: dict[str, Any] = dict(event)
             name = record.pop("event")

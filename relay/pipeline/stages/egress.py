@@ -10,7 +10,6 @@ replaced by a notice), egress.unreadable, egress.too_costly.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, ClassVar
 
 from relay.message.attachments import replace_notice
@@ -18,12 +17,12 @@ from relay.message.contacts import AddressFinder, finder_of
 from relay.message.views import Place, places
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
+from relay.pipeline.offload import run_check
 from relay.pipeline.transit import Transit
-from relay.policy import pool as policy_pool
 from relay.rewrite.mime import normalize_eol
 from relay.smtp import replies
 
-#: Above this size the check leaves the event loop.
+#: Without worker processes, above this size the check leaves the event loop for a thread.
 OFFLOAD_BYTES = 64 * 1024
 #: Rounds of "strip the attachments that leak, look again" before refusing outright.
 _ROUNDS = 3
@@ -51,13 +50,10 @@ def strip_parts(message: bytes, spans: list[tuple[tuple[int, int], str | None]])
     for (start, end), filename in sorted(set(spans)):
         if start < pos:
             continue
-        ctype, body = replace_notice(filename, "contact details")
+        ctype, body = replace_notice(filename, "contact details")  # (its body ends in CRLF)
         out.append(buf[pos:start])
         out.append(f"Content-Type: {ctype}\r\nContent-Transfer-Encoding: 8bit\r\n"
                    "Content-Disposition: inline\r\n\r\n".encode() + body)
-        tail = buf[end - 2 : end] if buf[end - 2 : end] == b"\r\n" else b""
-        if not body.endswith(b"\r\n") and tail:
-            out.append(b"\r\n")
         pos = end
     out.append(buf[pos:])
     return b"".join(out)
@@ -86,19 +82,14 @@ class Egress:
         assert tx.sender is not None and tx.recipient is not None
         addresses = [*tx.sender.emails, *tx.recipient.emails]
         recipient = tx.recipient.emails[0]
-        pool = self.ctx.extras.get("policy_pool")
-        if pool is not None and len(tx.message) > self.ctx.settings.policy.inline_max_bytes:
-            # the policy's workers, with its CPU budget per message
-            try:
-                out, stripped, bad = await pool.egress(tx.message, addresses, recipient, key=tx.relay_key)
-                out = tx.message if out is None else out
-            except policy_pool.TooCostly as exc:  # the same bytes cost the same on every retry
-                return Verdict(Action.REJECT, replies.TOO_COSTLY, "egress.too_costly",
-                               {"limit_seconds": self.ctx.settings.policy.max_cpu_seconds, "how": str(exc)})
-        elif len(tx.message) > OFFLOAD_BYTES:
-            out, stripped, bad = await asyncio.to_thread(check, tx.message, finder_of(addresses), recipient)
-        else:
-            out, stripped, bad = check(tx.message, finder_of(addresses), recipient)
+        message = tx.message
+        result = await run_check(self.ctx, self.name, len(message), OFFLOAD_BYTES,
+                                 lambda pool: pool.egress(message, addresses, recipient, key=tx.relay_key),
+                                 lambda: check(message, finder_of(addresses), recipient))
+        if isinstance(result, Verdict):
+            return result
+        out, stripped, bad = result
+        out = message if out is None else out  # (a worker does not send an unchanged message back)
         for place in {p.where: p for p in stripped}.values():
             tx.record("policy.attachment_stripped", "egress.stripped", where=place.where)
         if bad:
