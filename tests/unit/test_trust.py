@@ -173,6 +173,24 @@ def test_passwords() -> None:
     assert not passwords.verify(b"anything", "md5$x")
 
 
+def test_unknown_login_costs_what_a_real_hash_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown login is verified against the dummy hash: the same scrypt N, r, p and salt length
+    as a real one (asserted on the parameters handed to the KDF, not on timing)."""
+    real = passwords.hash_password("a long enough password")
+    assert passwords.parameters(passwords.DUMMY) == passwords.parameters(real)
+    seen: list[tuple[int, int, int, int]] = []
+    derive = passwords._derive
+
+    def spy(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+        seen.append((len(salt), n, r, p))
+        return derive(password, salt, n, r, p)
+
+    monkeypatch.setattr(passwords, "_derive", spy)
+    assert not passwords.verify(b"a long enough password", None)
+    assert passwords.verify(b"a long enough password", real)
+    assert seen[0] == seen[1] == (passwords.SALT_BYTES, passwords.N, passwords.R, passwords.P)
+
+
 CACHED_ZONE = """
 cached.test. 300 IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
 """
