@@ -26,6 +26,7 @@ import structlog
 
 from relay.app import Relay, load_signer, migrate_store
 from relay.config import Settings
+from relay.rules import tokens
 from relay.smtp import shared
 from relay.smtp.spool import Spool
 from relay.store import queue as queue_repo
@@ -210,6 +211,9 @@ def tune_malloc() -> bool:
 
 def serve(settings: Settings, config_path: Path | None = None) -> int:
     tune_malloc()  # before the workers fork: they inherit it
+    # Before any worker: N workers creating it at once could read each other's empty file. Raises
+    # ConfigError (exit 78) on a key too short to be a secret.
+    tokens.ensure_secret(settings.relay.state_dir)
     if settings.smtp.workers <= 1:
         asyncio.run(Relay(settings, config_path=config_path).run())
         return 0

@@ -1,6 +1,7 @@
 """Unsubscribe tokens: which buyer opts out of which seller, unforgeable without the relay's secret.
 
-Reads: relay.state_dir (the secret lives in <state_dir>/unsubscribe.key, created 0600 on first use),
+Reads: relay.state_dir (the secret lives in <state_dir>/unsubscribe.key, created 0600 before the workers
+start; one shorter than 32 bytes stops the relay with a configuration error),
 relay.domain and relay.http_base_url (for the addresses and URLs built here).
 A token is "<thread id>.<mac>", mac = first 100 bits of HMAC-SHA256(secret, thread, buyer, seller)
 in lower-case base32, so it fits in a local part ("unsubscribe+<token>@domain") and in a URL path.
@@ -16,26 +17,55 @@ import re
 import secrets
 from pathlib import Path
 
+from relay.config import ConfigError
+
 PREFIX = "unsubscribe+"
 SECRET_FILE = "unsubscribe.key"
 _TOKEN = re.compile(r"^([1-9][0-9]{0,11})\.([a-z2-7]{20})$")
 
 
+#: An HMAC key shorter than this is refused (an empty one would make every token forgeable).
+MIN_SECRET_BYTES = 32
+
+
+def ensure_secret(state_dir: Path) -> bytes:
+    """Create the unsubscribe secret if missing, atomically (never a partial or empty file), and
+    return it. Called once before the workers start (relay/supervisor.py); raises ConfigError on a
+    key shorter than MIN_SECRET_BYTES."""
+    path = state_dir / SECRET_FILE
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = state_dir / f".{SECRET_FILE}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(MIN_SECRET_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # like rename, atomic, but never replaces a key another process made
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        dir_fd = os.open(state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)  # the name survives a crash, not only the contents
+        finally:
+            os.close(dir_fd)
+    return load_secret(state_dir)
+
+
 def load_secret(state_dir: Path) -> bytes:
-    """The relay's unsubscribe secret; created (32 random bytes, owner-only) when missing."""
+    """The relay's unsubscribe secret (created by ensure_secret when missing)."""
     path = state_dir / SECRET_FILE
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
-        pass
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data = secrets.token_bytes(32)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+        return ensure_secret(state_dir)
+    if len(data) < MIN_SECRET_BYTES:
+        raise ConfigError(f"{path}: unsubscribe key is {len(data)} bytes, at least {MIN_SECRET_BYTES} are needed "
+                          "(remove the file to have a new one made; links already sent stop working)")
     return data
 
 

@@ -1,0 +1,156 @@
+"""smtp.workers = 2 behaves like one relay: limits, rates and /metrics are the whole relay's, and the
+unsubscribe key is made once, before the workers start. Real daemons, real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relay.config import EX_CONFIG, settings_from_dict
+from relay.rules import tokens
+from tests.daemon import ROOT, Daemon, daemon_config, free_port
+from tests.integration.test_workers import children, owner_of
+from tests.support import World, message, provision
+
+
+@pytest.fixture
+async def daemons() -> AsyncIterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.close()
+
+
+def setup(tmp_path: Path, dkim_key: Path, daemons: list[Daemon], **kw: Any) -> tuple[Daemon, World]:
+    cfg = daemon_config(tmp_path / "state", dkim_key, smtp_port=free_port(), **kw)
+    cfg["smtp"].setdefault("workers", 2)
+    world = provision(settings_from_dict(cfg))
+    d = Daemon(tmp_path, cfg)
+    daemons.append(d)
+    return d, world
+
+
+async def start_workers(d: Daemon, workers: int = 2, timeout: float = 30.0) -> None:
+    """Start the daemon and wait until every worker serves."""
+    await d.start_ready()
+    deadline = time.monotonic() + timeout
+    while d.log_path.read_text(errors="replace").count('"relay started"') < workers:
+        assert time.monotonic() < deadline, d.log_tail()
+        await asyncio.sleep(0.05)
+
+
+class Session:
+    """A raw SMTP client on one connection."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.local_port = int(writer.get_extra_info("sockname")[1])
+
+    @classmethod
+    async def open(cls, port: int, first: bytes = b"") -> Session:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        if first:
+            writer.write(first)
+        return cls(reader, writer)
+
+    async def reply(self, timeout: float = 10) -> bytes:
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
+        while line[3:4] == b"-":
+            line = await asyncio.wait_for(self.reader.readline(), timeout)
+        return line
+
+    async def cmd(self, text: str, timeout: float = 10) -> bytes:
+        self.writer.write(text.encode() + b"\r\n")
+        return await self.reply(timeout)
+
+    async def mail(self, world: World, subject: str) -> bytes:
+        """One seller → buyer transaction (after EHLO); the reply to MAIL if not 250, else to DATA."""
+        reply = await self.cmd(f"MAIL FROM:<{world.seller_email}>")
+        if not reply.startswith(b"250"):
+            return reply
+        assert (await self.cmd(f"RCPT TO:<{world.buyer_alias}>")).startswith(b"250")
+        assert (await self.cmd("DATA")).startswith(b"354")
+        self.writer.write(message(world.seller_email, world.buyer_alias, subject) + b".\r\n")
+        return await self.reply()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def one_session_per_worker(d: Daemon) -> tuple[dict[int, Session], list[Session]]:
+    """Open greeted sessions until both workers hold one: ({worker pid: its session}, all opened)."""
+    assert d.proc is not None
+    pids = children(d.proc.pid)
+    assert len(pids) == 2
+    mine: dict[int, Session] = {}
+    opened: list[Session] = []
+    while len(mine) < 2:
+        assert len(opened) < 20
+        s = await Session.open(d.smtp_port)
+        opened.append(s)
+        assert (await s.reply()).startswith(b"220")
+        owner = owner_of(d.smtp_port, s.local_port, pids)
+        if owner is not None:
+            mine.setdefault(owner, s)
+    return mine, opened
+
+
+def maildir(world: World) -> list[bytes]:
+    new = world.settings.maildir_path / "new"
+    return [p.read_bytes() for p in sorted(new.iterdir())] if new.exists() else []
+
+
+# -- the unsubscribe key -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("key", [b"", b"x" * 31])
+def test_a_short_unsubscribe_key_stops_the_start(tmp_path: Path, dkim_key: Path, key: bytes) -> None:
+    cfg = daemon_config(tmp_path / "state", dkim_key, smtp_port=free_port(), smtp={"workers": 2})
+    (tmp_path / "state").mkdir(mode=0o700)
+    (tmp_path / "state" / tokens.SECRET_FILE).write_bytes(key)
+    d = Daemon(tmp_path, cfg)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "relay", "--config", str(d.config_path), "serve"],
+                              cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+                              capture_output=True, timeout=60)
+    finally:
+        d.close()
+    assert proc.returncode == EX_CONFIG, proc.stderr.decode()[-2000:]
+    assert f"unsubscribe key is {len(key)} bytes" in proc.stderr.decode()
+
+
+async def test_two_fresh_workers_share_one_unsubscribe_key(tmp_path: Path, dkim_key: Path,
+                                                           daemons: list[Daemon]) -> None:
+    """Seller mail through both workers carries the same List-Unsubscribe token, valid under the key
+    file the supervisor wrote (full length, owner-only) before either worker started."""
+    d, world = setup(tmp_path, dkim_key, daemons)
+    await start_workers(d)
+    key_file = world.settings.relay.state_dir / tokens.SECRET_FILE
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    secret = key_file.read_bytes()
+    assert len(secret) >= tokens.MIN_SECRET_BYTES
+
+    mine, opened = await one_session_per_worker(d)
+    for i, s in enumerate(mine.values()):  # one message through each worker
+        assert (await s.cmd("EHLO client.test")).startswith(b"250")
+        assert (await s.mail(world, f"n{i}")).startswith(b"250")
+    for s in opened:
+        s.close()
+    deadline = time.monotonic() + 20
+    while len(maildir(world)) < 2:
+        assert time.monotonic() < deadline, d.log_tail()
+        await asyncio.sleep(0.1)
+    found = set()
+    for raw in maildir(world):
+        header = str(message_from_bytes(raw)["List-Unsubscribe"])
+        local = header.split("mailto:", 1)[1].split("@", 1)[0]
+        found.add(tokens.token_of_local(local))
+    (token,) = found
+    assert token is not None and tokens.token_valid(secret, token, world.thread_id, world.buyer_id, world.seller_id)
