@@ -49,6 +49,19 @@ def parse_size(value: Any) -> int:
     return int(float(m.group(1)) * _SIZE_UNITS[unit])
 
 
+def parse_workers(value: Any) -> Any:
+    """"auto" → one per CPU this process may run on, at most 8; anything else is left to validation."""
+    if isinstance(value, bool):
+        raise ValueError('expected a number of processes or "auto"')
+    if value != "auto":
+        return value
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 8))
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 
@@ -114,8 +127,10 @@ class SmtpSection(_Section):
     #: Spooled (large) messages checked at once, and large deliveries at once; the others wait
     #: on disk (their sessions stay open, within smtp.data_timeout).
     spool_concurrency: int = Field(default=2, ge=1, le=64)
-    #: Worker processes sharing the listeners (relay/smtp/shared.py) and the store; 1 = no supervisor.
-    workers: int = Field(default=1, ge=1, le=64)
+    #: Worker processes sharing the listeners (relay/smtp/shared.py), the limits and the store; 1 = no
+    #: supervisor. "auto": one per CPU this process may run on, at most 8.
+    workers: Annotated[int, BeforeValidator(parse_workers)] = Field(default="auto", ge=1, le=64,
+                                                                   validate_default=True)
 
     # max_inflight_bytes and spool_concurrency bound the whole relay's memory: with several workers,
     # each process takes its share (at least one large message each).

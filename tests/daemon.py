@@ -46,7 +46,8 @@ def daemon_config(state_dir: Path, dkim_key: Path, *, smtp_port: int, http_port:
                   smarthost: int | None = None, **overrides: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {
         "relay": {"domain": "relay.example", "state_dir": str(state_dir)},
-        "smtp": {"listen": [f"127.0.0.1:{smtp_port}"], "shutdown_timeout": "10s"},
+        # one process unless a test asks for workers (the default, "auto", is one per CPU)
+        "smtp": {"listen": [f"127.0.0.1:{smtp_port}"], "shutdown_timeout": "10s", "workers": 1},
         "delivery": {"transport": "maildir", "retry_base": "0.2s", "retry_max": "0.5s"},
         "dkim": {"selector": "test", "private_key": str(dkim_key)},
         "logging": {"format": "json", "level": "info"},

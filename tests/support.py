@@ -103,7 +103,7 @@ class Sink:
 def make_settings(state_dir: Path, *, smarthost: int | None = None, **overrides: Any) -> Settings:
     data: dict[str, Any] = {
         "relay": {"domain": DOMAIN, "state_dir": str(state_dir)},
-        "smtp": {"listen": ["127.0.0.1:0"]},
+        "smtp": {"listen": ["127.0.0.1:0"], "workers": 1},  # one process: the tests run its Relay in their loop
         "delivery": {"transport": "maildir", "retry_base": "0.2s", "retry_max": "1s"},
         "dkim": {"selector": "test"},
         "logging": {"format": "json"},

@@ -31,7 +31,7 @@ async def daemons() -> AsyncIterator[list[Daemon]]:
 
 def setup(tmp_path: Path, dkim_key: Path, daemons: list[Daemon], **kw: Any) -> tuple[Daemon, World]:
     cfg = daemon_config(tmp_path / "state", dkim_key, smtp_port=free_port(), **kw)
-    cfg["smtp"].setdefault("workers", 2)
+    cfg["smtp"]["workers"] = kw.get("smtp", {}).get("workers", 2)
     world = provision(settings_from_dict(cfg))
     d = Daemon(tmp_path, cfg)
     daemons.append(d)

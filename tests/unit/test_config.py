@@ -91,3 +91,16 @@ def test_memory_bounds_are_shared_out_among_workers(tmp_path: Path, workers: int
     s = config.load(cfg)
     limits = Limits.from_settings(s)
     assert (limits.spool_concurrency, limits.max_inflight) == (per_spool, per_inflight)
+
+
+def test_workers_default_to_one_per_cpu_at_most_eight(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for cpus, want in ((1, 1), (2, 2), (8, 8), (32, 8)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda _pid, n=cpus: set(range(n)))
+        assert config.settings_from_dict({}).smtp.workers == want
+        assert config.settings_from_dict({"smtp": {"workers": "auto"}}).smtp.workers == want
+    assert config.settings_from_dict({"smtp": {"workers": 3}}).smtp.workers == 3
+    for bad in (0, -1, "many", 65, True):
+        with pytest.raises(config.ConfigError, match="smtp.workers"):
+            config.settings_from_dict({"smtp": {"workers": bad}})
