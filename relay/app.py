@@ -38,6 +38,7 @@ from relay.pipeline.stages.rewrite import Rewrite
 from relay.pipeline.stages.rules import Rules
 from relay.pipeline.stages.sign import Sign
 from relay.retention import RetentionTask
+from relay.smtp import shared
 from relay.smtp.handler import RelayHandler
 from relay.smtp.limits import Limits
 from relay.smtp.listeners import start_all
@@ -105,7 +106,8 @@ class Relay:
                            checkpoint_interval=settings.store.checkpoint_interval)
         self.servers: list[asyncio.Server | SharedListener] = []
         self.worker: DeliveryWorker | None = None
-        self.limits = Limits.from_settings(settings)
+        # in a worker process, the counters all workers share (the limits are the relay's)
+        self.limits = Limits.from_settings(settings, shared.SHARED.counters if shared.SHARED is not None else None)
         self.metrics = Metrics()
         self.limits.on_connection = lambda result: self.metrics.smtp_sessions.labels(result).inc()
         self.metrics.track_active(lambda: len(self.limits.sessions))

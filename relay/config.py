@@ -131,6 +131,17 @@ class SmtpSection(_Section):
     #: supervisor. "auto": one per CPU this process may run on, at most 8.
     workers: Annotated[int, BeforeValidator(parse_workers)] = Field(default="auto", ge=1, le=64,
                                                                    validate_default=True)
+    #: Peers (addresses or CIDR networks: load balancers) allowed to send a PROXY protocol header on the
+    #: trust.proxy_protocol listeners; anyone else's is refused. Being one does not make a peer the
+    #: front MTA: after PROXY, only the client address in the header is checked against trust.front_mta.
+    proxy_from: list[str] = Field(default_factory=list)
+
+    @field_validator("proxy_from")
+    @classmethod
+    def _proxy_from(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        return [str(ipaddress.ip_network(a.strip(), strict=False)) for a in v]
 
     # max_inflight_bytes and spool_concurrency bound the whole relay's memory: with several workers,
     # each process takes its share (at least one large message each).
@@ -310,7 +321,7 @@ class TrustSection(_Section):
     #: "off": skip the check (loopback development only; the embedded default config).
     authenticate: Literal["enforce", "off"] = "enforce"
     front_mta: FrontMtaSection | None = None
-    #: Listeners (entries of smtp.listen) that expect a PROXY protocol header from a front_mta peer.
+    #: Listeners (entries of smtp.listen) that expect a PROXY protocol header from an smtp.proxy_from peer.
     proxy_protocol: list[str] = Field(default_factory=list)
 
 
@@ -416,8 +427,9 @@ def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settin
         raise ConfigError(f"{source}: tls.require_tls: needs tls.cert_file and tls.key_file")
     if settings.smtp.submission_listen and tls.cert_file is None:
         raise ConfigError(f"{source}: smtp.submission_listen: needs tls.cert_file and tls.key_file")
-    if settings.trust.proxy_protocol and settings.trust.front_mta is None:
-        raise ConfigError(f"{source}: trust.proxy_protocol: needs trust.front_mta")
+    if settings.trust.proxy_protocol and not settings.smtp.proxy_from:
+        raise ConfigError(f"{source}: trust.proxy_protocol: needs smtp.proxy_from (the load balancers allowed "
+                          "to send PROXY headers; trust.front_mta no longer implies it)")
     return settings
 
 

@@ -110,7 +110,7 @@ class Supervisor:
         pid = self.fork()
         if pid == 0:
             if shared.SHARED is not None:
-                shared.SHARED.slot = slot
+                shared.SHARED.slot = shared.SHARED.counters.slot = slot
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             _die_with(supervisor)
@@ -174,6 +174,7 @@ class Supervisor:
                 continue
             if self.shared is not None:
                 self.shared.balance.clear(slot)  # its siblings stop leaving connections to it
+                self.shared.counters.clear_slot(slot)  # its connections are closed
             if self.stopping:
                 log.info("worker stopped", pid=pid, status=status)
                 continue

@@ -69,15 +69,9 @@ class RelayHandler:
         return str(replies.INTERNAL_ERROR)
 
     async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope, proxy_data: Any) -> bool:
-        """PROXY protocol header: believed only from a trust.front_mta peer."""
-        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else ""
-        front = self.ctx.settings.trust.front_mta
-        if front is None or peer not in front.addresses:
-            log.info("PROXY header from an untrusted peer", peer=peer)
-            return False
-        if proxy_data.src_addr:
-            session.relay_client_ip = str(proxy_data.src_addr)  # type: ignore[attr-defined]
-        return True
+        """PROXY protocol header: believed only from an smtp.proxy_from peer (RelaySMTP.accept_proxy)."""
+        accept = getattr(server, "accept_proxy", None)
+        return bool(accept is not None and await accept(proxy_data))
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           mail_options: list[str]) -> str:

@@ -1,7 +1,8 @@
-"""Who the SMTP client is: a trusted front MTA (and the client it speaks for, via XCLIENT or
-PROXY), or a party that logged in with SMTP AUTH on the submission listener.
+"""Who the SMTP client is: a trusted front MTA (and the client it speaks for, via XCLIENT), the
+client a load balancer names in a PROXY header (server.py: accept_proxy), or a party that logged in
+with SMTP AUTH on the submission listener.
 
-Reads: trust.front_mta.addresses. Replies: 220 after XCLIENT (a fresh session, as Postfix does),
+Reads: trust.front_mta.addresses, smtp.proxy_from. Replies: 220 after XCLIENT (a fresh session, as Postfix does),
 550 5.7.0 XCLIENT from anyone else, 503 5.5.1 XCLIENT inside a transaction, 535 5.7.8 bad login.
 Session attributes set: relay_front_mta, relay_client_ip, relay_party_id (read by handler.py).
 """
@@ -34,8 +35,20 @@ class IdentityMixin(SMTP):
     submission: bool = False
     party_authenticator: PartyAuthenticator | None = None
 
+    #: on a trust.proxy_protocol listener: smtp.proxy_from, the peers whose PROXY header is believed
+    proxy_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
     def is_front_peer(self, ip: str) -> bool:
         return ip in self.front_addresses
+
+    def is_proxy_peer(self, ip: str) -> bool:
+        if not self.proxy_networks:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.proxy_networks)
 
     def _tcp_ip(self) -> str:
         peer = self.session.peer if self.session is not None else None

@@ -1,5 +1,6 @@
-"""Process-wide SMTP limits: connections (total, per IP), messages per IP per minute, the
-memory spent on DATA in flight, and how many spooled (large) messages are checked at once.
+"""SMTP limits: connections (total, per IP) and messages per IP per minute — the whole relay's,
+counted with its sibling workers (counters.py) —, and this process's memory spent on DATA in
+flight and how many spooled (large) messages it checks at once.
 
 Reads: smtp.max_connections, smtp.max_connections_per_ip, smtp.max_messages_per_ip_per_minute,
 smtp.data_timeout, smtp.max_inflight_bytes, smtp.spool_threshold, smtp.spool_concurrency (with
@@ -11,7 +12,6 @@ turn gets no reply until it has one (its session stays open, within smtp.data_ti
 from __future__ import annotations
 
 import asyncio
-import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ import structlog
 
 from relay.config import Settings
 from relay.smtp import replies
+from relay.smtp.counters import Counters, SharedCounters
 
 log = structlog.get_logger("relay.smtp")
 
@@ -32,6 +33,17 @@ log = structlog.get_logger("relay.smtp")
 MEMORY_FACTOR = 10
 #: What a DATA without a SIZE= declaration reserves up front (it grows as bytes arrive).
 DEFAULT_RESERVATION = 256 * 1024
+
+
+class _PerIp:
+    def __init__(self, counters: Counters) -> None:
+        self.counters = counters
+
+    def get(self, ip: str, default: int = 0) -> int:
+        return self.counters.connections(ip) or default
+
+    def __getitem__(self, ip: str) -> int:
+        return self.counters.connections(ip)
 
 
 @dataclass
@@ -47,11 +59,12 @@ class Limits:
     command_timeout: float = 300.0
     spool_threshold: int = 1 << 20
     spool_concurrency: int = 2
+    #: open sessions of this process (the siblings' share of the listeners: relay/smtp/shared.py)
     active: int = 0
-    per_ip: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: connections and message rates of the whole relay (all workers): relay/smtp/counters.py
+    counters: Counters = field(default_factory=SharedCounters)
     accepting: bool = True
     inflight: int = 0
-    _recent: dict[str, collections.deque[float]] = field(default_factory=dict)
     _room: asyncio.Condition | None = None
     _spool_slots: asyncio.Semaphore | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -63,8 +76,8 @@ class Limits:
     on_active: Callable[[], None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        limits = cls(0, 0, 0.0)
+    def from_settings(cls, settings: Settings, counters: Counters | None = None) -> Limits:
+        limits = cls(0, 0, 0.0, counters=counters or SharedCounters())
         limits.update(settings)
         return limits
 
@@ -113,20 +126,20 @@ class Limits:
             await asyncio.sleep(0)  # let connection_lost run
         return len(cut)
 
-    # -- message rate ------------------------------------------------------------------------
+    # -- connections and message rate: the whole relay's ---------------------------------------
+    def connect(self, ip: str, exempt: bool = False) -> str | None:
+        """Count a new connection from `ip` against smtp.max_connections and (unless `exempt`: a
+        front MTA, a load balancer) smtp.max_connections_per_ip; "total" / "per_ip" when over."""
+        return self.counters.connect(ip, self.max_connections, None if exempt else self.max_connections_per_ip)
+
     def allow_message(self, ip: str, now: float | None = None) -> bool:
         """Count one MAIL from `ip`; False when it is over max_messages_per_minute in the last 60 s."""
-        now = time.monotonic() if now is None else now
-        recent = self._recent.setdefault(ip, collections.deque())
-        while recent and recent[0] <= now - 60:
-            recent.popleft()
-        if len(recent) >= self.max_messages_per_minute:
-            return False
-        recent.append(now)
-        if len(self._recent) > 100_000:  # forget idle addresses so the table stays bounded
-            for key in [k for k, v in self._recent.items() if not v or v[-1] <= now - 60]:
-                del self._recent[key]
-        return True
+        return self.counters.allow_message(ip, self.max_messages_per_minute, now)
+
+    @property
+    def per_ip(self) -> _PerIp:
+        """Open connections per address, in all workers (read-only: counters.connections)."""
+        return _PerIp(self.counters)
 
     # -- spooled messages: a few at a time through the pipeline ------------------------------
     @property

@@ -2,7 +2,7 @@
 
 Reads: smtp.listen, smtp.submission_listen, smtp.hostname, smtp.max_message_size, smtp.command_timeout,
 smtp.data_timeout, smtp.shutdown_timeout, the limits in limits.py (live: Limits.update() on reload),
-tls.*, trust.proxy_protocol.
+tls.*, trust.proxy_protocol, smtp.proxy_from.
 Replies: 421 4.7.0 over the connection limits, 451 4.7.1 over the message rate, 452 4.3.1 when DATA
 in flight is at its memory bound or a spool file cannot be written, 552 5.3.4 over the size limit,
 554 5.5.0 for commands pipelined after end-of-data (PIPELINING is not offered; Postfix:
@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import ipaddress
 import re
 import socket
 from collections.abc import Callable
@@ -113,7 +114,8 @@ class RelaySMTP(IdentityMixin):
         self.limits = limits
         self.tls = tls
         self.spool = spool  # None: every message stays in memory
-        self._counted_ip: str | None = None
+        self._counted_ip: str | None = None  # the address this connection is counted under
+        self._opened = False
         self._in_data = False
         self._held = 0  # in-flight bytes this session holds
         self._continued: list[bytes] = []  # lines of a multi-line reply not yet sent
@@ -166,13 +168,16 @@ class RelaySMTP(IdentityMixin):
         refusal = None
         if not self.limits.accepting:
             refusal = replies.SHUTTING_DOWN
-        elif self.limits.active >= self.limits.max_connections:
-            refusal = replies.TOO_MANY_CONNECTIONS
-        elif self.limits.per_ip[ip] >= self.limits.max_connections_per_ip and not self.is_front_peer(ip):
-            refusal = replies.TOO_MANY_FROM_IP
+        else:
+            # A front MTA, and a load balancer on a PROXY listener (counted under its client's
+            # address once its header is read: accept_proxy), speak for many clients.
+            over = self.limits.connect(ip, exempt=self.is_front_peer(ip) or self.is_proxy_peer(ip))
+            if over is None:
+                self._counted_ip = ip
+            else:
+                refusal = replies.TOO_MANY_CONNECTIONS if over == "total" else replies.TOO_MANY_FROM_IP
         self.limits.opened()
-        self.limits.per_ip[ip] += 1
-        self._counted_ip = ip
+        self._opened = True
         if self.limits.on_connection is not None:
             self.limits.on_connection("refused" if refusal is not None else "accepted")
         if refusal is None:
@@ -189,14 +194,42 @@ class RelaySMTP(IdentityMixin):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.limits.sessions.discard(self)
-        if self._counted_ip is not None:
+        if self._opened:
+            self._opened = False
             self.limits.closed()
-            self.limits.per_ip[self._counted_ip] -= 1
-            if self.limits.per_ip[self._counted_ip] <= 0:
-                del self.limits.per_ip[self._counted_ip]
+        if self._counted_ip is not None:
+            self.limits.counters.disconnect(self._counted_ip)
             self._counted_ip = None
         self._release()
         super().connection_lost(error)
+
+    # -- PROXY protocol (called by the handler's handle_PROXY) --------------------------------------
+    async def accept_proxy(self, proxy_data: Any) -> bool:
+        """A PROXY header (v1 or v2), believed only from an smtp.proxy_from peer. The client in it
+        becomes the session's client: counted under its address, and the front MTA only if that
+        address is one (the load balancer's own address proves nothing). False closes the connection."""
+        assert self.session is not None
+        tcp = self._tcp_ip()
+        if not self.is_proxy_peer(tcp):
+            log.info("PROXY header from a peer not in smtp.proxy_from", peer=tcp)
+            return False
+        try:
+            client = str(ipaddress.ip_address(str(proxy_data.src_addr))) if proxy_data.src_addr else ""
+        except ValueError:
+            client = ""
+        self.session.relay_front_mta = bool(client) and self.is_front_peer(client)  # type: ignore[attr-defined]
+        if not client:  # PROXY UNKNOWN / v2 LOCAL: the balancer's own connection (a health check)
+            return True
+        self.session.relay_client_ip = client  # type: ignore[attr-defined]
+        if self._counted_ip is not None:
+            exempt = self.session.relay_front_mta  # type: ignore[attr-defined]
+            if not self.limits.counters.move(self._counted_ip, client,
+                                             None if exempt else self.limits.max_connections_per_ip):
+                log.info("connection refused", peer=client, via=tcp, reply=str(replies.TOO_MANY_FROM_IP))
+                await self.push(str(replies.TOO_MANY_FROM_IP))
+                return False
+            self._counted_ip = client
+        return True
 
     # -- TLS: a reloaded certificate is used from the next STARTTLS on ------------------------
     async def smtp_STARTTLS(self, arg: str) -> None:
@@ -436,6 +469,7 @@ def make_factory(settings: Settings, handler: object, limits: Limits, *, tls: Tl
                  party_authenticator: Any = None) -> Callable[[], RelaySMTP]:
     front = settings.trust.front_mta
     spool = Spool(settings.spool_path)
+    proxy_networks = tuple(ipaddress.ip_network(n) for n in settings.smtp.proxy_from) if proxy else ()
 
     def factory() -> RelaySMTP:
         kwargs: dict[str, Any] = {}
@@ -459,6 +493,7 @@ def make_factory(settings: Settings, handler: object, limits: Limits, *, tls: Tl
             **kwargs,
         )
         smtp.front_addresses = frozenset(front.addresses) if front else frozenset()
+        smtp.proxy_networks = proxy_networks
         smtp.submission = submission
         smtp.party_authenticator = party_authenticator
         return smtp

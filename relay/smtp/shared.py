@@ -1,4 +1,5 @@
-"""Listeners shared by the worker processes (smtp.workers > 1), and who takes the next connection.
+"""Listeners shared by the worker processes (smtp.workers > 1), who takes the next connection, and
+the connection/rate counters all workers count in (counters.py).
 
 Reads: smtp.listen, smtp.submission_listen, smtp.workers.
 
@@ -30,6 +31,7 @@ from typing import Any
 import structlog
 
 from relay.config import Settings, split_hostport
+from relay.smtp.counters import SharedCounters
 
 log = structlog.get_logger("relay.smtp")
 
@@ -88,6 +90,8 @@ class Shared:
 
     def __init__(self, workers: int) -> None:
         self.balance = Balance(workers)
+        #: connections and message rates of all workers: the limits hold for the relay, not per process
+        self.counters = SharedCounters(workers)
         self.sockets: dict[str, socket.socket] = {}
         self.slot = -1  # set in the worker, after the fork
         self.starting = 0  # connections accepted whose session has not started yet

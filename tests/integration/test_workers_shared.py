@@ -154,3 +154,56 @@ async def test_two_fresh_workers_share_one_unsubscribe_key(tmp_path: Path, dkim_
         found.add(tokens.token_of_local(local))
     (token,) = found
     assert token is not None and tokens.token_valid(secret, token, world.thread_id, world.buyer_id, world.seller_id)
+
+
+# -- limits across workers -----------------------------------------------------------------------
+
+async def test_two_workers_enforce_one_per_ip_connection_limit(tmp_path: Path, dkim_key: Path,
+                                                               daemons: list[Daemon]) -> None:
+    """max_connections_per_ip = 3 with 2 workers: three sessions open (on both workers: each alone
+    holds fewer than 3), then every further one gets 421 4.7.0, whichever worker accepted it."""
+    d, _ = setup(tmp_path, dkim_key, daemons, smtp={"max_connections_per_ip": 3})
+    await start_workers(d)
+    assert d.proc is not None
+    pids = children(d.proc.pid)
+    held = []
+    for _ in range(3):
+        s = await Session.open(d.smtp_port)
+        held.append(s)
+        assert (await s.reply()).startswith(b"220")
+    owners = [owner_of(d.smtp_port, s.local_port, pids) for s in held]
+    assert set(owners) == set(pids), owners  # the three are spread over both workers
+    for _ in range(4):
+        extra = await Session.open(d.smtp_port)
+        assert (await extra.reply()).startswith(b"421 4.7.0")
+        extra.close()
+    held.pop().close()  # one ends: room for one again, in whichever worker
+    deadline = time.monotonic() + 10
+    while True:
+        again = await Session.open(d.smtp_port)
+        reply = await again.reply()
+        if reply.startswith(b"220"):
+            break
+        again.close()
+        assert time.monotonic() < deadline, reply
+        await asyncio.sleep(0.05)
+    for s in [*held, again]:
+        s.close()
+
+
+async def test_two_workers_enforce_one_message_rate(tmp_path: Path, dkim_key: Path, daemons: list[Daemon]) -> None:
+    """max_messages_per_ip_per_minute = 3 with 2 workers: two messages through one worker and one
+    through the other use it up; the next MAIL gets 451 4.7.1 in either."""
+    d, world = setup(tmp_path, dkim_key, daemons, smtp={"max_messages_per_ip_per_minute": 3})
+    await start_workers(d)
+    mine, opened = await one_session_per_worker(d)
+    a, b = mine.values()
+    for s in (a, b):
+        assert (await s.cmd("EHLO client.test")).startswith(b"250")
+    assert (await a.mail(world, "1")).startswith(b"250")
+    assert (await a.mail(world, "2")).startswith(b"250")
+    assert (await b.mail(world, "3")).startswith(b"250")
+    assert (await b.mail(world, "4")).startswith(b"451 4.7.1")
+    assert (await a.mail(world, "5")).startswith(b"451 4.7.1")
+    for s in opened:
+        s.close()

@@ -68,6 +68,8 @@ def test_tls_and_trust_cross_checks(tmp_path: Path) -> None:
         {"tls": {"cert_file": "c", "key_file": "k", "require_tls": ["127.0.0.1:9"]}},
         {"smtp": {"submission_listen": ["127.0.0.1:587"]}},
         {"trust": {"proxy_protocol": ["127.0.0.1:2525"]}},
+        {"trust": {"proxy_protocol": ["127.0.0.1:2525"], "front_mta": {"addresses": ["127.0.0.1"], "authserv_id": "x"}}},
+        {"smtp": {"proxy_from": ["not-a-network"]}},
         {"trust": {"authenticate": "maybe"}},
         {"trust": {"front_mta": {"addresses": ["not-an-ip"], "authserv_id": "x"}}},
     ]
@@ -102,5 +104,5 @@ def test_workers_default_to_one_per_cpu_at_most_eight(monkeypatch: pytest.Monkey
         assert config.settings_from_dict({"smtp": {"workers": "auto"}}).smtp.workers == want
     assert config.settings_from_dict({"smtp": {"workers": 3}}).smtp.workers == 3
     for bad in (0, -1, "many", 65, True):
-        with pytest.raises(config.ConfigError, match="smtp.workers"):
+        with pytest.raises(config.ConfigError, match=r"smtp\.workers"):
             config.settings_from_dict({"smtp": {"workers": bad}})
