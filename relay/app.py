@@ -93,7 +93,7 @@ class Relay:
     def __init__(self, settings: Settings, *, transport: Transport | None = None, signer: Any = None,
                  clock: Callable[[], float] = time.time, create_key: bool = True,
                  recover_queue: bool = True, config_path: Path | None = None,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.config_path = config_path
@@ -108,9 +108,8 @@ class Relay:
         self.worker: DeliveryWorker | None = None
         # in a worker process, the counters all workers share (the limits are the relay's)
         self.limits = Limits.from_settings(settings, shared.SHARED.counters if shared.SHARED is not None else None)
-        self.metrics = Metrics()
+        self.metrics = metrics or Metrics()
         self.limits.on_connection = lambda result: self.metrics.smtp_sessions.labels(result).inc()
-        self.metrics.track_active(lambda: len(self.limits.sessions))
         self.http: HttpServer | None = None
         self.notifier = notifier or Notifier()
         self.tls = TlsContexts.from_settings(settings)

@@ -1,4 +1,6 @@
 """Metrics and health over a tiny HTTP/1.1 listener on the relay's own event loop (no threads).
+With smtp.workers > 1 the supervisor binds it once and every worker answers on it; /metrics is the
+whole relay's whichever answers (relay/metrics.py).
 
 Reads: http.listen (default 127.0.0.1:9325: loopback only), http.stall_after, http.min_free_disk.
 GET /metrics → Prometheus text format; GET /healthz → 200 {"ok": true, …} or 503 with the
@@ -22,12 +24,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from relay.config import split_hostport
 from relay.metrics import Metrics
+from relay.smtp import shared
 from relay.store import queue as queue_repo
 
 log = structlog.get_logger("relay.http")
 
 _STATUS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 MAX_REQUEST = 8192
+#: With several workers, how often each writes its own gauges for whichever serves /metrics.
+REFRESH = 1.0
 
 
 class HttpServer:
@@ -35,6 +40,7 @@ class HttpServer:
         self.relay = relay  # relay.app.Relay (settings, db, worker, clock)
         self.metrics = metrics
         self.server: asyncio.Server | None = None
+        self._refresher: asyncio.Task[None] | None = None
         self.routes: dict[str, Callable[[], Awaitable[tuple[int, str, bytes]]]] = {
             "/metrics": self.metrics_page, "/healthz": self.health_page}
 
@@ -45,11 +51,26 @@ class HttpServer:
         return str(host), int(port)
 
     async def start(self) -> None:
-        host, port = split_hostport(self.relay.settings.http.listen)
-        self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        sock = shared.SHARED.http_socket if shared.SHARED is not None else None
+        if sock is not None:  # bound once by the supervisor: every worker answers on it
+            self.server = await asyncio.start_server(self._serve, sock=sock)
+        else:
+            host, port = split_hostport(self.relay.settings.http.listen)
+            self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        if self.metrics.worker_files is not None:
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh())
         log.info("http listening", address=self.address)
 
+    async def _refresh(self) -> None:
+        """A sibling may serve /metrics: keep this worker's own gauges in its file fresh (1 s)."""
+        while True:
+            self.metrics.store_commits.set(self.relay.db.transactions)
+            await asyncio.sleep(REFRESH)
+
     async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -108,6 +129,7 @@ class HttpServer:
         except Exception as exc:  # still serve the counters when the store is unwell
             log.warning("queue statistics unavailable", error=str(exc))
         self.metrics.store_commits.set(self.relay.db.transactions)
+        self.metrics.smtp_active.set(self.relay.limits.counters.total())  # all workers' (relay/smtp/counters.py)
         return 200, CONTENT_TYPE_LATEST, self.metrics.render()
 
     async def health_page(self) -> tuple[int, str, bytes]:

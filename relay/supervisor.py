@@ -5,8 +5,10 @@ Reads: smtp.workers. Before any worker starts, the supervisor returns rows a cra
 workers, each a full Relay (accepting from listening sockets the supervisor bound once, taking
 turns by their open sessions: relay/smtp/shared.py; its own group-committing
 writer — SQLite serialises their transactions — and its own delivery worker, claiming
-rows under BEGIN IMMEDIATE so no row is sent twice). A worker that dies is replaced after
-its own 'sending' rows are returned to the queue. SIGTERM/SIGINT/SIGHUP are passed on.
+rows under BEGIN IMMEDIATE so no row is sent twice). They share the connection/rate counters
+(relay/smtp/counters.py), the HTTP listener, and their metrics files (relay/metrics.py), so limits
+and /metrics are the relay's, not one process's. A worker that dies is replaced after its own
+'sending' rows are returned to the queue. SIGTERM/SIGINT/SIGHUP are passed on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import structlog
 
 from relay.app import Relay, load_signer, migrate_store
 from relay.config import Settings
+from relay.metrics import Metrics, reset_worker_files, use_worker_files, worker_gone
 from relay.rules import tokens
 from relay.smtp import shared
 from relay.smtp.spool import Spool
@@ -79,13 +82,20 @@ def _die_with(supervisor: int) -> None:
         os._exit(0)
 
 
+def metrics_dir(settings: Settings) -> Path:
+    return settings.relay.state_dir / "metrics"
+
+
 def _run_worker(settings: Settings, config_path: Path | None) -> None:
     """In the child: one Relay on a fresh event loop; never returns."""
     code = 0
     try:
         # Only the supervisor talks to systemd (NotifyAccess=main): workers get no notifier.
         os.environ.pop("NOTIFY_SOCKET", None)
-        asyncio.run(Relay(settings, recover_queue=False, config_path=config_path).run())
+        use_worker_files(metrics_dir(settings))  # whichever worker serves /metrics sums them all
+        relay = Relay(settings, recover_queue=False, config_path=config_path,
+                      metrics=Metrics(worker_files=metrics_dir(settings)))
+        asyncio.run(relay.run())
     except BaseException:  # a crash must end only this process, visibly
         log.exception("worker crashed")
         code = 1
@@ -114,10 +124,7 @@ class Supervisor:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
             _die_with(supervisor)
-            # One metrics/health listener: worker 0's (the others would fight for its port).
-            settings = self.settings.model_copy(
-                update={"http": self.settings.http.model_copy(update={"enabled": self.settings.http.enabled and slot == 0})})
-            _run_worker(settings, self.config_path)
+            _run_worker(self.settings, self.config_path)
         self.children[pid] = slot
         log.info("worker started", pid=pid, slot=slot)
 
@@ -148,6 +155,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._forward)
         _prewarm()
+        reset_worker_files(metrics_dir(s))
         shared.SHARED = self.shared = shared.bind_all(s)
         for slot in range(s.smtp.workers):
             self._spawn(slot)
@@ -175,6 +183,7 @@ class Supervisor:
             if self.shared is not None:
                 self.shared.balance.clear(slot)  # its siblings stop leaving connections to it
                 self.shared.counters.clear_slot(slot)  # its connections are closed
+            worker_gone(metrics_dir(s), pid)
             if self.stopping:
                 log.info("worker stopped", pid=pid, status=status)
                 continue

@@ -93,6 +93,7 @@ class Shared:
         #: connections and message rates of all workers: the limits hold for the relay, not per process
         self.counters = SharedCounters(workers)
         self.sockets: dict[str, socket.socket] = {}
+        self.http_socket: socket.socket | None = None  # http.listen, when enabled
         self.slot = -1  # set in the worker, after the fork
         self.starting = 0  # connections accepted whose session has not started yet
         self._sessions: Callable[[], int] = lambda: 0
@@ -147,6 +148,8 @@ class Shared:
     def close(self) -> None:
         for sock in self.sockets.values():
             sock.close()
+        if self.http_socket is not None:
+            self.http_socket.close()
 
 
 #: Set in the supervisor before the fork; workers find their listeners here.
@@ -158,21 +161,31 @@ def bind_all(settings: Settings) -> Shared:
     shared = Shared(settings.smtp.workers)
     try:
         for item in dict.fromkeys(settings.smtp.listen + settings.smtp.submission_listen):
-            host, port = split_hostport(item)
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as a single process binds
-            address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0][4]
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            shared.sockets[item] = sock
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(address)
-            sock.listen(LISTEN_BACKLOG)
-            sock.setblocking(False)
+            shared.sockets[item] = _bind(item)
+        if settings.http.enabled:  # every worker answers /metrics and /healthz (relay/http.py)
+            shared.http_socket = _bind(settings.http.listen)
     except OSError:
         shared.close()
         raise
     return shared
+
+
+def _bind(item: str) -> socket.socket:
+    host, port = split_hostport(item)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as a single process binds
+    address = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)[0][4]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class SharedListener:

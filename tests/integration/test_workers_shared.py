@@ -207,3 +207,63 @@ async def test_two_workers_enforce_one_message_rate(tmp_path: Path, dkim_key: Pa
     assert (await a.mail(world, "5")).startswith(b"451 4.7.1")
     for s in opened:
         s.close()
+
+
+# -- /metrics of the whole relay -----------------------------------------------------------------
+
+async def scrape(port: int, pids: list[int]) -> tuple[int | None, dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+    """GET /metrics: (the worker that answered, {(sample name, labels): value})."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\n")  # the head is not complete yet: the answer waits
+    await writer.drain()
+    local = int(writer.get_extra_info("sockname")[1])
+    owner = None
+    for _ in range(100):  # accepted by one of the workers (the kernel's choice)
+        owner = owner_of(port, local, pids)
+        if owner is not None:
+            break
+        await asyncio.sleep(0.01)
+    writer.write(b"Host: x\r\n\r\n")
+    raw = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+    return owner, samples
+
+
+async def test_metrics_are_the_whole_relays_whichever_worker_answers(tmp_path: Path, dkim_key: Path,
+                                                                     daemons: list[Daemon]) -> None:
+    """K messages through a 2-worker relay (both workers take some): every scrape, answered by
+    either worker, counts K accepted messages, K SMTP sessions, K observations per stage."""
+    http_port = free_port()
+    d, world = setup(tmp_path, dkim_key, daemons, http_port=http_port)
+    await start_workers(d)
+    assert d.proc is not None
+    pids = children(d.proc.pid)
+    k = 0
+    mine, opened = await one_session_per_worker(d)
+    for s in mine.values():  # three messages through each worker, on the sessions they hold
+        assert (await s.cmd("EHLO client.test")).startswith(b"250")
+        for _ in range(3):
+            assert (await s.mail(world, f"m{k}")).startswith(b"250")
+            k += 1
+    for s in opened:
+        s.close()
+    sessions = len(opened)
+    ok = ("relay_messages_total", (("direction", "seller_to_buyer"), ("reason", "ok")))
+    accepted = ("relay_smtp_sessions_total", (("result", "accepted"),))
+    stage = ("relay_stage_seconds_count", (("stage", "resolve"),))
+    answered_by = set()
+    for _ in range(40):
+        owner, samples = await scrape(http_port, pids)
+        answered_by.add(owner)
+        assert samples[ok] == k, samples.get(ok)
+        assert samples[accepted] == sessions
+        assert samples[stage] == k
+        if len(answered_by) == 2 and len([o for o in answered_by if o]) == 2:
+            break
+    assert answered_by == set(pids), answered_by  # both workers answered, with the same totals
