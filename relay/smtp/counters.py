@@ -23,9 +23,9 @@ the table has entries is beyond what a per-address limit can stop anyway.
 from __future__ import annotations
 
 import fcntl
-import ipaddress
 import mmap
 import os
+import socket
 import struct
 import tempfile
 import time
@@ -80,8 +80,12 @@ class Counters(Protocol):
 
 def _key(ip: str) -> bytes:
     try:
-        return ipaddress.ip_address(ip).packed.rjust(16, b"\0")
-    except ValueError:  # not an address ("?", a UNIX socket): a key of its own that is no address
+        return socket.inet_pton(socket.AF_INET, ip).rjust(16, b"\0")
+    except OSError:
+        pass
+    try:
+        return socket.inet_pton(socket.AF_INET6, ip.partition("%")[0])
+    except OSError:  # not an address ("?", a UNIX socket): a key of its own that is no address
         return b"\xff" + zlib.crc32(ip.encode()).to_bytes(4, "big").rjust(15, b"\xff")
 
 
