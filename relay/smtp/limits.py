@@ -48,7 +48,8 @@ class _PerIp:
 
 @dataclass
 class Limits:
-    """Shared, live-updatable limits and counters for all sessions of one process."""
+    """Live-updatable limits for all sessions of one process; the connection and rate counts they
+    are checked against are the whole relay's (`counters`, shared with the sibling workers)."""
 
     max_connections: int
     max_connections_per_ip: int
