@@ -82,13 +82,13 @@ def _phone_texts() -> list[str]:
 
 
 def contact_digits(text: str) -> str:
-    from relay.policy.contact import _O_AS_ZERO
+    from relay.message.phones import letter_digits
 
-    return _O_AS_ZERO.sub("0", text) if "o" in text else text
+    return letter_digits(text)
 
 
 def test_phone_windows_find_what_a_whole_pass_finds() -> None:
-    from relay.policy.contact import _PHONE, _digit_clusters
+    from relay.message.phones import _PHONE, _digit_clusters
 
     for text in _phone_texts():
         windowed = [m for s, e in _digit_clusters(text) for m in _PHONE.finditer(text, s, e)]
@@ -99,7 +99,7 @@ def test_phone_windows_find_what_a_whole_pass_finds() -> None:
 def test_phone_word_windows_find_what_a_whole_pass_finds() -> None:
     """_PHONE_WORDS runs only around chains of number words; it must find what a pass over the
     whole text finds, on texts dense in number words, near-words and separators."""
-    from relay.policy.contact import _NUMBER_WORDS, _PHONE_WORDS, _word_clusters
+    from relay.message.phones import _NUMBER_WORDS, _PHONE_WORDS, _word_clusters
 
     rnd = random.Random(13)
     words = [*_NUMBER_WORDS, "someone", "phone", "ohm", "nineteen", "a", "x"]
@@ -114,12 +114,15 @@ def test_phone_word_windows_find_what_a_whole_pass_finds() -> None:
     assert found > 100  # the texts do hold numbers in words
 
 
-def test_o_as_zero_rewrite_matches_the_plain_form() -> None:
-    from relay.policy.contact import _O_AS_ZERO
+def test_letter_digits_rewrite_matches_the_plain_form() -> None:
+    from relay.message.phones import letter_digits
 
-    plain = re.compile(r"(?<=[0-9\-])o|o(?=[0-9])")
-    for text in [*TEXTS, "o1", "1o", "-o", "oo1", "1oo", "o", "no 0o0 -o-"]:
-        assert _O_AS_ZERO.sub("0", text) == plain.sub("0", text)
+    sep = "[\\s.\\-‐‑‒–—―−ー－・()/_*|>]"
+    plain = re.compile(f"(?:(?<=[0-9-])[oli]+|(?:(?<=[0-9]{sep})|(?<=[0-9]{sep}{{2}}))[ol][oli]*"
+                       f"|(?<![a-z])[oli]+(?={sep}{{0,3}}[0-9]))(?![a-z])")
+    for text in [*TEXTS, "o1", "1o", "-o", "oo1", "1oo", "o", "no 0o0 -o-", "l1", "1l", "-i-", "il1", "olio", "o77oo", "1lol", "lol1", "070 0000 oooo", "10 oz", "too 5", "re-open", "1 lb", "olo・0000", "0・・o"]:
+        once = plain.sub(lambda m: m.group().translate(str.maketrans("oli", "011")), text)
+        assert letter_digits(text) == plain.sub(lambda m: m.group().translate(str.maketrans("oli", "011")), once)
 
 
 def _phrase_texts() -> list[str]:
