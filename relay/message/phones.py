@@ -21,6 +21,7 @@ link, in English, Japanese, Chinese and Korean (rule ids ``contact.messenger.<na
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -44,10 +45,10 @@ class Contact:
 _SEP_CHARS: Final = r"\s.\-‐‑‒–—―−ー－・()/_*|>"
 _SEP: Final = f"[{_SEP_CHARS}]"
 _PHONE: Final = re.compile(r"(?<![0-9a-z])(\+\s{0,2}|%2b)?(?:[0-9]" + _SEP + r"{0,3}){7,16}[0-9](?![0-9a-z])")
-#: a run of O, l and I (folded: "i") that is not part of a word and stands next to a digit (or
-#: a dash; O and l also up to two separators after a digit, not the pronoun I) reads as 0s and 1s; same length, so offsets
+#: a run of O, l and I (folded: "i") that is not part of a word and stands next to a digit (O and
+#: l also up to two separators after a digit, not the pronoun I) reads as 0s and 1s; same length, so offsets
 #: hold; literal first, so the engine skips to each o, l or i
-_LETTER_DIGITS: Final = re.compile(f"(?:[oli](?<=[0-9\\-][oli])|[ol](?<=[0-9]{_SEP}[ol])|[ol](?<=[0-9]{_SEP}{{2}}[ol])"
+_LETTER_DIGITS: Final = re.compile(f"(?:[oli](?<=[0-9][oli])|[ol](?<=[0-9]{_SEP}[ol])|[ol](?<=[0-9]{_SEP}{{2}}[ol])"
                                    f"|[oli](?<![a-z][oli])(?=[oli]*{_SEP}{{0,3}}[0-9]))[oli]*(?![a-z])")
 _AS_DIGIT: Final = str.maketrans("oli", "011")
 _DIGITS_AS_ZERO: Final = str.maketrans("123456789", "000000000")
@@ -94,7 +95,9 @@ def _digit_clusters(digits: str) -> list[tuple[int, int]]:
     _DIGIT_GAP apart: a phone number lies inside one (with up to 3 characters of "+ " or "%2b"
     before it and the character after it, which the pattern's look-ahead needs). The phone
     pattern then runs only there, not over the whole text."""
-    marked = digits.translate(_DIGITS_AS_ZERO)
+    if not digits.isascii():  # a dict translate costs a Python step per character
+        return [(max(0, m.start() - 3), min(len(digits), m.end() + 1)) for m in _CLUSTER.finditer(digits)]
+    marked = digits.translate(_DIGITS_AS_ZERO)  # ASCII: one C pass, then a find per digit
     out: list[tuple[int, int]] = []
     start = last = -1
     count = 0
@@ -114,16 +117,64 @@ def _digit_clusters(digits: str) -> list[tuple[int, int]]:
     return out
 
 
+#: 8 or more digits, each at most _DIGIT_GAP after the one before (digit first: a fast scan)
+_CLUSTER: Final = re.compile(f"[0-9](?:[^0-9]{{0,{_DIGIT_GAP - 1}}}[0-9]){{7,}}")
+
+
 def letter_digits(digits: str) -> str:
     """The digits view with O, l and I that stand next to digits read as 0 and 1 (same length)."""
     if "o" not in digits and "l" not in digits and "i" not in digits:
         return digits
     for _ in range(3):  # a run next to a run only just read as digits ("OlO O000"): again, a few times
-        new = _LETTER_DIGITS.sub(lambda m: m.group().translate(_AS_DIGIT), digits)
-        if new == digits:
+        runs = [m.span() for lo, hi in _near_digits(digits) for m in _LETTER_DIGITS.finditer(digits, lo, hi)]
+        if not runs:
             break
-        digits = new
+        pieces: list[str] = []
+        pos = 0
+        for start, end in runs:
+            pieces.append(digits[pos:start])
+            pieces.append(digits[start:end].translate(_AS_DIGIT))
+            pos = end
+        pieces.append(digits[pos:])
+        digits = "".join(pieces)
     return digits
+
+
+#: a stretch from a digit through digits, separators and o/l/i: where letters can read as digits
+_DIGIT_STRETCH: Final = re.compile(f"[0-9][0-9oli{_SEP_CHARS}]*")
+
+
+def _near_digits(digits: str) -> list[tuple[int, int]]:
+    """Windows that hold every o, l or i that can read as a digit (the letter pattern then runs
+    only there; it would otherwise start at every o, l and i of a text): after a digit, the
+    stretch of digits, separators and o/l/i it starts; before it, a margin of 32 characters
+    (a run of letters that ends within three separators of a digit)."""
+    out: list[tuple[int, int]] = []
+    for m in _stretches(digits):
+        lo, hi = max(0, m.start() - 32), min(len(digits), m.end() + 2)
+        if not _HAS_LETTER.search(digits, lo, hi):
+            continue
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
+_HAS_LETTER: Final = re.compile("[oli]")
+
+
+def _stretches(digits: str) -> Iterator[re.Match[str]]:
+    if not digits.isascii():
+        yield from _DIGIT_STRETCH.finditer(digits)
+        return
+    marked = digits.translate(_DIGITS_AS_ZERO)  # ASCII: a find per stretch beats a class scan 10x
+    i = marked.find("0")
+    while i >= 0:
+        m = _DIGIT_STRETCH.match(digits, i)
+        assert m is not None
+        yield m
+        i = marked.find("0", m.end())
 
 
 def _classify(text: str, chunk: str, plus: bool, start: int, end: int, spelled: bool = False) -> str | None:
@@ -203,6 +254,9 @@ def _word_clusters(text: str, words: list[tuple[int, int, int]] | None = None) -
     return out
 
 
+_ANY_DIGIT: Final = re.compile("[0-9]")
+
+
 def _spelled(text: str, digits: str, words: list[tuple[int, int, int]]) -> list[Contact]:
     """Phone numbers with some digits written as English words ("zero nine zero 1234 five six
     seven eight"): around each chain of number words (whole words, at most 16 characters apart)
@@ -218,11 +272,15 @@ def _spelled(text: str, digits: str, words: list[tuple[int, int, int]]) -> list[
         else:
             chains.append([(start, end)])
     out: list[Contact] = []
+    marked = digits.translate(_DIGITS_AS_ZERO) if digits.isascii() else ""
     for chain in chains:
         lo, hi = max(0, chain[0][0] - 24), min(size, chain[-1][1] + 24)
-        around = digits[lo:hi]
-        if len(chain) + sum(map(around.count, "0123456789")) < 8:
-            continue
+        if len(chain) < 8:
+            if (marked.find("0", lo, hi) < 0) if marked else (_ANY_DIGIT.search(digits, lo, hi) is None):
+                continue  # a word or two in prose: "one of them", "at three"
+            around = marked[lo:hi] if marked else digits[lo:hi].translate(_DIGITS_AS_ZERO)
+            if len(chain) + around.count("0") < 8:
+                continue
         pieces: list[str] = []
         where: list[int] = []  # for each character of the spelled-out window, its offset in text
         ends: dict[int, int] = {}  # a word's offset → its end
