@@ -207,16 +207,40 @@ def phones_in(text: str, digits: str) -> list[Contact]:
     """Phone numbers in a folded ``text`` whose digits view (same length) is ``digits``."""
     digits = letter_digits(digits)
     hits: list[Contact] = []
-    for m in (m for start, end in _digit_clusters(digits) for m in _PHONE.finditer(digits, start, end)):
-        plan = _classify(text, m.group(0), bool(m.group(1)), m.start(), m.end())
-        if plan is not None:
-            hits.append(Contact("phone", "contact.phone", m.start(), m.end(), f"phone number ({plan})"))
+    for start, end in _digit_clusters(digits):
+        hits.extend(Contact("phone", "contact.phone", m.start(), m.end(), f"phone number ({plan})")
+                    for m, plan in _chains(text, digits, start, end))
     words = _NUMBER_FINDER.find_matches_as_indexes(text)
     if words:
         hits.extend(_spelled(text, digits, words))
         hits.extend(Contact("phone", "contact.phone_words", m.start(), m.end(), "phone number in words")
                     for start, end in _word_clusters(text, words) for m in _PHONE_WORDS.finditer(text, start, end))
     return _disjoint(hits)
+
+
+def _chains(text: str, digits: str, start: int, end: int) -> Iterator[tuple[re.Match[str], str]]:
+    """Each digit chain in [start, end) that fits a plan. A chain that does not, but runs over a
+    line break, may be two numbers on consecutive lines ("080-9876-5432\\n010-3333-7777"): its
+    first line is tried alone and the search goes on from the break."""
+    pos = start
+    while (m := _PHONE.search(digits, pos, end)) is not None:
+        plan = _classify(text, m.group(0), bool(m.group(1)), m.start(), m.end())
+        if plan is not None:
+            yield m, plan
+            pos = m.end()
+            continue
+        brk = _LINE_BREAK.search(digits, m.start(), m.end())
+        if brk is None:
+            pos = m.end()
+            continue
+        first = _PHONE.match(digits, m.start(), brk.start())
+        if first is not None and (plan := _classify(text, first.group(0), bool(first.group(1)), first.start(),
+                                                    first.end())) is not None:
+            yield first, plan
+        pos = brk.end()
+
+
+_LINE_BREAK: Final = re.compile(r"[\r\n]+")
 
 
 def _disjoint(hits: list[Contact]) -> list[Contact]:
