@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from relay.message.normalize import IGNORABLE_RANGES, View, match_view, normalize
-from relay.message.phones import Contact, messengers_in, phones_in
+from relay.message.phones import Contact, literals_in, messengers_in, phones_in
 
 #: Characters people put between the characters of an address to defeat matching; the compact
 #: view drops them (and the address's own "-" / "_", so both sides compare alike).
@@ -388,7 +388,9 @@ def emails_in(view: View, providers: Collection[str] = MAIL_PROVIDERS,
 def contacts_in(view: View, providers: Collection[str] = MAIL_PROVIDERS,
                 tlds: Collection[str] | None = None) -> list[Contact]:
     """Every e-mail address, phone number and messenger ID in a match view, in view offsets."""
-    return emails_in(view, providers, tlds) + phones_in(view.text, view.digits) + messengers_in(view.text)
+    words, keywords = literals_in(view.text)
+    return (emails_in(view, providers, tlds) + phones_in(view.text, view.digits, words)
+            + messengers_in(view.text, keywords=keywords))
 
 
 def find_contacts(text: str, providers: Collection[str] = MAIL_PROVIDERS,
