@@ -9,6 +9,11 @@ spans in the text's own coordinates, so the rewriter can put the alias where the
 and the egress check can refuse what is left. The policy, the rewriter and the egress check
 all use this one finder. Config read: none (pure). Errors raised: none.
 
+``find_contacts(text)`` is the other half: every contact detail a text holds, registered or not
+— e-mail addresses (plain, obfuscated, without their TLD, reversed), phone numbers and messenger
+IDs (relay.message.phones) — as ``Contact`` findings with a kind, a rule id and the span of the
+caller's text; ``contacts_in(view)`` answers the same in a match view's offsets (the policy's).
+
 How: the text is folded (NFKC, case folding, ignorables dropped; relay.message.normalize keeps
 each folded character's source span), look-alike letters are mapped to Latin, and the
 separators people slip between characters (white space, brackets, quotes, ``-``, ``_``, ``*``)
@@ -18,14 +23,16 @@ are dropped into a *compact* view; one regex per finder then matches every form 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from relay.message.normalize import IGNORABLE_RANGES, normalize
+from relay.message.normalize import IGNORABLE_RANGES, View, match_view, normalize
+from relay.message.phones import Contact, literals_in, messengers_in, phones_in
 
 #: Characters people put between the characters of an address to defeat matching; the compact
 #: view drops them (and the address's own "-" / "_", so both sides compare alike).
@@ -322,3 +329,78 @@ def is_own(addr: str, own: frozenset[str]) -> bool:
     """Is ``addr`` a form of one of ``own`` (the parties' addresses and aliases)? The policy asks
     this finder, so what it exempts is exactly what the rewriter maps to an alias."""
     return addr in own or (bool(own) and finder_of(own).search(addr))
+
+
+# --- every contact detail, registered or not ------------------------------------------------
+
+#: mail providers recognised in "name@gmail" (no TLD) and in reversed addresses, unless the
+#: caller names its own (the policy's [contact] mail_providers)
+MAIL_PROVIDERS: Final = ("gmail", "googlemail", "yahoo", "hotmail", "outlook", "live", "icloud", "aol", "proton",
+                         "protonmail", "qq", "163", "126", "sina", "sohu", "naver", "daum", "hanmail", "nate",
+                         "kakao", "docomo", "ezweb", "softbank", "yandex", "gmx", "foxmail", "aliyun", "139")
+_EMAIL: Final = re.compile(r"(?<![a-z0-9._%+-])([a-z0-9._%+-]{1,64})@((?:[a-z0-9-]{1,63}\.){1,8}"
+                           r"([a-z]{2,63}|xn--[a-z0-9-]{1,59}))(?![a-z0-9-])")
+_TOKEN_AT: Final = re.compile(r"(?<![a-z0-9._-])[a-z0-9._-]{3,80}@[a-z0-9._%+-]{1,64}(?![a-z0-9._%+-])")
+
+
+@functools.lru_cache(maxsize=16)
+def _bare(providers: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not providers:
+        return None
+    return re.compile(r"(?<![a-z0-9._%+-])[a-z0-9._%+-]{2,64}@(?:" + "|".join(re.escape(p) for p in providers)
+                      + r")(?![a-z0-9-]|\.[a-z])")
+
+
+def emails_in(view: View, providers: Collection[str] = MAIL_PROVIDERS,
+              tlds: Collection[str] | None = None) -> list[Contact]:
+    """E-mail addresses in a match view (view offsets): plain (``contact.email``), with an
+    obfuscation undone (``contact.email_obfuscated``), a provider without its TLD, reversed
+    (``contact.email_reversed``). ``tlds``: the top-level domains that count (None: any)."""
+    text = view.text
+    if "@" not in text:
+        return []
+    out: list[Contact] = []
+    spans: list[tuple[int, int]] = []
+    for m in _EMAIL.finditer(text):
+        local, domain, tld = m.group(1), m.group(2), m.group(3)
+        if (tlds is not None and tld not in tlds) or local.startswith(".") or local.endswith("."):
+            continue
+        spans.append((m.start(), m.end()))
+        rule = "contact.email_obfuscated" if view.obfuscated(m.start(), m.end()) else "contact.email"
+        out.append(Contact("email", rule, m.start(), m.end(), "e-mail address", f"{local}@{domain}"))
+    bare = _bare(tuple(providers))
+    if bare is not None:
+        for m in bare.finditer(text):
+            out.append(Contact("email", "contact.email_obfuscated", m.start(), m.end(), "address without domain",
+                               m.group(0)))
+            spans.append((m.start(), m.end()))
+    provider_set = set(providers)
+    for m in _TOKEN_AT.finditer(text):
+        if any(a < m.end() and m.start() < b for a, b in spans):
+            continue
+        rev = m.group(0)[::-1]
+        rm = _EMAIL.fullmatch(rev)
+        if rm and (tlds is None or rm.group(3) in tlds) and rm.group(2).split(".")[0] in provider_set:
+            out.append(Contact("email", "contact.email_reversed", m.start(), m.end(), "reversed e-mail address", rev))
+    return out
+
+
+def contacts_in(view: View, providers: Collection[str] = MAIL_PROVIDERS,
+                tlds: Collection[str] | None = None) -> list[Contact]:
+    """Every e-mail address, phone number and messenger ID in a match view, in view offsets."""
+    words, keywords = literals_in(view.text)
+    return (emails_in(view, providers, tlds) + phones_in(view.text, view.digits, words)
+            + messengers_in(view.text, keywords=keywords))
+
+
+def find_contacts(text: str, providers: Collection[str] = MAIL_PROVIDERS,
+                  tlds: Collection[str] | None = None) -> list[Contact]:
+    """Every e-mail address, phone number and messenger ID in ``text``, however it is written,
+    with spans of ``text`` itself (sorted by start)."""
+    norm = normalize(text)
+    view = match_view(norm)
+    out = []
+    for c in contacts_in(view, providers, tlds):
+        start, end = norm.source_span(*view.to_norm(c.start, c.end))
+        out.append(dataclasses.replace(c, start=start, end=end))
+    return sorted(out, key=lambda c: (c.start, c.end))

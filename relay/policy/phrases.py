@@ -1,4 +1,4 @@
-"""Word-list rules: marketing, review solicitation and messenger IDs, per language, scored.
+"""Word-list rules: marketing, review solicitation and off-platform contact phrases, per language, scored.
 
 Reads the `rules` of [marketing], [review] and [contact] in policy.toml (compiled into one
 alternation per category by settings.py). Each match carries its rule's weight; the engine

@@ -73,6 +73,47 @@ async def test_redact_contact_details(start_relay, sink: Sink) -> None:
     assert any(e.event == "policy.finding" and e.detail["action"] == "redact" for e in events(world))
 
 
+async def test_obfuscated_phone_numbers_and_messenger_ids_are_redacted(start_relay, sink: Sink) -> None:
+    """Phone numbers written to dodge a pattern (fullwidth digits, kanji, Korean digit words,
+    English words mixed with digits, O/l for 0/1, zero-width characters) and messenger IDs go
+    the way the default policy's [contact] action says (redact); the order and tracking numbers
+    of the same message stay."""
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    body = ("Order 123-1234567-1234567 shipped, tracking 9400 1000 0000 0000 0000 00.\r\n"
+            "電話：０９０−１２３４−５６７８\r\n"
+            "携帯 〇八〇・九八七六・五四三二\r\n"
+            "공일공 삼삼삼삼 칠칠칠칠\r\n"
+            "or zero seven seven zero zero nine oh oh 4 5 6\r\n"
+            "or O9O-l357-2468 or 0\u200b7\u200b0\u200b-1122-3344\r\n"
+            "ＬＩＮＥ ＩＤ：ｓｈｏｐ＿ｋｙｏｔｏ, 카톡 아이디: shop123\r\n")
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
+               message(world.seller_email, world.buyer_alias, "Your order", body))
+    got = (await sink.wait_for(1))[0]
+    text = got.message.get_body(("plain",)).get_content()
+    for leaked in ("５６７８", "五四三二", "칠칠칠칠", "nine oh oh", "2468", "3344", "ｓｈｏｐ", "shop123"):
+        assert leaked not in text, text
+    assert "123-1234567-1234567" in text and "9400 1000 0000 0000 0000 00" in text
+    assert text.count("[removed]") >= 6
+    rules = {e.detail["rule"] for e in events(world) if e.event == "policy.finding"}
+    assert {"contact.phone", "contact.phone_words", "contact.messenger.line", "contact.messenger.kakao"} <= rules
+
+
+async def test_tracking_and_delivery_details_pass_untouched(start_relay, sink: Sink) -> None:
+    relay = await start_relay(smarthost=sink.port)
+    world = provision(relay.settings)
+    body = ("Your order 249-5551234-7654321 left today (USPS 9400 1000 0000 0000 0000 00).\r\n"
+            "お問い合わせ番号は 1234-5678-9012 です。2024/03/15 14:00-16:00 にお届けします。\r\n"
+            "订单号 202403150001，价格 ¥1,280。송장번호 123456789012, 12,900원.\r\n"
+            "ISBN 978-4-06-123456-7, 〒150-0001.\r\n")
+    await send(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
+               message(world.seller_email, world.buyer_alias, "Shipped", body))
+    got = (await sink.wait_for(1))[0]
+    text = got.message.get_body(("plain",)).get_content()
+    assert "[removed]" not in text and "249-5551234-7654321" in text and "1234-5678-9012" in text
+    assert not [e for e in events(world) if e.event == "policy.finding"]
+
+
 async def test_strip_forbidden_attachment(start_relay, sink: Sink) -> None:
     relay = await start_relay(smarthost=sink.port)
     world = provision(relay.settings)

@@ -82,24 +82,26 @@ def _phone_texts() -> list[str]:
 
 
 def contact_digits(text: str) -> str:
-    from relay.policy.contact import _O_AS_ZERO
+    from relay.message.phones import letter_digits
 
-    return _O_AS_ZERO.sub("0", text) if "o" in text else text
+    return letter_digits(text)
 
 
 def test_phone_windows_find_what_a_whole_pass_finds() -> None:
-    from relay.policy.contact import _PHONE, _digit_clusters
+    from relay.message.phones import _PHONE, _digit_clusters
 
     for text in _phone_texts():
         windowed = [m for s, e in _digit_clusters(text) for m in _PHONE.finditer(text, s, e)]
         whole = [m for m in _PHONE.finditer(text) if len(re.findall(r"[0-9]", m.group(0))) >= 8]
         assert _spans(windowed) == _spans(whole), text
+        # a non-ASCII text takes the regex path, an ASCII one the find loop: the same windows
+        assert [(s, min(e, len(text))) for s, e in _digit_clusters(text + "\u3000")] == _digit_clusters(text), text
 
 
 def test_phone_word_windows_find_what_a_whole_pass_finds() -> None:
     """_PHONE_WORDS runs only around chains of number words; it must find what a pass over the
     whole text finds, on texts dense in number words, near-words and separators."""
-    from relay.policy.contact import _NUMBER_WORDS, _PHONE_WORDS, _word_clusters
+    from relay.message.phones import _NUMBER_WORDS, _PHONE_WORDS, _word_clusters
 
     rnd = random.Random(13)
     words = [*_NUMBER_WORDS, "someone", "phone", "ohm", "nineteen", "a", "x"]
@@ -114,12 +116,35 @@ def test_phone_word_windows_find_what_a_whole_pass_finds() -> None:
     assert found > 100  # the texts do hold numbers in words
 
 
-def test_o_as_zero_rewrite_matches_the_plain_form() -> None:
-    from relay.policy.contact import _O_AS_ZERO
+def test_letter_digits_find_what_the_plain_rewrite_finds() -> None:
+    """letter_digits reads O/l/I as digits only near digits; the phone pattern must find on it
+    what it finds after the plain rule (a letter run next to a digit or, O and l, within two
+    separators after one; applied until nothing changes) rewrote the whole text."""
+    from relay.message.phones import _PHONE, letter_digits
 
-    plain = re.compile(r"(?<=[0-9\-])o|o(?=[0-9])")
-    for text in [*TEXTS, "o1", "1o", "-o", "oo1", "1oo", "o", "no 0o0 -o-"]:
-        assert _O_AS_ZERO.sub("0", text) == plain.sub("0", text)
+    sep = "[\\s.\\-‐‑‒–—―−ー－・()/_*|>]"
+    plain = re.compile(f"(?:(?<=[0-9])[oli]+|(?:(?<=[0-9]{sep})|(?<=[0-9]{sep}{{2}}))[ol][oli]*"
+                       f"|(?<![a-z])[oli]+(?={sep}{{0,3}}[0-9]))(?![a-z])")
+
+    def rewrite(text: str) -> str:
+        for _ in range(3):
+            new = plain.sub(lambda m: m.group().translate(str.maketrans("oli", "011")), text)
+            if new == text:
+                break
+            text = new
+        return text
+
+    rnd = random.Random(17)
+    pieces = ["o", "l", "i", "0", "1", "5", "-", " ", ".", "・", "\n", "x", "lol", "only", "oil", "  "]
+    made = ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 60))) for _ in range(3000)]
+    fixed = ["o1", "1o", "-o", "oo1", "1oo", "no 0o0 -o-", "l1", "1l", "-i-", "il1", "olio", "o77oo 9oo l23",
+             "070 0000 oooo", "10 oz", "too 5", "re-open", "1 lb", "olo・0000 0000", "olo o000 0000"]
+    found = 0
+    for text in [*TEXTS, *made, *fixed]:
+        got = [m.span() for m in _PHONE.finditer(letter_digits(text))]
+        assert got == [m.span() for m in _PHONE.finditer(rewrite(text))], text
+        found += len(got)
+    assert found > 100
 
 
 def _phrase_texts() -> list[str]:
