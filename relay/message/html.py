@@ -1,8 +1,9 @@
 """HTML read as a browser reads it (WHATWG parsing by lexbor, linear time), and rewritten in its DOM.
 
-Reads no config: read_html(source) -> HtmlView (displayed text, hidden text, URLs, attributes);
+Reads no config: read_html(source) -> HtmlView (displayed text, hidden text, URLs, attributes), from
+HtmlDocument(source), which also locates each character and URL of that reading and redacts in the DOM;
 rewrite_html(source, finder) -> (html, count) puts the finder's replacements into text, attributes,
-comments, <title>/<style>/<script>. Both raise HtmlTooComplex (a ValueError) for markup whose parse is
+comments, <title>/<style>/<script>. All raise HtmlTooComplex (a ValueError) for markup whose parse is
 super-linear in lexbor (one element, or <html>/<body> merged, with more than MAX_ATTRIBUTES attributes).
 """
 
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -38,7 +40,7 @@ _URL_ATTRS = frozenset({
 })
 #: attributes holding a list of URLs: srcset ("url 2x, url 3x") and ping ("url url")
 _URL_LIST_ATTRS = frozenset({"srcset", "imagesrcset", "ping"})
-_VISIBLE_ATTRS = ("alt", "title", "aria-label", "placeholder")
+_VISIBLE_ATTRS = ("alt", "title", "aria-label", "placeholder")  # (and an <input>'s value)
 _REFRESH_URL = re.compile(r"url\s*=\s*(.*)", re.I | re.S)
 #: WHATWG URL parsing: C0 controls and space trimmed at both ends; tab, LF, CR removed everywhere
 _URL_TRIM = "".join(chr(c) for c in range(0x21))
@@ -148,24 +150,31 @@ class _Piece:
 
 
 class _Reader:
-    """One walk over a tree: the text stream in display order, raw text, comments, attributes."""
+    """One walk over a tree: the text stream in display order, raw text, comments, attributes, and
+    the text of each link (<a>/<area> with an href; lexbor never nests one in another)."""
 
     def __init__(self) -> None:
         self.stream: list[_Piece] = []
         self.raw: list[LexborNode] = []  # text nodes of <script>/<style>
         self.comments: list[LexborNode] = []
         self.elements: list[LexborNode] = []
+        self.anchor_text: dict[int, str] = {}  # by the link element's mem_id
 
     def read(self, top: LexborNode, hidden: int = 0) -> None:
         raw = 0
         hidden_at: list[bool] = []  # per open element: did it hide what it holds
+        anchor: LexborNode | None = None
+        anchor_text: list[str] = []
         for entering, node in _walk(top):
             if node.is_text_node:
                 if entering:
                     if raw:
                         self.raw.append(node)
                     else:
-                        self.stream.append(_Piece(node, node.text_content or "", not hidden))
+                        text = node.text_content or ""
+                        self.stream.append(_Piece(node, text, not hidden))
+                        if anchor is not None:
+                            anchor_text.append(text)
                 continue
             if node.is_comment_node:
                 if entering:
@@ -176,19 +185,27 @@ class _Reader:
             tag = node.tag or ""
             if entering:
                 self.elements.append(node)
-                hides = tag in _HIDDEN or "hidden" in node.attrs or bool(
-                    _HIDDEN_STYLE.search(node.attrs.get("style") or ""))
+                attrs = node.attrs
+                hides = tag in _HIDDEN or "hidden" in attrs or bool(
+                    _HIDDEN_STYLE.search(attrs.get("style") or ""))
                 hidden_at.append(hides)
                 hidden += hides
                 raw += tag in _RAW
                 if tag in _BLOCK:
                     self.stream.append(_Piece(None, "\n", not hidden))
+                if tag in ("a", "area") and anchor is None and "href" in attrs:
+                    anchor, anchor_text = node, []
             else:
                 if hidden_at:
                     hidden -= hidden_at.pop()
                 raw -= tag in _RAW
                 if tag in _BLOCK and tag != "br":
                     self.stream.append(_Piece(None, "\n", not hidden))
+                if anchor is not None and node.mem_id == anchor.mem_id:
+                    self.anchor_text[anchor.mem_id] = "".join(anchor_text).strip()
+                    anchor = None
+        if anchor is not None:
+            self.anchor_text[anchor.mem_id] = "".join(anchor_text).strip()
 
     def joined(self) -> str:
         return "".join(p.text for p in self.stream)
@@ -200,72 +217,319 @@ def _comment_data(node: LexborNode) -> str:
     return html[4:-3] if html.startswith("<!--") and html.endswith("-->") else (node.comment_content or "")
 
 
-def _tidy(text: str) -> str:
-    """Blank lines and trailing spaces the block breaks leave, removed (the text stays the text)."""
-    return re.sub(r"[ \t]*\n(?:[ \t]*\n)+", "\n", text).strip("\n")
+_BLANK_LINES = re.compile(r"[ \t]*\n(?:[ \t]*\n)+")
 
 
-def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[str], hidden: list[str],
-             urls: list[str], attributes: list[str], *, nested: bool) -> None:
+def _tidy_runs(text: str) -> list[tuple[int, int]]:
+    """The runs of `text` that tidying keeps: blank lines and the spaces before them go (a run of
+    them keeps its last newline), and so do newlines at both ends."""
+    runs: list[tuple[int, int]] = []
+    pos = 0
+    for m in _BLANK_LINES.finditer(text):
+        if m.start() > pos:
+            runs.append((pos, m.start()))
+        runs.append((m.end() - 1, m.end()))
+        pos = m.end()
+    if pos < len(text):
+        runs.append((pos, len(text)))
+    while runs and text[runs[0][0]] == "\n":
+        a, b = runs[0]
+        if a + 1 < b:
+            runs[0] = (a + 1, b)
+        else:
+            runs.pop(0)
+    while runs and text[runs[-1][1] - 1] == "\n":
+        a, b = runs[-1]
+        if a < b - 1:
+            runs[-1] = (a, b - 1)
+        else:
+            runs.pop()
+    return runs
+
+
+@dataclass(slots=True)
+class _Seg:
+    """One piece of the reading and where it came from: a text node, the value of `attr` of an
+    element, a comment's data; node None: a line break the layout puts there. `within`: the comment
+    whose markup it was read from (a second parse, so not editable in place)."""
+    text: str
+    node: LexborNode | None
+    attr: str | None = None
+    within: LexborNode | None = None
+
+
+@dataclass(slots=True)
+class HtmlUrl:
+    """One URL of the markup, in reading order, and where it is."""
+    url: str  # as written, entities decoded (``forms`` gives it as read_html lists it)
+    node: LexborNode  # the element whose attribute holds it (for CSS in <style>: the text node)
+    attr: str  # the attribute, or "css" for the text of a <style>
+    within: LexborNode | None = None  # the comment whose markup holds it (Outlook's <!--[if mso]>)
+    anchor_text: str = ""  # the text of the link it is the href of
+
+    @property
+    def tag(self) -> str:
+        return "style" if self.attr == "css" else (self.node.tag or "")
+
+    @property
+    def forms(self) -> list[str]:
+        return _url_forms(self.url)
+
+
+_CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]{1,2000})", re.I)
+
+
+def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[list[_Seg]], hidden: list[list[_Seg]],
+             urls: list[HtmlUrl], attributes: list[str], within: LexborNode | None = None) -> None:
     reader = _Reader()
     reader.read(top)
     for frag in tree.template_fragments():
         reader.read(frag, hidden=1)
-    text: list[str] = []
-    kept: list[str] = []
+    text: list[_Seg] = []
+    kept: list[_Seg] = []
     for piece in reader.stream:
-        (text if piece.shown else kept).append(piece.text)
+        seg = _Seg(piece.text, piece.node, None, within)
+        (text if piece.shown else kept).append(seg)
         if piece.node is None and piece.shown:
-            kept.append("\n")
-    shown.append("".join(text))
-    hidden.append("".join(kept))
+            kept.append(_Seg("\n", None, None, within))
+    shown.append(text)
+    hidden.append(kept)
     for el in reader.elements:
         refresh = _is_refresh(el)
         for name, value in el.attrs.items():
             if value is None or value == "":
                 continue
             if name in _URL_ATTRS:
-                urls.extend(_url_forms(value))
+                urls.append(HtmlUrl(value, el, name, within, reader.anchor_text.get(el.mem_id, "")
+                                    if name == "href" else ""))
             elif name in _URL_LIST_ATTRS:
-                for listed in _url_list(name, value):
-                    urls.extend(_url_forms(listed))
+                urls.extend(HtmlUrl(listed, el, name, within) for listed in _url_list(name, value))
             elif refresh and name == "content":
                 target = _refresh_url(value)
                 if target:
-                    urls.extend(_url_forms(target))
+                    urls.append(HtmlUrl(target, el, name, within))
                 attributes.append(value)
             else:
                 attributes.append(value)
                 if "%" in value:
                     attributes.append(unquote(value, errors="replace"))
-                if name in _VISIBLE_ATTRS:
-                    hidden.append(value)
+                if name in _VISIBLE_ATTRS or (name == "value" and not _hidden_input(el)):
+                    hidden.append([_Seg(value, el, name, within)])
+                elif name == "style" and "url(" in value.lower():  # CSS fetches: background-image
+                    urls.extend(HtmlUrl(m.group(1), el, name, within) for m in _CSS_URL.finditer(value))
+    for node in reader.raw:
+        data = node.text_content or ""
+        if "url(" in data.lower() and node.parent is not None and node.parent.tag == "style":
+            urls.extend(HtmlUrl(m.group(1), node, "css", within) for m in _CSS_URL.finditer(data))
     for comment in reader.comments:
         data = _comment_data(comment)
-        hidden.append(data)
+        hidden.append([_Seg(data, comment, None, within)])
         # Outlook renders <!--[if mso]> markup; any comment holding markup is read as a fragment once
-        if not nested and "<" in data:
+        if within is None and "<" in data:
             inner = _parse(data)
             if inner.root is not None and inner.root.parent is not None:
-                _collect(inner, inner.root.parent, hidden, hidden, urls, attributes, nested=True)
+                _collect(inner, inner.root.parent, hidden, hidden, urls, attributes, within=comment)
+
+
+def _hidden_input(el: LexborNode) -> bool:
+    return el.tag == "input" and (el.attrs.get("type") or "").strip().lower() == "hidden"
+
+
+class _Entry:
+    """One text of the reading (the displayed text, or one hidden text): its pieces, tidied."""
+
+    __slots__ = ("out_starts", "runs", "segs", "starts", "text")
+
+    def __init__(self, segs: list[_Seg]) -> None:
+        self.segs = segs
+        self.starts: list[int] = []
+        pos = 0
+        for seg in segs:
+            self.starts.append(pos)
+            pos += len(seg.text)
+        joined = "".join(seg.text for seg in segs)
+        self.runs = _tidy_runs(joined)
+        self.out_starts: list[int] = []
+        pos = 0
+        for a, b in self.runs:
+            self.out_starts.append(pos)
+            pos += b - a
+        self.text = "".join(joined[a:b] for a, b in self.runs)
+
+    def _joined_at(self, k: int) -> int:
+        i = bisect_right(self.out_starts, k) - 1
+        return self.runs[i][0] + k - self.out_starts[i]
+
+    def pieces(self, start: int, end: int) -> Iterator[tuple[_Seg, int, int]]:
+        """(piece, start, end in its text) for the text [start, end) of this entry."""
+        a, b = self._joined_at(start), self._joined_at(end - 1) + 1
+        k = bisect_right(self.starts, a) - 1
+        while k < len(self.segs) and self.starts[k] < b:
+            seg, s0 = self.segs[k], self.starts[k]
+            lo, hi = max(a, s0) - s0, min(b, s0 + len(seg.text)) - s0
+            if hi > lo:
+                yield seg, lo, hi
+            k += 1
+
+
+class HtmlDocument:
+    """One parse of an HTML body: read_html's reading, where each character of it came from and each
+    URL is, and redaction in the DOM (a finding in the reading is cut out of the nodes it spans).
+
+    ``reading`` is ``text + "\n" + hidden_text`` of the view: what a policy judges. Raises
+    HtmlTooComplex as read_html does."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.tree = _parse(source)
+        shown: list[list[_Seg]] = []
+        hidden: list[list[_Seg]] = []
+        self.urls: list[HtmlUrl] = []
+        self.attributes: list[str] = []
+        document = self.tree.root.parent if self.tree.root is not None else None
+        if document is not None:
+            _collect(self.tree, document, shown, hidden, self.urls, self.attributes)
+        entries = [_Entry([seg for segs in shown for seg in segs])]
+        entries += [e for e in map(_Entry, hidden) if e.text]
+        self._entries = entries
+        self._bases: list[int] = []
+        pos = 0
+        for e in entries:
+            self._bases.append(pos)
+            pos += len(e.text) + 1
+        self.text = entries[0].text
+        self.hidden_text = "\n".join(e.text for e in entries[1:])
+        self.reading = self.text + "\n" + self.hidden_text
+
+    def view(self) -> HtmlView:
+        return HtmlView(self.text, self.hidden_text, tuple(f for u in self.urls for f in u.forms),
+                        tuple(self.attributes))
+
+    def _pieces(self, start: int, end: int) -> Iterator[tuple[_Seg, int, int]]:
+        for entry, base in zip(self._entries, self._bases, strict=True):
+            lo, hi = max(start, base), min(end, base + len(entry.text))
+            if lo < hi:
+                yield from entry.pieces(lo - base, hi - base)
+
+    def redact(self, spans: Iterable[tuple[int, int]], marker: str, urls: Iterable[int] = (),
+               elements: Iterable[int] = ()) -> str | None:
+        """The document with each span of ``reading`` replaced by ``marker`` (in the first node it
+        touches; its characters leave the others), each URL of ``urls`` (indexes of ``self.urls``)
+        removed (a link's href becomes "#", another attribute goes, a CSS url() is emptied) and the
+        elements holding the URLs of ``elements`` removed; None when nothing changed.
+
+        Markup read from a comment cannot be edited in place: its text is cut from the comment's
+        data, or, where it is not there as read (entities, split by tags), the comment goes."""
+        edits: dict[int, tuple[_Seg, list[tuple[int, int, str]]]] = {}
+        comments: dict[int, _CommentEdit] = {}
+        changed = False
+        for start, end in _merged(spans):
+            placed = False
+            nested: dict[int, tuple[LexborNode, list[str]]] = {}
+            for seg, lo, hi in self._pieces(start, end):
+                if seg.node is None:
+                    continue
+                if seg.within is not None:
+                    nested.setdefault(seg.within.mem_id, (seg.within, []))[1].append(seg.text[lo:hi])
+                    continue
+                edits.setdefault(id(seg), (seg, []))[1].append((lo, hi, "" if placed else marker))
+                placed = True
+            for comment, texts in nested.values():
+                _comment_edit(comments, comment).cuts.append(("".join(texts), marker))
+        for seg, changes in edits.values():
+            text = seg.text
+            for lo, hi, new in sorted(changes, reverse=True):
+                text = text[:lo] + new + text[hi:]
+            node = seg.node
+            assert node is not None
+            changed = True
+            if seg.attr is not None:
+                node.attrs[seg.attr] = text
+            elif node.is_comment_node:
+                _comment_edit(comments, node).data = text
+            else:
+                node.replace_with(text)
+        removed: dict[int, LexborNode] = {}
+        for i in urls:
+            changed = True
+            self._remove_url(self.urls[i], comments)
+        for i in elements:
+            u = self.urls[i]
+            if u.within is not None:
+                _comment_edit(comments, u.within).cuts.append((u.url, ""))
+            else:
+                removed[u.node.mem_id] = u.node
+        for c in comments.values():
+            changed = c.write() or changed
+        for node in removed.values():
+            changed = True
+            node.decompose()
+        return (self.tree.html or "") if changed else None
+
+    def _remove_url(self, u: HtmlUrl, comments: dict[int, _CommentEdit]) -> None:
+        if u.within is not None:
+            _comment_edit(comments, u.within).cuts.append((u.url, ""))
+        elif u.attr == "css":
+            u.node.replace_with((u.node.text_content or "").replace(u.url, ""))
+        elif u.attr == "style":
+            u.node.attrs["style"] = (u.node.attrs.get("style") or "").replace(u.url, "")
+        elif u.attr == "href" and u.tag in ("a", "area"):
+            u.node.attrs["href"] = "#"
+        elif u.attr in u.node.attrs:
+            del u.node.attrs[u.attr]
+
+
+def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if e <= s:
+            continue
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+@dataclass(slots=True)
+class _CommentEdit:
+    node: LexborNode
+    original: str
+    data: str
+    cuts: list[tuple[str, str]]  # (text as read from the comment's markup, its replacement)
+
+    def write(self) -> bool:
+        """Put the new data in place; the comment goes if a cut is not in it as read."""
+        data = self.data
+        for text, new in self.cuts:
+            if not text:
+                continue
+            if text in data:
+                data = data.replace(text, new)
+            elif text not in self.original:  # (else an edit of the data itself took it already)
+                self.node.decompose()
+                return True
+        if data == self.original:
+            return False
+        replacement = LexborHTMLParser(f"<!--{data}-->", is_fragment=True).root
+        if replacement is None or not replacement.is_comment_node or _comment_data(replacement) != data:
+            self.node.decompose()
+        else:
+            self.node.replace_with(replacement)
+        return True
+
+
+def _comment_edit(comments: dict[int, _CommentEdit], node: LexborNode) -> _CommentEdit:
+    edit = comments.get(node.mem_id)
+    if edit is None:
+        data = _comment_data(node)
+        edit = comments[node.mem_id] = _CommentEdit(node, data, data, [])
+    return edit
 
 
 def read_html(source: str) -> HtmlView:
     """What a mail client shows and keeps of an HTML body, read as a WHATWG parser reads it."""
-    tree = _parse(source)
-    shown: list[str] = []
-    hidden: list[str] = []
-    urls: list[str] = []
-    attributes: list[str] = []
-    document = tree.root.parent if tree.root is not None else None
-    if document is not None:
-        _collect(tree, document, shown, hidden, urls, attributes, nested=False)
-    return HtmlView(
-        text=_tidy("".join(shown)),
-        hidden_text="\n".join(h for h in (_tidy(x) for x in hidden) if h),
-        urls=tuple(urls),
-        attributes=tuple(attributes),
-    )
+    return HtmlDocument(source).view()
 
 
 def _rewrite_stream(stream: list[_Piece], finder: AddressFinder) -> int:

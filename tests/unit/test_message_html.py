@@ -228,3 +228,65 @@ def test_attributes_hidden_in_a_quote_opened_inside_a_comment_are_counted() -> N
 def test_ordinary_tags_with_attributes_are_read() -> None:
     source = "<p " + " ".join(f'a{i}="v"' for i in range(50)) + ">x</p>"
     assert len(read_html(source).attributes) == 50
+
+
+# --- the located reading (HtmlDocument): what the policy judges, and where each character came from ---
+
+
+def _corpus_html() -> list[str]:
+    import email
+    from email import policy as email_policy
+
+    from tests.dkimtools import CORPUS, corpus_manifest
+
+    out = []
+    for row in corpus_manifest():
+        try:
+            msg = email.message_from_bytes((CORPUS / row["file"]).read_bytes(), policy=email_policy.default)
+            out += [part.get_content() for part in msg.walk() if part.get_content_type() == "text/html"]
+        except Exception:
+            continue
+    return out
+
+
+_PIECES = ["<p>", "</p>", "<P>", "<br>", "<b>", "</b>", "<div>", "</div>", "<a>", "</a>", "<script>", "</script>",
+           "<style>", "</style>", "<title>", "</title>", "<p class=x>", '<a href="http://x.example/">', "</a >",
+           "< p>", "<p/>", "<img src=a.png alt='hi'>", "<p", "</", "<", ">", "&amp;", "&#64;", "&#x40", "&lt",
+           "<!-- c -->", "<!--[if mso]><a href='http://v.example/'>v <b>w</b></a><![endif]-->", "<!doctype html>",
+           "<?pi?>", "text ", "mail@example.com ", "url(http://c.example/)", "\n", "\n\n  \n", " \t", "<x-y>",
+           "<template>", "</template>", "<noscript>", "</noscript>", "<div style='display:none'>", "&", "a & b",
+           "<a title='<p>'>", "<!--", "-->", "<![CDATA[x]]>", "<textarea>", "</textarea>", "<input value='v w'>",
+           "<table><tr><td>", "</td><td>", "</td></tr></table>"]
+
+
+def _generated(n: int) -> list[str]:
+    import random
+
+    rng = random.Random(8)
+    return ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+LOCATED_CASES = _corpus_html() + _generated(1500)
+
+
+@pytest.mark.parametrize("chunk", range(0, len(LOCATED_CASES), 250))
+def test_every_character_of_the_reading_points_back_to_its_piece(chunk: int) -> None:
+    """The policy judges HtmlDocument.reading: it is read_html's text and hidden text, and each of its
+    characters is located in the text node, attribute or comment it was read from (redaction needs that)."""
+    from relay.message.html import HtmlDocument
+
+    for source in LOCATED_CASES[chunk:chunk + 250]:
+        try:
+            doc = HtmlDocument(source)
+        except HtmlTooComplex:
+            continue
+        view = read_html(source)
+        assert doc.reading == view.text + "\n" + view.hidden_text
+        step = max(1, len(doc.reading) // 2000)
+        for i in range(0, len(doc.reading), step):
+            if doc.reading[i] == "\n":
+                continue
+            pieces = list(doc._pieces(i, i + 1))
+            assert len(pieces) == 1, (source[:200], i)
+            seg, lo, hi = pieces[0]
+            assert (hi - lo, seg.text[lo]) == (1, doc.reading[i]), (source[:200], i)
