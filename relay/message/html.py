@@ -142,19 +142,24 @@ def _walk(top: LexborNode) -> Iterator[tuple[bool, LexborNode]]:
 
 
 @dataclass(slots=True)
-class _Piece:
-    """One text node of the display stream (node None: a line break the layout puts there)."""
-    node: LexborNode | None
+class _Seg:
+    """One piece of the reading and where it came from: a text node, the value of `attr` of an
+    element, a comment's data; node None: a line break the layout puts there. `within`: the comment
+    whose markup it was read from (a second parse, so not editable in place)."""
     text: str
-    shown: bool  # displayed (else kept but hidden)
+    node: LexborNode | None
+    attr: str | None = None
+    within: LexborNode | None = None
+    shown: bool = False  # (text nodes) displayed, else kept but hidden
 
 
 class _Reader:
     """One walk over a tree: the text stream in display order, raw text, comments, attributes, and
     the text of each link (<a>/<area> with an href; lexbor never nests one in another)."""
 
-    def __init__(self) -> None:
-        self.stream: list[_Piece] = []
+    def __init__(self, within: LexborNode | None = None) -> None:
+        self.within = within
+        self.stream: list[_Seg] = []
         self.raw: list[LexborNode] = []  # text nodes of <script>/<style>
         self.comments: list[LexborNode] = []
         self.elements: list[LexborNode] = []
@@ -165,6 +170,7 @@ class _Reader:
         hidden_at: list[bool] = []  # per open element: did it hide what it holds
         anchor: LexborNode | None = None
         anchor_text: list[str] = []
+        within = self.within
         for entering, node in _walk(top):
             if node.is_text_node:
                 if entering:
@@ -172,7 +178,7 @@ class _Reader:
                         self.raw.append(node)
                     else:
                         text = node.text_content or ""
-                        self.stream.append(_Piece(node, text, not hidden))
+                        self.stream.append(_Seg(text, node, None, within, not hidden))
                         if anchor is not None:
                             anchor_text.append(text)
                 continue
@@ -192,7 +198,7 @@ class _Reader:
                 hidden += hides
                 raw += tag in _RAW
                 if tag in _BLOCK:
-                    self.stream.append(_Piece(None, "\n", not hidden))
+                    self.stream.append(_Seg("\n", None, None, None, not hidden))
                 if tag in ("a", "area") and anchor is None and "href" in attrs:
                     anchor, anchor_text = node, []
             else:
@@ -200,7 +206,7 @@ class _Reader:
                     hidden -= hidden_at.pop()
                 raw -= tag in _RAW
                 if tag in _BLOCK and tag != "br":
-                    self.stream.append(_Piece(None, "\n", not hidden))
+                    self.stream.append(_Seg("\n", None, None, None, not hidden))
                 if anchor is not None and node.mem_id == anchor.mem_id:
                     self.anchor_text[anchor.mem_id] = "".join(anchor_text).strip()
                     anchor = None
@@ -247,15 +253,10 @@ def _tidy_runs(text: str) -> list[tuple[int, int]]:
     return runs
 
 
-@dataclass(slots=True)
-class _Seg:
-    """One piece of the reading and where it came from: a text node, the value of `attr` of an
-    element, a comment's data; node None: a line break the layout puts there. `within`: the comment
-    whose markup it was read from (a second parse, so not editable in place)."""
-    text: str
-    node: LexborNode | None
-    attr: str | None = None
-    within: LexborNode | None = None
+def _tidy(text: str) -> str:
+    """Blank lines and trailing spaces the block breaks leave, removed (the text stays the text):
+    what _tidy_runs keeps, by one regex."""
+    return _BLANK_LINES.sub("\n", text).strip("\n") if "\n" in text else text
 
 
 @dataclass(slots=True)
@@ -279,19 +280,24 @@ class HtmlUrl:
 _CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")\s]{1,2000})", re.I)
 
 
+_BREAK = _Seg("\n", None)
+
+
 def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[list[_Seg]], hidden: list[list[_Seg]],
              urls: list[HtmlUrl], attributes: list[str], within: LexborNode | None = None) -> None:
-    reader = _Reader()
+    reader = _Reader(within)
     reader.read(top)
     for frag in tree.template_fragments():
         reader.read(frag, hidden=1)
     text: list[_Seg] = []
     kept: list[_Seg] = []
-    for piece in reader.stream:
-        seg = _Seg(piece.text, piece.node, None, within)
-        (text if piece.shown else kept).append(seg)
-        if piece.node is None and piece.shown:
-            kept.append(_Seg("\n", None, None, within))
+    for seg in reader.stream:
+        if not seg.shown:
+            kept.append(seg)
+        else:
+            text.append(seg)
+            if seg.node is None:
+                kept.append(_BREAK)
     shown.append(text)
     hidden.append(kept)
     for el in reader.elements:
@@ -321,14 +327,25 @@ def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[list[_Seg]], h
         data = node.text_content or ""
         if "url(" in data.lower() and node.parent is not None and node.parent.tag == "style":
             urls.extend(HtmlUrl(m.group(1), node, "css", within) for m in _CSS_URL.finditer(data))
+    nested: dict[str, tuple[list[list[_Seg]], list[HtmlUrl], list[str]]] = {}
     for comment in reader.comments:
         data = _comment_data(comment)
         hidden.append([_Seg(data, comment, None, within)])
         # Outlook renders <!--[if mso]> markup; any comment holding markup is read as a fragment once
-        if within is None and "<" in data:
+        if within is not None or "<" not in data:
+            continue
+        known = nested.get(data)
+        if known is None:  # (templates repeat the same conditional comment: parsed once per text)
             inner = _parse(data)
+            known = nested[data] = ([], [], [])
             if inner.root is not None and inner.root.parent is not None:
-                _collect(inner, inner.root.parent, hidden, hidden, urls, attributes, within=comment)
+                _collect(inner, inner.root.parent, known[0], known[0], known[1], known[2], within=comment)
+        else:
+            known = ([[_Seg(g.text, g.node, g.attr, comment, g.shown) for g in segs] for segs in known[0]],
+                     [HtmlUrl(u.url, u.node, u.attr, comment, u.anchor_text) for u in known[1]], known[2])
+        hidden += known[0]
+        urls += known[1]
+        attributes += known[2]
 
 
 def _hidden_input(el: LexborNode) -> bool:
@@ -336,25 +353,29 @@ def _hidden_input(el: LexborNode) -> bool:
 
 
 class _Entry:
-    """One text of the reading (the displayed text, or one hidden text): its pieces, tidied."""
+    """One text of the reading (the displayed text, or one hidden text): its pieces, tidied; where
+    each character came from is worked out when first asked (a redaction), not for every reading."""
 
     __slots__ = ("out_starts", "runs", "segs", "starts", "text")
 
     def __init__(self, segs: list[_Seg]) -> None:
         self.segs = segs
+        self.text = _tidy(segs[0].text if len(segs) == 1 else "".join([seg.text for seg in segs]))
         self.starts: list[int] = []
+        self.runs: list[tuple[int, int]] = []
+        self.out_starts: list[int] = []
+
+    def _locate(self) -> None:
         pos = 0
-        for seg in segs:
+        for seg in self.segs:
             self.starts.append(pos)
             pos += len(seg.text)
-        joined = "".join(seg.text for seg in segs)
+        joined = "".join(seg.text for seg in self.segs)
         self.runs = _tidy_runs(joined)
-        self.out_starts: list[int] = []
         pos = 0
         for a, b in self.runs:
             self.out_starts.append(pos)
             pos += b - a
-        self.text = "".join(joined[a:b] for a, b in self.runs)
 
     def _joined_at(self, k: int) -> int:
         i = bisect_right(self.out_starts, k) - 1
@@ -362,6 +383,8 @@ class _Entry:
 
     def pieces(self, start: int, end: int) -> Iterator[tuple[_Seg, int, int]]:
         """(piece, start, end in its text) for the text [start, end) of this entry."""
+        if not self.starts and self.segs:
+            self._locate()
         a, b = self._joined_at(start), self._joined_at(end - 1) + 1
         k = bisect_right(self.starts, a) - 1
         while k < len(self.segs) and self.starts[k] < b:
@@ -532,7 +555,7 @@ def read_html(source: str) -> HtmlView:
     return HtmlDocument(source).view()
 
 
-def _rewrite_stream(stream: list[_Piece], finder: AddressFinder) -> int:
+def _rewrite_stream(stream: list[_Seg], finder: AddressFinder) -> int:
     """Find over the text nodes joined as displayed; each finding's replacement goes into the first
     text node it touches and its characters leave the others."""
     joined = "".join(p.text for p in stream)
