@@ -4,7 +4,8 @@ Reads no config: read_html(source) -> HtmlView (displayed text, hidden text, URL
 HtmlDocument(source), which also locates each character and URL of that reading and redacts in the DOM;
 rewrite_html(source, finder) -> (html, count) puts the finder's replacements into text, attributes,
 comments, <title>/<style>/<script>. All raise HtmlTooComplex (a ValueError) for markup whose parse is
-super-linear in lexbor (one element, or <html>/<body> merged, with more than MAX_ATTRIBUTES attributes).
+super-linear in lexbor (one element, or <html>/<body> merged, with more than MAX_ATTRIBUTES attributes;
+elements nested more than MAX_DEPTH deep).
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from relay.message.contacts import AddressFinder
 #: lexbor checks each new attribute against every one the element has (the spec's duplicate rule):
 #: n attributes cost n^2 (50,000 take 8 s). No real message comes near this.
 MAX_ATTRIBUTES = 1000
+#: lexbor looks down the stack of open elements for each block start tag and each end tag (the spec's
+#: "has an element in scope"): elements nested d deep cost d per tag (40,000 nested <div> take 3 s).
+#: Real mail nests a few dozen deep; browsers stop nesting at 512 (Blink).
+MAX_DEPTH = 1000
+#: elements that never hold others open: void, closed by their next sibling, or merged (html, body)
+_NOT_NESTING = frozenset(
+    "area base basefont bgsound br col embed frame hr img input keygen link meta param source track wbr "
+    "p li dt dd tr td th tbody thead tfoot option optgroup rb rt rp rtc colgroup caption html head body".split()
+)
 
 _BLOCK = frozenset(
     "address article aside blockquote body br dd details dialog div dl dt fieldset figcaption figure "
@@ -53,6 +63,7 @@ _TAG = re.compile(
     r"<([A-Za-z][^\t\n\f\r />]*+)((?>[\t\n\f\r /]*+[^\t\n\f\r />][^\t\n\f\r /=>]*+"
     r"(?>[\t\n\f\r ]*+=[\t\n\f\r ]*+(?>\"[^\"]*+\"?|'[^']*+'?|[^\t\n\f\r >]*+))?+)*+)"
 )
+_TAG_NAME = re.compile(r"<(/?)([A-Za-z][^\t\n\f\r />]*)")
 _ATTR_NAME = re.compile(r"(?:^|(?<=[\t\n\f\r /\"'=]))[^\t\n\f\r />=\"']")
 
 
@@ -69,7 +80,8 @@ class HtmlView:
 
 
 def _check_cost(source: str) -> None:
-    """Raise HtmlTooComplex if some element may get more than MAX_ATTRIBUTES attributes.
+    """Raise HtmlTooComplex if some element may get more than MAX_ATTRIBUTES attributes, or elements may
+    nest more than MAX_DEPTH deep.
 
     Counts name-like tokens per start tag (<html> and <body> tags add up: the parser merges them into one
     element). Over-counts, never under-counts a tag the scan sees: it cannot tell a comment from a tag."""
@@ -85,6 +97,34 @@ def _check_cost(source: str) -> None:
             n = len(_ATTR_NAME.findall(attrs))
         if n > MAX_ATTRIBUTES:
             raise HtmlTooComplex(f"an element with {n} attributes")
+    if source.count("<") > MAX_DEPTH and _depth(source) > MAX_DEPTH:
+        raise HtmlTooComplex(f"elements nested more than {MAX_DEPTH} deep")
+
+
+def _depth(source: str) -> int:
+    """How deep elements may nest: start tags open, an end tag closes its element and what was opened
+    inside it (as the parser does for an element in scope). Tags in comments and scripts count too."""
+    stack: list[str] = []
+    count: dict[str, int] = {}
+    deepest = 0
+    for m in _TAG_NAME.finditer(source):
+        name = m.group(2).lower()
+        if name in _NOT_NESTING:
+            continue
+        if not m.group(1):
+            stack.append(name)
+            count[name] = count.get(name, 0) + 1
+            if len(stack) > deepest:
+                deepest = len(stack)
+                if deepest > MAX_DEPTH:
+                    break
+        elif count.get(name):
+            while True:
+                top = stack.pop()
+                count[top] -= 1
+                if top == name:
+                    break
+    return deepest
 
 
 def _parse(source: str) -> LexborHTMLParser:

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 import pytest
 
 from relay.message.contacts import Found
-from relay.message.html import MAX_ATTRIBUTES, HtmlTooComplex, read_html, rewrite_html
+from relay.message.html import MAX_ATTRIBUTES, MAX_DEPTH, HtmlTooComplex, read_html, rewrite_html
 
 REAL = "john@example.com"
 ALIAS = "b7k2q9x4m1z8@relay.example"
@@ -188,14 +188,21 @@ def test_textual_data_attribute_is_rewritten() -> None:
 
 @pytest.mark.parametrize(("name", "source"), [
     ("comment-openers", "<!--" * 25_000),
-    ("nested-div", "<div>" * 10_000 + "john@example.com"),
+    ("nested-div", "<div>" * 10_000 + "john@example.com"),  # refused: deeper than MAX_DEPTH
+    ("nested-span-then-divs", "<span>" * (MAX_DEPTH - 1) + "<div>x</div>" * 8_000),  # as deep as allowed
     ("unclosed-a", "<a href=x>" * 20_000 + "john@example.com"),
     ("lt-run", "<" * 100_000),
 ])
 def test_hostile_markup_still_answers(name: str, source: str) -> None:
     """Each of these is ~100 KB; a quadratic reading takes minutes, this one well under the bound."""
     result: list[object] = []
-    worker = threading.Thread(target=lambda: result.append((read_html(source), rewrite_html(source, LiteralFinder()))))
+    def read() -> None:
+        try:
+            result.append((read_html(source), rewrite_html(source, LiteralFinder())))
+        except HtmlTooComplex:
+            result.append("refused")
+
+    worker = threading.Thread(target=read)
     worker.start()
     worker.join(timeout=10)
     assert not worker.is_alive(), "still parsing after 10 s"
@@ -203,8 +210,29 @@ def test_hostile_markup_still_answers(name: str, source: str) -> None:
 
 
 def test_nested_divs_text_survives() -> None:
-    view = read_html("<div>" * 10_000 + "john@example.com")
+    view = read_html("<div>" * (MAX_DEPTH - 10) + "john@example.com")
     assert REAL in view.text
+
+
+@pytest.mark.parametrize("source", [
+    "<div>" * (MAX_DEPTH + 1),
+    "<blockquote><span>" * (MAX_DEPTH // 2 + 1),
+    "<div><span>x</div><div>" * (MAX_DEPTH + 1),  # an end tag closes the span left open in its div
+])
+def test_nesting_deeper_than_max_depth_is_refused(source: str) -> None:
+    """Each block tag and end tag costs lexbor a look down the open elements: n nested cost n^2."""
+    with pytest.raises(HtmlTooComplex):
+        read_html(source)
+
+
+@pytest.mark.parametrize("source", [
+    "<p>line" * 5_000,  # closed by the next <p>
+    "<div><span>x</div>" * 5_000,  # the </div> closes what was left open in it
+    "<table>" + "<tr><td>cell" * 5_000 + "</table>",
+    "<br><img src=x.png><hr>" * 5_000,
+])
+def test_long_but_shallow_markup_is_read(source: str) -> None:
+    read_html(source)
 
 
 def test_too_many_attributes_on_one_tag_is_refused() -> None:
