@@ -203,14 +203,19 @@ class _Reader:
         self.raw: list[LexborNode] = []  # text nodes of <script>/<style>
         self.comments: list[LexborNode] = []
         self.elements: list[LexborNode] = []
+        #: each element's tag and attributes as read (fetching them again from lexbor costs as much)
+        self.tags: list[str] = []
+        self.attributes: list[dict[str, str | None]] = []
         self.anchor_text: dict[int, str] = {}  # by the link element's mem_id
 
     def read(self, top: LexborNode, hidden: int = 0) -> None:
         raw = 0
-        hidden_at: list[bool] = []  # per open element: did it hide what it holds
+        open_elements: list[tuple[str, bool]] = []  # tag, and whether it hides what it holds
         anchor: LexborNode | None = None
+        anchor_depth = 0
         anchor_text: list[str] = []
         within = self.within
+        stream = self.stream
         for entering, node in _walk(top):
             if node.is_text_node:
                 if entering:
@@ -218,7 +223,7 @@ class _Reader:
                         self.raw.append(node)
                     else:
                         text = node.text_content or ""
-                        self.stream.append(_Seg(text, node, None, within, not hidden))
+                        stream.append(_Seg(text, node, None, within, not hidden))
                         if anchor is not None:
                             anchor_text.append(text)
                 continue
@@ -228,26 +233,28 @@ class _Reader:
                 continue
             if not node.is_element_node:
                 continue
-            tag = node.tag or ""
             if entering:
+                tag = node.tag or ""
+                attrs = node.attributes
                 self.elements.append(node)
-                attrs = node.attrs
-                hides = tag in _HIDDEN or "hidden" in attrs or bool(
-                    _HIDDEN_STYLE.search(attrs.get("style") or ""))
-                hidden_at.append(hides)
+                self.tags.append(tag)
+                self.attributes.append(attrs)
+                style = attrs.get("style")
+                hides = tag in _HIDDEN or "hidden" in attrs or (style is not None and bool(_HIDDEN_STYLE.search(style)))
+                open_elements.append((tag, hides))
                 hidden += hides
                 raw += tag in _RAW
                 if tag in _BLOCK:
-                    self.stream.append(_Seg("\n", None, None, None, not hidden))
-                if tag in ("a", "area") and anchor is None and "href" in attrs:
-                    anchor, anchor_text = node, []
-            else:
-                if hidden_at:
-                    hidden -= hidden_at.pop()
+                    stream.append(_Seg("\n", None, None, None, not hidden))
+                if anchor is None and tag in ("a", "area") and "href" in attrs:
+                    anchor, anchor_depth, anchor_text = node, len(open_elements), []
+            elif open_elements:
+                tag, hides = open_elements.pop()
+                hidden -= hides
                 raw -= tag in _RAW
                 if tag in _BLOCK and tag != "br":
-                    self.stream.append(_Seg("\n", None, None, None, not hidden))
-                if anchor is not None and node.mem_id == anchor.mem_id:
+                    stream.append(_Seg("\n", None, None, None, not hidden))
+                if anchor is not None and len(open_elements) < anchor_depth:
                     self.anchor_text[anchor.mem_id] = "".join(anchor_text).strip()
                     anchor = None
         if anchor is not None:
@@ -293,10 +300,27 @@ def _tidy_runs(text: str) -> list[tuple[int, int]]:
     return runs
 
 
+#: _BLANK_LINES from its first newline: a pattern that starts with a literal is searched for, not
+#: tried at every character (a sixth of the cost on a long text)
+_BLANK_RUN = re.compile(r"\n(?:[ \t]*\n)+")
+
+
 def _tidy(text: str) -> str:
     """Blank lines and trailing spaces the block breaks leave, removed (the text stays the text):
-    what _tidy_runs keeps, by one regex."""
-    return _BLANK_LINES.sub("\n", text).strip("\n") if "\n" in text else text
+    ``_BLANK_LINES.sub("\\n", text).strip("\\n")``, what _tidy_runs keeps."""
+    if "\n" not in text:
+        return text
+    out: list[str] = []
+    pos = 0
+    for m in _BLANK_RUN.finditer(text):
+        start = m.start()
+        while start > pos and text[start - 1] in " \t":
+            start -= 1
+        out.append(text[pos:start])
+        out.append("\n")
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out).strip("\n")
 
 
 @dataclass(slots=True)
@@ -340,9 +364,9 @@ def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[list[_Seg]], h
                 kept.append(_BREAK)
     shown.append(text)
     hidden.append(kept)
-    for el in reader.elements:
-        refresh = _is_refresh(el)
-        for name, value in el.attrs.items():
+    for el, tag, attrs in zip(reader.elements, reader.tags, reader.attributes, strict=True):
+        refresh = tag == "meta" and (attrs.get("http-equiv") or "").strip().lower() == "refresh"
+        for name, value in attrs.items():
             if value is None or value == "":
                 continue
             if name in _URL_ATTRS:
@@ -359,7 +383,7 @@ def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[list[_Seg]], h
                 attributes.append(value)
                 if "%" in value:
                     attributes.append(unquote(value, errors="replace"))
-                if name in _VISIBLE_ATTRS or (name == "value" and not _hidden_input(el)):
+                if name in _VISIBLE_ATTRS or (name == "value" and not _hidden_input(tag, attrs)):
                     hidden.append([_Seg(value, el, name, within)])
                 elif name == "style" and "url(" in value.lower():  # CSS fetches: background-image
                     urls.extend(HtmlUrl(m.group(1), el, name, within) for m in _CSS_URL.finditer(value))
@@ -388,8 +412,8 @@ def _collect(tree: LexborHTMLParser, top: LexborNode, shown: list[list[_Seg]], h
         attributes += known[2]
 
 
-def _hidden_input(el: LexborNode) -> bool:
-    return el.tag == "input" and (el.attrs.get("type") or "").strip().lower() == "hidden"
+def _hidden_input(tag: str, attrs: dict[str, str | None]) -> bool:
+    return tag == "input" and (attrs.get("type") or "").strip().lower() == "hidden"
 
 
 class _Entry:

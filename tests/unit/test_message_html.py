@@ -318,3 +318,18 @@ def test_every_character_of_the_reading_points_back_to_its_piece(chunk: int) -> 
             assert len(pieces) == 1, (source[:200], i)
             seg, lo, hi = pieces[0]
             assert (hi - lo, seg.text[lo]) == (1, doc.reading[i]), (source[:200], i)
+
+
+def test_tidy_is_the_blank_line_regex() -> None:
+    """_tidy (a search from each newline) and _tidy_runs (kept runs, for locating) give what the plain
+    regex gives, on every short text of spaces, tabs, newlines and letters."""
+    import itertools
+
+    from relay.message.html import _BLANK_LINES, _tidy, _tidy_runs
+
+    for n in range(9):
+        for chars in itertools.product(" \t\na", repeat=n):
+            text = "".join(chars)
+            want = _BLANK_LINES.sub("\n", text).strip("\n")
+            assert _tidy(text) == want, repr(text)
+            assert "".join(text[a:b] for a, b in _tidy_runs(text)) == want, repr(text)
