@@ -10,6 +10,7 @@ elements nested more than MAX_DEPTH deep).
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from bisect import bisect_right
@@ -487,6 +488,7 @@ class HtmlDocument:
         self.text = entries[0].text
         self.hidden_text = "\n".join(e.text for e in entries[1:])
         self.reading = self.text + "\n" + self.hidden_text
+        _remember(source, (self.text, self.hidden_text, [u.url for u in self.urls], self.attributes))
 
     def view(self) -> HtmlView:
         return HtmlView(self.text, self.hidden_text, tuple(f for u in self.urls for f in u.forms),
@@ -616,7 +618,27 @@ def _comment_edit(comments: dict[int, _CommentEdit], node: LexborNode) -> _Comme
 
 def read_html(source: str) -> HtmlView:
     """What a mail client shows and keeps of an HTML body, read as a WHATWG parser reads it."""
-    return HtmlDocument(source).view()
+    known = _RECENT.get(_key(source))
+    if known is None:
+        return HtmlDocument(source).view()
+    text, hidden_text, urls, attributes = known
+    return HtmlView(text, hidden_text, tuple(f for u in urls for f in _url_forms(u)), tuple(attributes))
+
+
+#: The policy's reading of an HTML part and the egress check's reading of the same part (unchanged
+#: unless it held an address) follow each other in one process: the second is the first's.
+_RECENT: dict[bytes, tuple[str, str, list[str], list[str]]] = {}
+_RECENT_MAX = 16
+
+
+def _key(source: str) -> bytes:
+    return hashlib.blake2b(source.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _remember(source: str, reading: tuple[str, str, list[str], list[str]]) -> None:
+    _RECENT[_key(source)] = reading
+    while len(_RECENT) > _RECENT_MAX:
+        del _RECENT[next(iter(_RECENT))]
 
 
 def _rewrite_stream(stream: list[_Seg], finder: AddressFinder) -> int:

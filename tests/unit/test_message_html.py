@@ -333,3 +333,15 @@ def test_tidy_is_the_blank_line_regex() -> None:
             want = _BLANK_LINES.sub("\n", text).strip("\n")
             assert _tidy(text) == want, repr(text)
             assert "".join(text[a:b] for a, b in _tidy_runs(text)) == want, repr(text)
+
+
+def test_a_reading_remembered_from_the_policy_is_the_reading() -> None:
+    """The egress check's read_html of a part the policy read comes from the remembered reading."""
+    from relay.message import html as module
+
+    source = '<p title="t">jo<b>hn</b>@example.com</p><a href="h&#09;ttp://x.example/%41">x</a><!-- c -->'
+    module._RECENT.clear()
+    fresh = read_html(source)
+    module._RECENT.clear()
+    module.HtmlDocument(source)
+    assert module._RECENT and read_html(source) == fresh
