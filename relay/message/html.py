@@ -34,6 +34,10 @@ _NOT_NESTING = frozenset(
     "area base basefont bgsound br col embed frame hr img input keygen link meta param source track wbr "
     "p li dt dd tr td th tbody thead tfoot option optgroup rb rt rp rtc colgroup caption html head body".split()
 )
+#: formatting elements a start tag of their own kind takes off the stack (the adoption agency: what
+#: was opened inside them stays open); headings a heading closes when it is the current node
+_REPLACED_BY_ITS_KIND = frozenset({"a", "nobr"})
+_HEADINGS = frozenset("h1 h2 h3 h4 h5 h6".split())
 
 _BLOCK = frozenset(
     "address article aside blockquote body br dd details dialog div dl dt fieldset figcaption figure "
@@ -104,7 +108,8 @@ def _check_cost(source: str) -> None:
 
 def _depth(source: str) -> int:
     """How deep elements may nest: start tags open, an end tag closes its element and what was opened
-    inside it (as the parser does for an element in scope). Tags in comments and scripts count too."""
+    inside it (as the parser does for an element in scope); a new <a> or <nobr> takes the open one off,
+    a heading closes a heading it follows directly. Tags in comments and scripts count too."""
     stack: list[str] = []
     count: dict[str, int] = {}
     deepest = 0
@@ -112,7 +117,16 @@ def _depth(source: str) -> int:
         name = m.group(2).lower()
         if name in _NOT_NESTING:
             continue
+        if name in _HEADINGS:
+            name = "h1"  # (an end tag of any heading closes the open one)
         if not m.group(1):
+            if name in _REPLACED_BY_ITS_KIND and count.get(name):
+                at = len(stack) - 1 - stack[::-1].index(name) if stack[-1] != name else len(stack) - 1
+                del stack[at]
+                count[name] -= 1
+            elif name == "h1" and stack and stack[-1] == "h1":
+                stack.pop()
+                count[name] -= 1
             stack.append(name)
             count[name] = count.get(name, 0) + 1
             if len(stack) > deepest:

@@ -218,6 +218,8 @@ def test_nested_divs_text_survives() -> None:
     "<div>" * (MAX_DEPTH + 1),
     "<blockquote><span>" * (MAX_DEPTH // 2 + 1),
     "<div><span>x</div><div>" * (MAX_DEPTH + 1),  # an end tag closes the span left open in its div
+    "<div><a>" * (MAX_DEPTH + 1),  # a new <a> closes the open one, but not the <div> opened in it
+    "<h1><div>" * (MAX_DEPTH // 2 + 1),
 ])
 def test_nesting_deeper_than_max_depth_is_refused(source: str) -> None:
     """Each block tag and end tag costs lexbor a look down the open elements: n nested cost n^2."""
@@ -230,6 +232,9 @@ def test_nesting_deeper_than_max_depth_is_refused(source: str) -> None:
     "<div><span>x</div>" * 5_000,  # the </div> closes what was left open in it
     "<table>" + "<tr><td>cell" * 5_000 + "</table>",
     "<br><img src=x.png><hr>" * 5_000,
+    '<a href="http://x.example/">link ' * 5_000,  # a new <a> closes the open one
+    "<h1>title<h2>sub" * 5_000,
+    "<table><tr><td>x</table>" * 5_000,
 ])
 def test_long_but_shallow_markup_is_read(source: str) -> None:
     read_html(source)
