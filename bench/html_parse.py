@@ -1,5 +1,6 @@
-"""HTML reading cost: parse + view (read_html) and parse + rewrite (rewrite_html) on ordinary mail HTML
-and on hostile markup, for relay.message.html (lexbor) and relay.policy.htmltext (stdlib html.parser).
+"""HTML reading cost: parse + view (read_html), parse + rewrite (rewrite_html) and the policy's located
+reading (HtmlDocument, which keeps where each character came from for redaction) on ordinary mail HTML
+and on hostile markup, all by relay.message.html (lexbor).
 
 Run: ``python -m bench.html_parse``. Prints figures only (never pass/fail).
 """
@@ -10,8 +11,7 @@ import time
 from collections.abc import Callable
 
 from relay.message.contacts import AddressFinder
-from relay.message.html import read_html, rewrite_html
-from relay.policy.htmltext import html_to_text
+from relay.message.html import HtmlDocument, read_html, rewrite_html
 
 
 def ordinary_mail(size: int = 100_000) -> str:
@@ -53,8 +53,7 @@ def main() -> None:
         print(f"{name:34s} {len(source):>9,d} chars")
         print(f"  read_html                {timed(lambda s=source: read_html(s))}")  # type: ignore[misc]
         print(f"  rewrite_html             {timed(lambda s=source: rewrite_html(s, finder))}")  # type: ignore[misc]
-        if len(source) <= 200_000 and "a0 a1" not in source:  # the old reader on what it survives in time
-            print(f"  policy html_to_text      {timed(lambda s=source: html_to_text(s))}")  # type: ignore[misc]
+        print(f"  policy HtmlDocument      {timed(lambda s=source: HtmlDocument(s))}")  # type: ignore[misc]
 
 
 if __name__ == "__main__":

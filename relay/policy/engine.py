@@ -6,9 +6,12 @@ network. The content stage calls check(); a report whose action is reject answer
 redactions, strips attachments/tracking images (with a notice) and scrubs metadata.
 
 Offsets: a text finding's start/end index the *normalized* text of its part (see
-normalize.py; `explain()` maps them back). Findings of markup rules (tracking.*,
-links.html_*) index the decoded HTML source instead; attachment findings use 0/0 unless
-they come from the attachment's text. `detail` is for the audit log only.
+normalize.py; `explain()` maps them back); an HTML part's text is its reading by
+relay.message.html (displayed text, then hidden text), and its redactions are made in the DOM.
+Findings of markup rules (tracking.*, links.html_*) hold the index i of the URL in the part's
+HtmlDocument.urls as (i, i + 1); attachment findings use 0/0 unless they come from the
+attachment's text. `detail` is for the audit log only. An HTML part the parser refuses
+(HtmlTooComplex) is listed in Report.unreadable and the message is refused (554 5.6.0).
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from relay.message.contacts import finder_of
+from relay.message.html import HtmlDocument, HtmlTooComplex, HtmlUrl
 from relay.message.normalize import Normalized, fold, match_view, normalize
 from relay.policy import mime
 from relay.policy.attachments import inspect, sanitize_filename
 from relay.policy.contact import find_contacts
-from relay.policy.htmltext import html_to_text
 from relay.policy.links import Hit, classify_url, find_links, host_of
 from relay.policy.phrases import find_phrases, score
 from relay.policy.scrub import scrub
@@ -67,10 +70,13 @@ class Report:
     action: str = "none"
     reject_category: str | None = None
     attachments: list[AttachmentResult] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # parts that could not be read (refused)
 
     def audit_events(self) -> list[dict[str, Any]]:
         """One audit record per finding (category, rule, part, action, offsets, detail)."""
         events = [{"event": "policy.finding", **asdict(f)} for f in self.findings]
+        events += [{"event": "policy.unreadable", "category": "unreadable", "part": p,
+                    "detail": "HTML too complex to read"} for p in self.unreadable]
         for a in self.attachments:
             if a.action == "strip":
                 events.append({"event": "policy.attachment_stripped", "part": a.label, "kind": a.kind,
@@ -130,16 +136,21 @@ def check(raw: bytes, policy: Policy, *, own_addresses: Collection[str] = ()) ->
 
 def check_and_apply(raw: bytes, policy: Policy, own_addresses: Collection[str] = ()) -> tuple[Report, bytes | None]:
     """check(); and apply() unless the message is refused or held (nothing to deliver yet), both
-    on one parse of the message when it is CRLF already (as the SMTP server hands it over)."""
+    on one parse of the message (and of each HTML part) when it is CRLF already (as the SMTP
+    server hands it over)."""
     root = mime.parse(raw)
-    report = _check(raw, root, policy, own_addresses)
+    docs: dict[str, HtmlDocument] = {}
+    report = _check(raw, root, policy, own_addresses, docs)
     if report.action in ("reject", "hold"):
         return report, None
     crlf = to_crlf(raw)
-    return report, _apply(crlf, root if crlf is raw else mime.parse(crlf), report, policy)
+    if crlf is raw:
+        return report, _apply(crlf, root, report, policy, docs)
+    return report, _apply(crlf, mime.parse(crlf), report, policy)
 
 
-def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collection[str]) -> Report:
+def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collection[str],
+           docs: dict[str, HtmlDocument] | None = None) -> Report:
     own = frozenset(fold(a.strip().strip("<>")) for a in own_addresses)
     pending: list[_Pending] = []
 
@@ -161,6 +172,7 @@ def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collectio
             break
 
     attachments: list[AttachmentResult] = []
+    unreadable: list[str] = []
     caps = policy.settings.attachments
     total = 0
     labels: set[str] = set()
@@ -208,7 +220,14 @@ def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collectio
             continue
         text, _codec = mime.decode_text(mime.decode_body(raw, leaf), leaf.charset)
         if ctype == "text/html":
-            _scan_html(text, leaf.id, policy, own, pending)
+            try:
+                doc = HtmlDocument(text)
+            except HtmlTooComplex:
+                unreadable.append(leaf.id)
+                continue
+            if docs is not None:
+                docs[leaf.id] = doc
+            _scan_html(doc, leaf.id, policy, own, pending)
         else:
             add_text(text, leaf.id, "message")
 
@@ -218,7 +237,10 @@ def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collectio
         if a.label in stripped_labels:
             a.action = "strip"
             a.reasons = sorted({f.rule for f in findings if f.part == a.label})
-    report = Report(findings, _verdict(findings), None, attachments)
+    report = Report(findings, _verdict(findings), None, attachments, unreadable)
+    if unreadable:  # what cannot be read cannot be checked: refused, never delivered unread
+        report.action, report.reject_category = "reject", "parts of the message are too complex to check"
+        return report
     for f in findings:
         if f.action == "reject":
             report.reject_category = policy.reply_for(f.category)
@@ -226,34 +248,57 @@ def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collectio
     return report
 
 
-def _scan_html(text: str, pid: str, policy: Policy, own: frozenset[str], pending: list[_Pending]) -> None:
-    ht = html_to_text(text, spans=False)  # offsets index ht.text: apply() reads the spans again
-    for cat, rule, s, e, detail, weight in scan_text(ht.text, policy, own):
+def _scan_html(doc: HtmlDocument, pid: str, policy: Policy, own: frozenset[str], pending: list[_Pending]) -> None:
+    """Findings in an HTML part as read_html reads it: its text (displayed, then hidden) and every URL."""
+    for cat, rule, s, e, detail, weight in scan_text(doc.reading, policy, own):
         pending.append(_Pending(Finding(cat, rule, pid, s, e, policy.action_for(cat, rule), detail), "message", weight))
-    for u in ht.urls:
-        if u.remote_image:
-            rule = "tracking.pixel" if u.tiny else ("tracking.remote_css" if u.tag in ("style",) or u.attr == "style"
-                                                     else "tracking.remote_image")
+    for i, u in enumerate(doc.urls):
+        url = u.forms[0]
+        tag, attr = u.tag, u.attr
+        if _remote_fetch(u, url):
+            rule = "tracking.pixel" if _tiny(u) else ("tracking.remote_css" if attr in ("style", "css")
+                                                        else "tracking.remote_image")
             if policy.enabled("tracking", rule):
-                pending.append(_Pending(Finding("tracking", rule, pid, u.tag_start, u.tag_end,
-                                                policy.action_for("tracking", rule), f"remote image <{u.tag}>"),
+                pending.append(_Pending(Finding("tracking", rule, pid, i, i + 1,
+                                                policy.action_for("tracking", rule), f"remote image <{tag}>"),
                                         "message", 1.0))
             continue
-        verdict = classify_url(u.url, policy, own)
+        verdict = next((v for v in (classify_url(f, policy, own) for f in u.forms) if v is not None), None)
         if verdict is not None:
             rule = "links.html_" + verdict[0].split(".", 1)[1]
             if policy.enabled("links", rule):
-                pending.append(_Pending(Finding("links", rule, pid, u.tag_start, u.tag_end,
-                                                policy.action_for("links", verdict[0]),
-                                                f"<{u.tag} {u.attr}>: {verdict[1]}"), "message", 1.0))
-        if u.tag in ("a", "area") and u.anchor_text and "." in u.anchor_text:
-            target = host_of(u.url) if u.url.lower().startswith(("http", "//")) else ""
+                pending.append(_Pending(Finding("links", rule, pid, i, i + 1, policy.action_for("links", verdict[0]),
+                                                f"<{tag} {attr}>: {verdict[1]}"), "message", 1.0))
+        if tag in ("a", "area") and u.anchor_text and "." in u.anchor_text:
+            target = host_of(url) if url.lower().startswith(("http", "//")) else ""
             shown = [host_of(t) for t in re.findall(r"[\w.-]+\.[a-z]{2,}", fold(u.anchor_text))]
             if target and shown and all(h and h != target and not target.endswith("." + h) for h in shown):
-                pending.append(_Pending(Finding("links", "links.anchor_mismatch", pid, u.tag_start, u.tag_end,
+                pending.append(_Pending(Finding("links", "links.anchor_mismatch", pid, i, i + 1,
                                                 policy.action_for("links", "links.anchor_mismatch"),
                                                 f"anchor text shows {shown[0]}, link goes to {target}"),
                                         "message", 1.0))
+
+
+_IMAGE_ATTRS = frozenset({"src", "srcset", "lowsrc", "dynsrc"})
+
+
+def _remote_fetch(u: HtmlUrl, url: str) -> bool:
+    """An image or a CSS url() the client fetches from a server when the message is opened."""
+    if not (u.attr in ("style", "css") or (u.tag == "img" and u.attr in _IMAGE_ATTRS)):
+        return False
+    low = url.lower()
+    return low.startswith(("http:", "https:", "ftp:", "//")) or bool(re.match(r"^[a-z0-9.-]+\.[a-z]{2,}/", low))
+
+
+def _tiny(u: HtmlUrl) -> bool:
+    """A 0/1-pixel or hidden image: a tracking pixel."""
+    if u.tag != "img" or u.attr not in _IMAGE_ATTRS:
+        return False
+    attrs = u.node.attrs
+    w, h = (attrs.get("width") or "").strip(), (attrs.get("height") or "").strip()
+    style = (attrs.get("style") or "").replace(" ", "").lower()
+    return (w in ("0", "1", "0px", "1px") or h in ("0", "1", "0px", "1px")
+            or "display:none" in style or "visibility:hidden" in style)
 
 
 def _score(pending: list[_Pending], policy: Policy) -> list[Finding]:
@@ -290,7 +335,8 @@ def apply(raw: bytes, report: Report, policy: Policy) -> bytes:
     return _apply(raw, mime.parse(raw), report, policy)
 
 
-def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy) -> bytes:
+def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy,
+           docs: dict[str, HtmlDocument] | None = None) -> bytes:
     parts = {p.id: p for p in root.walk()}
     marker = policy.settings.redaction_marker
     edits: list[tuple[int, int, bytes]] = []
@@ -312,7 +358,7 @@ def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy) -> bytes
         part = parts.get(pid)
         if part is None or part.is_attachment or part.children:
             continue
-        edit = _edit_text_part(raw, part, found, marker)
+        edit = _edit_text_part(raw, part, found, marker, (docs or {}).get(pid))
         edits.extend(edit)
 
     caps = policy.settings.attachments
@@ -391,30 +437,14 @@ def _replace_spans(source: str, spans: list[tuple[int, int]], marker: str) -> st
     return "".join(out)
 
 
-def _edit_text_part(raw: bytes, part: mime.Part, found: list[Finding], marker: str) -> list[tuple[int, int, bytes]]:
+def _edit_text_part(raw: bytes, part: mime.Part, found: list[Finding], marker: str,
+                    doc: HtmlDocument | None = None) -> list[tuple[int, int, bytes]]:
     text, codec = mime.decode_text(mime.decode_body(raw, part), part.charset)
     if part.content_type == "text/html":
-        ht = html_to_text(text)
-        n = normalize(ht.text)
-        spans: list[tuple[int, int]] = []
-        strips: list[tuple[int, int]] = []
-        for f in found:
-            if f.rule.startswith(_MARKUP_PREFIXES):
-                if f.action == "strip" and text[f.start : f.start + 4].lower() == "<img":
-                    strips.append((f.start, f.end))
-                else:
-                    url = next((u.url for u in ht.urls if u.tag_start == f.start and u.tag_end == f.end), "")
-                    tag = text[f.start : f.end]
-                    raw_url = url if url in tag else ""
-                    if raw_url:
-                        pos = f.start + tag.index(raw_url)
-                        strips.append((pos, pos + len(raw_url)))
-            elif f.action == "redact":
-                a, b = n.source_span(f.start, f.end)
-                spans.append(ht.source_span(a, b))
-        if not spans and not strips:
+        new = _edit_html(doc or HtmlDocument(text), found, marker)
+        if new is None:
             return []
-        new_text = _apply_mixed(text, spans, strips, marker)
+        new_text = new
     else:
         redactions = [(f.start, f.end) for f in found if f.action == "redact"]
         if not redactions:
@@ -425,17 +455,25 @@ def _edit_text_part(raw: bytes, part: mime.Part, found: list[Finding], marker: s
     return _reencode(raw, part, new_text, codec)
 
 
-def _apply_mixed(text: str, redact: list[tuple[int, int]], strip: list[tuple[int, int]], marker: str) -> str:
-    marks = sorted([(s, e, marker) for s, e in redact] + [(s, e, "") for s, e in strip])
-    out, pos = [], 0
-    for s, e, rep in marks:
-        if s < pos:
-            continue
-        out.append(text[pos:s])
-        out.append(rep)
-        pos = e
-    out.append(text[pos:])
-    return "".join(out)
+def _edit_html(doc: HtmlDocument, found: list[Finding], marker: str) -> str | None:
+    """The part's HTML with its findings taken out in the DOM: a text finding becomes the marker in the
+    nodes (text, attribute, comment) it spans; a stripped image goes; another URL finding loses its URL
+    (a link's href becomes "#"; its text stays unless a text finding covers it)."""
+    n = normalize(doc.reading)
+    spans: list[tuple[int, int]] = []
+    urls: set[int] = set()
+    images: set[int] = set()
+    for f in found:
+        if f.rule.startswith(_MARKUP_PREFIXES):
+            if not 0 <= f.start < len(doc.urls):
+                continue
+            u = doc.urls[f.start]
+            (images if f.action == "strip" and u.tag == "img" and u.within is None else urls).add(f.start)
+        elif f.action == "redact":
+            spans.append(n.source_span(f.start, f.end))
+    if not spans and not urls and not images:
+        return None
+    return doc.redact(spans, marker, sorted(urls - images), sorted(images))
 
 
 def _b64(data: bytes) -> bytes:
@@ -518,8 +556,12 @@ def explain(raw: bytes, finding: Finding) -> str:
     if part is None:
         return ""
     text, _ = mime.decode_text(mime.decode_body(raw, part), part.charset)
-    if finding.rule.startswith(_MARKUP_PREFIXES):
-        return text[finding.start : finding.end]
     if part.content_type == "text/html":
-        text = html_to_text(text, spans=False).text
+        try:
+            doc = HtmlDocument(text)
+        except HtmlTooComplex:
+            return ""
+        if finding.rule.startswith(_MARKUP_PREFIXES):
+            return doc.urls[finding.start].url if 0 <= finding.start < len(doc.urls) else ""
+        text = doc.reading
     return normalize(text).text[finding.start : finding.end]

@@ -114,6 +114,28 @@ async def test_tracking_and_delivery_details_pass_untouched(start_relay, sink: S
     assert not [e for e in events(world) if e.event == "policy.finding"]
 
 
+async def test_redact_inside_html_and_refuse_html_too_complex_to_read(start_relay, sink: Sink) -> None:
+    """HTML is redacted in its DOM (a phone number split by tags); HTML the parser would read in
+    super-linear time is refused for good (554 5.6.0, never 4xx), before any stage delivers it unread."""
+    relay = await start_relay(smarthost=sink.port, rules=NO_LIMITS)
+    world = provision(relay.settings)
+    port = relay.addresses[0][1]
+
+    def html_message(subject: str, markup: str) -> bytes:
+        plain = message(world.seller_email, world.buyer_alias, subject, "-\r\n")
+        return plain.replace(b"text/plain", b"text/html").split(b"\r\n\r\n")[0] + b"\r\n\r\n" + markup.encode()
+
+    await send(port, world.seller_email, [world.buyer_alias],
+               html_message("Your order", "<p>Ships Monday. Call me on 090-<b>1234</b>-5678 today.</p>\r\n"))
+    got = (await sink.wait_for(1))[0]
+    body = got.message.get_body(("html",)).get_content()
+    assert "1234" not in body and "5678" not in body and "[removed]" in body and "Ships Monday" in body
+    code, text = await send_expect(port, world.seller_email, [world.buyer_alias],
+                                   html_message("Deep", "<div>\r\n" * 5_000 + "hello\r\n"))
+    assert code == 554 and text.startswith("5.6.0")
+    assert any(e.event == "message.rejected" and e.reason == "content.unreadable" for e in events(world))
+
+
 async def test_strip_forbidden_attachment(start_relay, sink: Sink) -> None:
     relay = await start_relay(smarthost=sink.port)
     world = provision(relay.settings)

@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 import pytest
 
 from relay.message.contacts import Found
-from relay.message.html import MAX_ATTRIBUTES, HtmlTooComplex, read_html, rewrite_html
+from relay.message.html import MAX_ATTRIBUTES, MAX_DEPTH, HtmlTooComplex, read_html, rewrite_html
 
 REAL = "john@example.com"
 ALIAS = "b7k2q9x4m1z8@relay.example"
@@ -188,14 +188,21 @@ def test_textual_data_attribute_is_rewritten() -> None:
 
 @pytest.mark.parametrize(("name", "source"), [
     ("comment-openers", "<!--" * 25_000),
-    ("nested-div", "<div>" * 10_000 + "john@example.com"),
+    ("nested-div", "<div>" * 10_000 + "john@example.com"),  # refused: deeper than MAX_DEPTH
+    ("nested-span-then-divs", "<span>" * (MAX_DEPTH - 1) + "<div>x</div>" * 8_000),  # as deep as allowed
     ("unclosed-a", "<a href=x>" * 20_000 + "john@example.com"),
     ("lt-run", "<" * 100_000),
 ])
 def test_hostile_markup_still_answers(name: str, source: str) -> None:
     """Each of these is ~100 KB; a quadratic reading takes minutes, this one well under the bound."""
     result: list[object] = []
-    worker = threading.Thread(target=lambda: result.append((read_html(source), rewrite_html(source, LiteralFinder()))))
+    def read() -> None:
+        try:
+            result.append((read_html(source), rewrite_html(source, LiteralFinder())))
+        except HtmlTooComplex:
+            result.append("refused")
+
+    worker = threading.Thread(target=read)
     worker.start()
     worker.join(timeout=10)
     assert not worker.is_alive(), "still parsing after 10 s"
@@ -203,8 +210,34 @@ def test_hostile_markup_still_answers(name: str, source: str) -> None:
 
 
 def test_nested_divs_text_survives() -> None:
-    view = read_html("<div>" * 10_000 + "john@example.com")
+    view = read_html("<div>" * (MAX_DEPTH - 10) + "john@example.com")
     assert REAL in view.text
+
+
+@pytest.mark.parametrize("source", [
+    "<div>" * (MAX_DEPTH + 1),
+    "<blockquote><span>" * (MAX_DEPTH // 2 + 1),
+    "<div><span>x</div><div>" * (MAX_DEPTH + 1),  # an end tag closes the span left open in its div
+    "<div><a>" * (MAX_DEPTH + 1),  # a new <a> closes the open one, but not the <div> opened in it
+    "<h1><div>" * (MAX_DEPTH // 2 + 1),
+])
+def test_nesting_deeper_than_max_depth_is_refused(source: str) -> None:
+    """Each block tag and end tag costs lexbor a look down the open elements: n nested cost n^2."""
+    with pytest.raises(HtmlTooComplex):
+        read_html(source)
+
+
+@pytest.mark.parametrize("source", [
+    "<p>line" * 5_000,  # closed by the next <p>
+    "<div><span>x</div>" * 5_000,  # the </div> closes what was left open in it
+    "<table>" + "<tr><td>cell" * 5_000 + "</table>",
+    "<br><img src=x.png><hr>" * 5_000,
+    '<a href="http://x.example/">link ' * 5_000,  # a new <a> closes the open one
+    "<h1>title<h2>sub" * 5_000,
+    "<table><tr><td>x</table>" * 5_000,
+])
+def test_long_but_shallow_markup_is_read(source: str) -> None:
+    read_html(source)
 
 
 def test_too_many_attributes_on_one_tag_is_refused() -> None:
@@ -228,3 +261,92 @@ def test_attributes_hidden_in_a_quote_opened_inside_a_comment_are_counted() -> N
 def test_ordinary_tags_with_attributes_are_read() -> None:
     source = "<p " + " ".join(f'a{i}="v"' for i in range(50)) + ">x</p>"
     assert len(read_html(source).attributes) == 50
+
+
+# --- the located reading (HtmlDocument): what the policy judges, and where each character came from ---
+
+
+def _corpus_html() -> list[str]:
+    import email
+    from email import policy as email_policy
+
+    from tests.dkimtools import CORPUS, corpus_manifest
+
+    out = []
+    for row in corpus_manifest():
+        try:
+            msg = email.message_from_bytes((CORPUS / row["file"]).read_bytes(), policy=email_policy.default)
+            out += [part.get_content() for part in msg.walk() if part.get_content_type() == "text/html"]
+        except Exception:
+            continue
+    return out
+
+
+_PIECES = ["<p>", "</p>", "<P>", "<br>", "<b>", "</b>", "<div>", "</div>", "<a>", "</a>", "<script>", "</script>",
+           "<style>", "</style>", "<title>", "</title>", "<p class=x>", '<a href="http://x.example/">', "</a >",
+           "< p>", "<p/>", "<img src=a.png alt='hi'>", "<p", "</", "<", ">", "&amp;", "&#64;", "&#x40", "&lt",
+           "<!-- c -->", "<!--[if mso]><a href='http://v.example/'>v <b>w</b></a><![endif]-->", "<!doctype html>",
+           "<?pi?>", "text ", "mail@example.com ", "url(http://c.example/)", "\n", "\n\n  \n", " \t", "<x-y>",
+           "<template>", "</template>", "<noscript>", "</noscript>", "<div style='display:none'>", "&", "a & b",
+           "<a title='<p>'>", "<!--", "-->", "<![CDATA[x]]>", "<textarea>", "</textarea>", "<input value='v w'>",
+           "<table><tr><td>", "</td><td>", "</td></tr></table>"]
+
+
+def _generated(n: int) -> list[str]:
+    import random
+
+    rng = random.Random(8)
+    return ["".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 40))) for _ in range(n)]
+
+
+LOCATED_CASES = _corpus_html() + _generated(1500)
+
+
+@pytest.mark.parametrize("chunk", range(0, len(LOCATED_CASES), 250))
+def test_every_character_of_the_reading_points_back_to_its_piece(chunk: int) -> None:
+    """The policy judges HtmlDocument.reading: it is read_html's text and hidden text, and each of its
+    characters is located in the text node, attribute or comment it was read from (redaction needs that)."""
+    from relay.message.html import HtmlDocument
+
+    for source in LOCATED_CASES[chunk:chunk + 250]:
+        try:
+            doc = HtmlDocument(source)
+        except HtmlTooComplex:
+            continue
+        view = read_html(source)
+        assert doc.reading == view.text + "\n" + view.hidden_text
+        step = max(1, len(doc.reading) // 2000)
+        for i in range(0, len(doc.reading), step):
+            if doc.reading[i] == "\n":
+                continue
+            pieces = list(doc._pieces(i, i + 1))
+            assert len(pieces) == 1, (source[:200], i)
+            seg, lo, hi = pieces[0]
+            assert (hi - lo, seg.text[lo]) == (1, doc.reading[i]), (source[:200], i)
+
+
+def test_tidy_is_the_blank_line_regex() -> None:
+    """_tidy (a search from each newline) and _tidy_runs (kept runs, for locating) give what the plain
+    regex gives, on every short text of spaces, tabs, newlines and letters."""
+    import itertools
+
+    from relay.message.html import _BLANK_LINES, _tidy, _tidy_runs
+
+    for n in range(9):
+        for chars in itertools.product(" \t\na", repeat=n):
+            text = "".join(chars)
+            want = _BLANK_LINES.sub("\n", text).strip("\n")
+            assert _tidy(text) == want, repr(text)
+            assert "".join(text[a:b] for a, b in _tidy_runs(text)) == want, repr(text)
+
+
+def test_a_reading_remembered_from_the_policy_is_the_reading() -> None:
+    """The egress check's read_html of a part the policy read comes from the remembered reading."""
+    from relay.message import html as module
+
+    source = '<p title="t">jo<b>hn</b>@example.com</p><a href="h&#09;ttp://x.example/%41">x</a><!-- c -->'
+    module._RECENT.clear()
+    fresh = read_html(source)
+    module._RECENT.clear()
+    module.HtmlDocument(source)
+    assert module._RECENT and read_html(source) == fresh

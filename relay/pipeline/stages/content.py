@@ -2,10 +2,11 @@
 
 Reads: policy.path (config/policy.toml, loaded at start and on reload), policy.workers,
 policy.max_cpu_seconds. Replies: 550 5.7.1 naming the category in plain words (reject), 554 5.6.0
-when the check overruns its CPU budget; otherwise the message continues, redacted,
-stripped (with a notice part), held for an operator (hold) or only flagged.
-Audit reasons: content.<category> for the verdict, content.too_costly; policy.finding and
-policy.attachment_stripped events for every finding (category, rule, part, offsets, action).
+when the check overruns its CPU budget or a part cannot be read (HTML too complex for the parser);
+otherwise the message continues, redacted, stripped (with a notice part), held for an operator
+(hold) or only flagged. Audit reasons: content.<category> for the verdict, content.too_costly,
+content.unreadable; policy.finding, policy.unreadable and policy.attachment_stripped events for
+every finding (category, rule, part, offsets, action).
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class Content:
             record: dict[str, Any] = dict(event)
             name = record.pop("event")
             tx.record(name, f"content.{record.get('category', 'attachment')}", **record)
+        if report.unreadable:  # (an HTML part the parser refuses: it would be refused at egress too)
+            return Verdict(Action.REJECT, replies.UNREADABLE_CONTENT, "content.unreadable",
+                           {"parts": report.unreadable[:5]})
         if report.action == "reject":
             category = next((f.category for f in report.findings if f.action == "reject"), "policy")
             return Verdict(Action.REJECT, replies.reject_policy(report.reject_category or "policy violation"),
