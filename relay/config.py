@@ -372,6 +372,20 @@ class ConfigError(Exception):
     """A configuration problem; its text names the key and what is wrong."""
 
 
+class ListenError(Exception):
+    """A listen address of the configuration could not be bound (in use, not ours, no permission).
+
+    Its text is the one line the daemon prints before exiting 1: `smtp.listen 127.0.0.1:2525:
+    address already in use`.
+    """
+
+    def __init__(self, key: str, address: str, error: OSError) -> None:
+        # asyncio re-raises bind errors with its own long text; the errno's own words are enough.
+        reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
+        super().__init__(f"{key} {address}: {reason}")
+        self.key, self.address = key, address
+
+
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():

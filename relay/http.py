@@ -20,7 +20,7 @@ import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from relay.config import split_hostport
+from relay.config import ListenError, split_hostport
 from relay.metrics import Metrics
 from relay.store import queue as queue_repo
 
@@ -46,7 +46,10 @@ class HttpServer:
 
     async def start(self) -> None:
         host, port = split_hostport(self.relay.settings.http.listen)
-        self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        try:
+            self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+        except OSError as exc:
+            raise ListenError("http.listen", self.relay.settings.http.listen, exc) from None
         log.info("http listening", address=self.address)
 
     async def stop(self) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from relay.app import Relay, load_signer, migrate_store
-from relay.config import Settings
+from relay.config import ListenError, Settings
 from relay.smtp import shared
 from relay.smtp.spool import Spool
 from relay.store import queue as queue_repo
@@ -35,6 +35,9 @@ from relay.systemd import Notifier
 log = structlog.get_logger("relay.supervisor")
 
 RESTART_DELAY = 1.0
+#: A worker's exit status for "cannot bind a listen address" (worker 0's http.listen): replacing
+#: it would fail the same way forever, so the supervisor stops the others and exits 1.
+EX_CANNOT_LISTEN = 75
 
 
 def _recover(settings: Settings, owner: str | None) -> int:
@@ -85,6 +88,9 @@ def _run_worker(settings: Settings, config_path: Path | None) -> None:
         # Only the supervisor talks to systemd (NotifyAccess=main): workers get no notifier.
         os.environ.pop("NOTIFY_SOCKET", None)
         asyncio.run(Relay(settings, recover_queue=False, config_path=config_path).run())
+    except ListenError as exc:
+        print(f"relay: {exc}", file=sys.stderr, flush=True)
+        code = EX_CANNOT_LISTEN
     except BaseException:  # a crash must end only this process, visibly
         log.exception("worker crashed")
         code = 1
@@ -100,6 +106,7 @@ class Supervisor:
         self.fork = fork
         self.children: dict[int, int] = {}  # pid → slot
         self.stopping = False
+        self.failed = False
         self.notifier = Notifier()
         self._ready = False
         self.shared: shared.Shared | None = None
@@ -176,6 +183,10 @@ class Supervisor:
             if self.stopping:
                 log.info("worker stopped", pid=pid, status=status)
                 continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EX_CANNOT_LISTEN:
+                self.failed = True  # it said which address on stderr
+                self._forward(signal.SIGTERM, None)
+                continue
             returned = _recover(s, str(pid))
             log.error("worker died; replacing it", pid=pid, status=status, rows_returned=returned)
             time.sleep(RESTART_DELAY)
@@ -184,7 +195,7 @@ class Supervisor:
         if self.shared is not None:
             self.shared.close()
         log.info("supervisor stopped")
-        return 0
+        return 1 if self.failed else 0
 
 
 #: glibc mallopt(): allocations from this size on are mmapped and given back to the kernel when

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from relay import config, supervisor
 from relay import logging as relay_logging
@@ -22,7 +23,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def serve(args: argparse.Namespace) -> int:
     s = settings(args)
     relay_logging.configure(s.logging.level, s.logging.format)
-    return supervisor.serve(s, config.resolve_path(args.config))
+    try:
+        return supervisor.serve(s, config.resolve_path(args.config))
+    except config.ListenError as exc:
+        # One line naming the key and the address, exit 1: nothing else is left listening.
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
 
 
 def db_migrate(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from relay.config import Settings, split_hostport
+from relay.config import ListenError, Settings, split_hostport
 
 log = structlog.get_logger("relay.smtp")
 
@@ -152,6 +152,7 @@ SHARED: Shared | None = None
 def bind_all(settings: Settings) -> Shared:
     """Bind every address of smtp.listen and smtp.submission_listen (in the supervisor, before the fork)."""
     shared = Shared(settings.smtp.workers)
+    item = ""
     try:
         for item in dict.fromkeys(settings.smtp.listen + settings.smtp.submission_listen):
             host, port = split_hostport(item)
@@ -165,9 +166,10 @@ def bind_all(settings: Settings) -> Shared:
             sock.bind(address)
             sock.listen(LISTEN_BACKLOG)
             sock.setblocking(False)
-    except OSError:
+    except OSError as exc:
         shared.close()
-        raise
+        key = "smtp.listen" if item in settings.smtp.listen else "smtp.submission_listen"
+        raise ListenError(key, item, exc) from None
     return shared
 
 
