@@ -21,7 +21,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    s = settings(args)
+    from relay import preflight
+
+    # Everything `relay config check` would refuse ends here, before anything starts: the same
+    # lines, exit 78, never a traceback from deep inside the start.
+    s, errors, _ = preflight.check(config.resolve_path(args.config))
+    if s is None:
+        raise config.ConfigError("\n".join(errors))
     relay_logging.configure(s.logging.level, s.logging.format)
     try:
         return supervisor.serve(s, config.resolve_path(args.config))
