@@ -28,7 +28,7 @@ def serve(args: argparse.Namespace) -> int:
     s, errors, _ = preflight.check(config.resolve_path(args.config))
     if s is None:
         raise config.ConfigError("\n".join(errors))
-    relay_logging.configure(s.logging.level, s.logging.format)
+    relay_logging.configure(s.logging.level, s.logging.format, keep_domain=s.relay.domain)
     try:
         return supervisor.serve(s, config.resolve_path(args.config))
     except config.ListenError as exc:
