@@ -65,10 +65,13 @@ async def test_refusals_are_coded_and_audited(start_relay) -> None:
     # a stranger in the envelope, the right address in From
     code, _ = await send_expect(port, "mallory@evil.example", [world.buyer_alias], ok)
     assert code == 550
-    # the buyer writing to their own alias is not "the other party"
-    code, _ = await send_expect(port, world.buyer_email, [world.buyer_alias],
-                                message(world.buyer_email, world.buyer_alias))
-    assert code == 550
+    # the buyer writing to their own alias is not "the other party", and is told so
+    code, text = await send_expect(port, world.buyer_email, [world.buyer_alias],
+                                   message(world.buyer_email, world.buyer_alias))
+    assert code == 550 and "5.7.1" in text and "stands for you" in text
+    code, text = await send_expect(port, world.seller_email, [world.seller_alias],
+                                   message(world.seller_email, world.seller_alias))
+    assert code == 550 and "stands for you" in text
     # revoked alias
     conn = world.conn()
     try:
