@@ -22,8 +22,11 @@ from pydantic import (
     model_validator,
 )
 
+from relay.errors import EX_CONFIG as EX_CONFIG  # re-exported: callers import them from here too
+from relay.errors import ConfigError
+from relay.errors import ListenError as ListenError
+
 DEFAULT_PATH = Path("config/relay.toml")
-EX_CONFIG = 78
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -406,24 +409,6 @@ class Settings(_Section):
     @property
     def smtp_hostname(self) -> str:
         return self.smtp.hostname or self.relay.domain
-
-
-class ConfigError(Exception):
-    """A configuration problem; its text names the key and what is wrong."""
-
-
-class ListenError(Exception):
-    """A listen address of the configuration could not be bound (in use, not ours, no permission).
-
-    Its text is the one line the daemon prints before exiting 1: `smtp.listen 127.0.0.1:2525:
-    address already in use`.
-    """
-
-    def __init__(self, key: str, address: str, error: OSError) -> None:
-        # asyncio re-raises bind errors with its own long text; the errno's own words are enough.
-        reason = (os.strerror(error.errno) if error.errno else str(error)).lower()
-        super().__init__(f"{key} {address}: {reason}")
-        self.key, self.address = key, address
 
 
 def _format_errors(err: ValidationError, source: str) -> str:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from relay import config
 from relay.cli.common import add_json, emit, group
+
+if TYPE_CHECKING:
+    from relay import config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def warnings(s: config.Settings) -> list[str]:
+    from relay import config
+
     out = []
     host, _ = config.split_hostport(s.http.listen)
     try:
@@ -37,7 +41,7 @@ def warnings(s: config.Settings) -> list[str]:
 
 
 def check(args: argparse.Namespace) -> int:
-    from relay import preflight
+    from relay import config, preflight
 
     path = config.resolve_path(args.file or args.config)
     result: dict[str, Any] = {"file": str(path)}

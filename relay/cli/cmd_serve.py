@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from relay import config, supervisor
-from relay import logging as relay_logging
-from relay.app import migrate_store
 from relay.cli.common import add_json, emit, group, settings
 
 
@@ -21,7 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from relay import preflight
+    from relay import config, preflight, supervisor
+    from relay import logging as relay_logging
 
     # Everything `relay config check` would refuse ends here, before anything starts: the same
     # lines, exit 78, never a traceback from deep inside the start.
@@ -38,6 +36,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def db_migrate(args: argparse.Namespace) -> int:
+    from relay.app import migrate_store
+
     s = settings(args)
     s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     applied = migrate_store(s.db_path)
