@@ -129,13 +129,16 @@ class RelayHandler:
             return str(replies.NO_SUCH_ALIAS)
         auth_party = getattr(session, "relay_party_id", None)
         if sender_party is not None and sender_party == target.party_id and auth_party in (None, sender_party):
-            # A party writing to the alias that stands for them: say so, not "not a participant".
+            # A party writing to the alias that stands for them. Only a session authenticated as that
+            # party is told so in as many words: to an unauthenticated MAIL FROM, a reply of its own
+            # would confirm which real address is behind an alias. Everyone else gets the reply of
+            # any other sender, which says what to do in both cases.
             await self._audit_rcpt("rcpt.own_alias", peer, envelope.mail_from, address, target)
-            return str(replies.OWN_ALIAS)
+            return str(replies.OWN_ALIAS if auth_party == sender_party else replies.NOT_OTHER_PARTY)
         if sender_party is None or sender_party != other or (auth_party is not None and auth_party != sender_party):
             # Deny early: the envelope sender is not the other party of this thread.
             await self._audit_rcpt("rcpt.sender_not_party", peer, envelope.mail_from, address, target)
-            return str(replies.NOT_AUTHORIZED)
+            return str(replies.NOT_OTHER_PARTY)
         targets.append(target)
         envelope.relay_targets = targets  # type: ignore[attr-defined]
         envelope.rcpt_tos.append(address)

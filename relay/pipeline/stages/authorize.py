@@ -1,8 +1,7 @@
 """authorize: the envelope sender and the header From must be the thread's other party, shown as such.
 
-Replies: 550 5.7.1 (not a participant; writing to one's own alias; From group syntax; another address
-in the From display name; party suspended). No bounce is ever sent. Audit reasons: authorize.own_alias,
-authorize.envelope_not_party,
+Replies: 550 5.7.1 (not a participant; From group syntax; another address in the From display name;
+party suspended). No bounce is ever sent. Audit reasons: authorize.envelope_not_party,
 authorize.from_group, authorize.header_from_count, authorize.from_display_address,
 authorize.header_from_not_party, authorize.sender_suspended.
 """
@@ -28,9 +27,6 @@ class Authorize:
         assert tx.sender is not None and tx.facts is not None
         registered = set(tx.sender.emails)
         if tx.envelope_from.lower() not in registered:
-            # The alias's own party (a buyer writing to the buyer alias): say so, not "not a participant".
-            if tx.recipient is not None and tx.envelope_from.lower() in set(tx.recipient.emails):
-                return Verdict(Action.REJECT, replies.OWN_ALIAS, "authorize.own_alias")
             return Verdict(Action.REJECT, replies.NOT_AUTHORIZED, "authorize.envelope_not_party")
         if tx.facts.from_groups:  # `Team: a@x;` is for To/Cc; in From it only hides who wrote
             return Verdict(Action.REJECT, replies.FROM_GROUP, "authorize.from_group",
