@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,14 +22,18 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
-def wall(argv: list[str], runs: int) -> tuple[float, float]:
-    """Median and best wall time of a command, in seconds."""
-    times = []
+def wall(argv: list[str], runs: int) -> tuple[float, float, float]:
+    """Median and best wall time, and median CPU time (user + system: what a busy machine does not
+    inflate), of a command, in seconds."""
+    times, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         subprocess.run(argv, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), min(times)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times), min(times), statistics.median(cpu)
 
 
 def import_costs(argv: list[str]) -> list[tuple[int, str]]:
@@ -54,12 +59,10 @@ def main() -> None:
             ("relay queue list --help", [py, "-m", "relay", "queue", "list", "--help"]),
             ("relay serve --help", [py, "-m", "relay", "serve", "--help"]),
             ("relay config check --help", [py, "-m", "relay", "config", "check", "--help"])]
-    print(f"{'command':44} {'median ms':>10} {'best ms':>9}")
-    base = None
+    print(f"{'command':44} {'median ms':>10} {'best ms':>9} {'CPU ms':>8}")
     for label, argv in rows:
-        median, best = wall(argv, args.runs)
-        base = base if base is not None else median
-        print(f"{label:44} {median * 1000:10.1f} {best * 1000:9.1f}")
+        median, best, cpu = wall(argv, args.runs)
+        print(f"{label:44} {median * 1000:10.1f} {best * 1000:9.1f} {cpu * 1000:8.1f}")
     costs = import_costs(["-m", "relay", "--help"])
     relay_us = sum(us for us, name in costs if name.startswith("relay"))
     print(f"\nimports of `relay --help` under relay.*: {relay_us / 1000:.1f} ms (cumulative, -X importtime)")
