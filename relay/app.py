@@ -205,7 +205,13 @@ class Relay:
             loop.add_signal_handler(sig, stop.set)
         hups: list[asyncio.Task[bool]] = []
         loop.add_signal_handler(signal.SIGHUP, lambda: hups.append(loop.create_task(self._on_hup())))
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            # Whatever did start (the HTTP listener, the store's writer, the delivery worker, policy
+            # workers) must not outlive a failed start: the process would hang with a port open.
+            await self.stop(0)
+            raise
         # What start() loaded (policy, TLD list, compiled patterns, the store's statements) lives as
         # long as the process: move it out of the collector's sight, so a full collection (the SMTP
         # server runs one after each large message) walks only what came later. Unfrozen, one full

@@ -12,10 +12,21 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from relay.errors import EX_CONFIG as EX_CONFIG  # re-exported: callers import them from here too
+from relay.errors import ConfigError
+from relay.errors import ListenError as ListenError
 
 DEFAULT_PATH = Path("config/relay.toml")
-EX_CONFIG = 78
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -98,6 +109,20 @@ class RelaySection(_Section):
     http_base_url: str | None = None
     #: Address that sends the relay's own notices (bounces, confirmations).
     notice_from: str = "postmaster"
+
+    @field_validator("http_base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", v):
+            raise ValueError(f"expected an http(s) URL such as \"https://mail.example\", got {v!r}")
+        return v
+
+    @field_validator("notice_from")
+    @classmethod
+    def _notice_from(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*", v):
+            raise ValueError(f"not the local part of an address: {v!r}")
+        return v
 
     @field_validator("domain")
     @classmethod
@@ -203,6 +228,12 @@ class DeliverySection(_Section):
             split_hostport(v, 25)
         return v
 
+    @model_validator(mode="after")
+    def _retry_order(self) -> DeliverySection:
+        if self.retry_base > self.retry_max:
+            raise ValueError("retry_base is longer than retry_max")
+        return self
+
 
 class DkimSection(_Section):
     selector: str = "relay"
@@ -300,6 +331,18 @@ class DnsSection(_Section):
     #: 0 = ask the name server every time.
     cache_size: int = Field(default=10_000, ge=0)
 
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in v:
+            try:
+                ipaddress.ip_address(item.strip())
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address") from None
+        return [item.strip() for item in v]
+
 
 class FrontMtaSection(_Section):
     #: Peers whose Authentication-Results (with authserv_id) and XCLIENT are trusted.
@@ -394,43 +437,92 @@ class Settings(_Section):
         return self.smtp.hostname or self.relay.domain
 
 
-class ConfigError(Exception):
-    """A configuration problem; its text names the key and what is wrong."""
-
-
 def _format_errors(err: ValidationError, source: str) -> str:
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)
 
 
-def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:
+def _raw(data: dict[str, Any], section: str, key: str, default: Any = None) -> Any:
+    table = data.get(section)
+    return table.get(key, default) if isinstance(table, dict) else default
+
+
+def _cross_checks(data: dict[str, Any]) -> list[str]:
+    """Rules that tie keys together, read from the file's own values (so that they are reported
+    beside the schema's errors, not only once those are fixed)."""
+    out = []
+    if _raw(data, "delivery", "transport") == "smtp" and not _raw(data, "delivery", "smarthost"):
+        out.append('delivery.smarthost: required when delivery.transport = "smtp"')
+    cert, key = _raw(data, "tls", "cert_file"), _raw(data, "tls", "key_file")
+    if (cert is None) != (key is None):
+        out.append("tls.cert_file, tls.key_file: set both or neither")
+    listen = _raw(data, "smtp", "listen", ["127.0.0.1:2525"])
+    listen = listen if isinstance(listen, list) else []
+    submission = _raw(data, "smtp", "submission_listen", [])
+    submission = submission if isinstance(submission, list) else []
+    require_tls = _raw(data, "tls", "require_tls", [])
+    proxy = _raw(data, "trust", "proxy_protocol", [])
+    for name, items in (("tls.require_tls", require_tls), ("trust.proxy_protocol", proxy)):
+        for item in items if isinstance(items, list) else []:
+            if item not in listen:
+                out.append(f"{name}: {item!r} is not an entry of smtp.listen")
+    if require_tls and cert is None:
+        out.append("tls.require_tls: needs tls.cert_file and tls.key_file")
+    if submission and cert is None:
+        out.append("smtp.submission_listen: needs tls.cert_file and tls.key_file")
+    if proxy and not _raw(data, "smtp", "proxy_from"):
+        out.append("trust.proxy_protocol: needs smtp.proxy_from (the load balancers allowed "
+                   "to send PROXY headers; trust.front_mta no longer implies it)")
+    # The same address twice would make the daemon fail to bind it the second time.
+    seen: dict[str, str] = {}
+    http = [_raw(data, "http", "listen", "127.0.0.1:9325")] if _raw(data, "http", "enabled", True) else []
+    for name, items in (("smtp.listen", listen), ("smtp.submission_listen", submission), ("http.listen", http)):
+        for item in items:
+            if not isinstance(item, str) or item.endswith(":0"):  # port 0: the kernel picks one each
+                continue
+            if item in seen:
+                out.append(f"{name}: {item} is also in {seen[item]}")
+            seen.setdefault(item, name)
+    return out
+
+
+def validate(data: dict[str, Any], source: str = "<config>") -> tuple[Settings | None, list[str]]:
+    """Settings, or None and every problem of the file, one line each, prefixed with `source`."""
+    errors: list[str] = []
+    settings: Settings | None = None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
-    if settings.delivery.transport == "smtp" and not settings.delivery.smarthost:
-        raise ConfigError(f"{source}: delivery.smarthost: required when delivery.transport = \"smtp\"")
-    tls = settings.tls
-    if (tls.cert_file is None) != (tls.key_file is None):
-        raise ConfigError(f"{source}: tls.cert_file, tls.key_file: set both or neither")
-    for key, items in (("tls.require_tls", tls.require_tls), ("trust.proxy_protocol", settings.trust.proxy_protocol)):
-        for item in items:
-            if item not in settings.smtp.listen:
-                raise ConfigError(f"{source}: {key}: {item!r} is not an entry of smtp.listen")
-    if tls.require_tls and tls.cert_file is None:
-        raise ConfigError(f"{source}: tls.require_tls: needs tls.cert_file and tls.key_file")
-    if settings.smtp.submission_listen and tls.cert_file is None:
-        raise ConfigError(f"{source}: smtp.submission_listen: needs tls.cert_file and tls.key_file")
-    if settings.trust.proxy_protocol and not settings.smtp.proxy_from:
-        raise ConfigError(f"{source}: trust.proxy_protocol: needs smtp.proxy_from (the load balancers allowed "
-                          "to send PROXY headers; trust.front_mta no longer implies it)")
+        errors += _format_errors(err, source).splitlines()
+    errors += [f"{source}: {e}" for e in _cross_checks(data)]
+    return (None if errors else settings), errors
+
+
+def settings_from_dict(data: dict[str, Any], source: str = "<config>") -> Settings:
+    settings, errors = validate(data, source)
+    if settings is None:
+        raise ConfigError("\n".join(errors))
     return settings
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The file's TOML; ConfigError when it cannot be read or parsed."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
 
 def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
@@ -443,14 +535,4 @@ def resolve_path(explicit: str | os.PathLike[str] | None) -> Path:
 def load(path: str | os.PathLike[str] | None = None) -> Settings:
     """Load and validate the configuration; raise ConfigError with a readable text."""
     p = resolve_path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found") from None
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    return settings_from_dict(data, str(p))
+    return settings_from_dict(read_file(p), str(p))

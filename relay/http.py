@@ -22,7 +22,7 @@ import orjson
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from relay.config import split_hostport
+from relay.config import ListenError, split_hostport
 from relay.metrics import Metrics
 from relay.smtp import shared
 from relay.store import queue as queue_repo
@@ -56,7 +56,10 @@ class HttpServer:
             self.server = await asyncio.start_server(self._serve, sock=sock)
         else:
             host, port = split_hostport(self.relay.settings.http.listen)
-            self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+            try:
+                self.server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
+            except OSError as exc:
+                raise ListenError("http.listen", self.relay.settings.http.listen, exc) from None
         if self.metrics.worker_files is not None:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh())
         log.info("http listening", address=self.address)

@@ -55,7 +55,7 @@ def builtin_reloaders(relay: Relay) -> list[Reloader]:
     def logging(old: Settings, new: Settings) -> Apply | None:
         if old.logging == new.logging:
             return None
-        return lambda: relay_logging.configure(new.logging.level, new.logging.format)
+        return lambda: relay_logging.configure(new.logging.level, new.logging.format, keep_domain=new.relay.domain)
 
     def live_settings(old: Settings, new: Settings) -> Apply:
         def apply() -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import structlog
 
 from relay.app import Relay, load_signer, migrate_store
-from relay.config import Settings
+from relay.config import ListenError, Settings
 from relay.metrics import Metrics, reset_worker_files, use_worker_files, worker_gone
 from relay.rules import tokens
 from relay.smtp import shared
@@ -39,6 +39,9 @@ from relay.systemd import Notifier
 log = structlog.get_logger("relay.supervisor")
 
 RESTART_DELAY = 1.0
+#: A worker's exit status for "cannot bind a listen address" (worker 0's http.listen): replacing
+#: it would fail the same way forever, so the supervisor stops the others and exits 1.
+EX_CANNOT_LISTEN = 75
 
 
 def _recover(settings: Settings, owner: str | None) -> int:
@@ -96,6 +99,9 @@ def _run_worker(settings: Settings, config_path: Path | None) -> None:
         relay = Relay(settings, recover_queue=False, config_path=config_path,
                       metrics=Metrics(worker_files=metrics_dir(settings)))
         asyncio.run(relay.run())
+    except ListenError as exc:
+        print(f"relay: {exc}", file=sys.stderr, flush=True)
+        code = EX_CANNOT_LISTEN
     except BaseException:  # a crash must end only this process, visibly
         log.exception("worker crashed")
         code = 1
@@ -111,6 +117,7 @@ class Supervisor:
         self.fork = fork
         self.children: dict[int, int] = {}  # pid → slot
         self.stopping = False
+        self.failed = False
         self.notifier = Notifier()
         self._ready = False
         self.shared: shared.Shared | None = None
@@ -187,6 +194,10 @@ class Supervisor:
             if self.stopping:
                 log.info("worker stopped", pid=pid, status=status)
                 continue
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EX_CANNOT_LISTEN:
+                self.failed = True  # it said which address on stderr
+                self._forward(signal.SIGTERM, None)
+                continue
             returned = _recover(s, str(pid))
             log.error("worker died; replacing it", pid=pid, status=status, rows_returned=returned)
             time.sleep(RESTART_DELAY)
@@ -195,7 +206,7 @@ class Supervisor:
         if self.shared is not None:
             self.shared.close()
         log.info("supervisor stopped")
-        return 0
+        return 1 if self.failed else 0
 
 
 #: glibc mallopt(): allocations from this size on are mmapped and given back to the kernel when

@@ -12,13 +12,12 @@ import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
+from relay.cli.common import CliError, add_json, emit, group, quoted, store
 
-from relay.cli.common import CliError, add_json, emit, group, store
-from relay.config import parse_duration
-from relay.store import audit, audit_verify
+if TYPE_CHECKING:
+    from relay.store import audit
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,6 +44,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def parse_since(value: str | None) -> float | None:
+    from relay.config import parse_duration
+
     if value is None:
         return None
     try:
@@ -54,7 +55,7 @@ def parse_since(value: str | None) -> float | None:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise CliError(f"--since: expected an ISO time or a duration such as 2h, got {value!r}") from None
+        raise CliError(f"--since: expected an ISO time or a duration such as 2h, got {quoted(value)}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
@@ -69,11 +70,15 @@ def human(ev: audit.AuditEvent) -> str:
 
 
 def _short(v: Any) -> str:
+    import orjson
+
     s = v if isinstance(v, str) else orjson.dumps(v).decode()
     return s if len(s) <= 80 else s[:77] + "..."
 
 
 def tail(args: argparse.Namespace) -> int:
+    from relay.store import audit
+
     filters: dict[str, Any] = {"thread_id": args.thread, "party_id": args.party, "event": args.event,
                                "since": parse_since(args.since)}
     out = sys.stdout
@@ -103,8 +108,8 @@ def tail(args: argparse.Namespace) -> int:
                     out.flush()
                 else:
                     time.sleep(args.interval)
-        except (KeyboardInterrupt, BrokenPipeError):
-            return 0
+        except KeyboardInterrupt:
+            return 0  # a closed pipe goes up to main(): exit 141, quietly
 
 
 def _match(ev: audit.AuditEvent, f: dict[str, Any]) -> bool:
@@ -118,10 +123,14 @@ def _match(ev: audit.AuditEvent, f: dict[str, Any]) -> bool:
 
 
 def _print(args: argparse.Namespace, out: Any, ev: audit.AuditEvent) -> None:
+    import orjson
+
     out.write((orjson.dumps(ev.as_dict()).decode() if args.json else human(ev)) + "\n")
 
 
 def verify(args: argparse.Namespace) -> int:
+    from relay.store import audit_verify
+
     with store(args) as conn:
         result = audit_verify.verify(conn)
         out = result.as_dict()
@@ -146,6 +155,8 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def _bundle_events(path: Path) -> list[dict[str, Any]]:
+    import orjson
+
     try:
         with zipfile.ZipFile(path) as z:
             lines = z.read("audit.jsonl").splitlines()
@@ -155,6 +166,8 @@ def _bundle_events(path: Path) -> list[dict[str, Any]]:
 
 
 def show_head(args: argparse.Namespace) -> int:
+    from relay.store import audit
+
     with store(args) as conn:
         seq, digest = audit.head(conn)
         row = conn.execute("SELECT ts FROM audit_events WHERE seq = ?", (seq,)).fetchone()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from relay import config
 from relay.cli.common import add_json, emit, group
+
+if TYPE_CHECKING:
+    from relay import config
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,9 +27,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def warnings(s: config.Settings) -> list[str]:
+    from relay import config
+
     out = []
-    if not s.dkim_key_path.exists():
-        out.append(f"dkim: key {s.dkim_key_path} does not exist yet (`relay dkim keygen`, or created at start)")
     host, _ = config.split_hostport(s.http.listen)
     try:
         loopback = ipaddress.ip_address(host).is_loopback
@@ -39,18 +41,24 @@ def warnings(s: config.Settings) -> list[str]:
 
 
 def check(args: argparse.Namespace) -> int:
+    from relay import config, preflight
+
     path = config.resolve_path(args.file or args.config)
     result: dict[str, Any] = {"file": str(path)}
-    try:
-        s = config.load(path)
-    except config.ConfigError as exc:
-        result.update(ok=False, errors=str(exc).splitlines())
+    s, errors, found = preflight.check(path)
+    if s is None:
+        result.update(ok=False, errors=errors)
         if args.json:
             emit(args, result)
         else:
-            print(f"relay: configuration error:\n{exc}", file=sys.stderr)
+            print(config_error_text(errors), file=sys.stderr)
         return config.EX_CONFIG
-    result.update(ok=True, warnings=warnings(s), domain=s.relay.domain, smtp_listen=s.smtp.listen,
+    result.update(ok=True, warnings=found + warnings(s), domain=s.relay.domain, smtp_listen=s.smtp.listen,
                   http_listen=s.http.listen if s.http.enabled else None, database=str(s.db_path))
     emit(args, result, "\n".join([f"{path}: ok", *(f"warning: {w}" for w in result["warnings"])]))
     return 0
+
+
+def config_error_text(errors: list[str]) -> str:
+    """What `config check` and `serve` print for a bad configuration (the same lines)."""
+    return "relay: configuration error:\n" + "\n".join(errors)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from relay.cli.common import add_json, emit, group, read, settings, store, write
-from relay.store import erasure, parties
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,6 +36,8 @@ def file_traces(db_path: Path, needles: list[str]) -> list[str]:
 
 
 def party_erase(args: argparse.Namespace) -> int:
+    from relay.store import erasure, parties
+
     db_path = settings(args).db_path
     with store(args) as conn:
         party = read(lambda: parties.find(conn, args.party))

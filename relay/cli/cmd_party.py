@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.cli.cmd_rules import rules_summary
 from relay.cli.common import CliError, add_json, emit, group, normalize_address, read, settings, store, write
-from relay.model import Party, Role
-from relay.store import parties, threads
+
+if TYPE_CHECKING:
+    from relay.model import Party
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     psub = group(sub, "party", "buyers and sellers")
     add = psub.add_parser("add", help="register a buyer or a seller")
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--role", required=True, choices=["buyer", "seller"])  # relay.model.Role
     add.add_argument("--email", required=True, action="append", help="a real address (repeatable)")
     add.add_argument("--name", required=True, help="display name (a seller's business name)")
     add.add_argument("--ref", help="the marketplace's own id for this party")
@@ -36,6 +37,9 @@ def party_dict(party: Party, thread_ids: list[int] | None = None) -> dict[str, A
 
 
 def party_add(args: argparse.Namespace) -> int:
+    from relay.model import Role
+    from relay.store import parties
+
     name = " ".join(args.name.split())
     if not name:
         raise CliError("--name must not be empty")
@@ -47,10 +51,12 @@ def party_add(args: argparse.Namespace) -> int:
 
 
 def party_show(args: argparse.Namespace) -> int:
+    from relay.store import parties, threads
+
     with store(args) as conn:
         party = read(lambda: parties.find(conn, args.party))
         tids = threads.threads_of(conn, party.id)
         rules = rules_summary(conn, settings(args), party, time.time())  # opt-outs, vacation, [Important] counts
     d = party_dict(party, tids) | rules
-    emit(args, d, "\n".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in d.items()))
+    emit(args, d)
     return 0

@@ -13,8 +13,6 @@ import sqlite3
 import sys
 
 from relay.cli.common import CliError, add_json, emit, group, read, store, write
-from relay.store import audit, credentials, parties
-from relay.trust import passwords
 
 MIN_LENGTH = 12
 
@@ -32,8 +30,14 @@ def _read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
-        password = getpass.getpass("New password: ")
-        if getpass.getpass("Again: ") != password:
+        if not sys.stdin.isatty():
+            raise CliError("no terminal to ask for the password on; give it with --password-stdin")
+        try:
+            password = getpass.getpass("New password: ")
+            again = getpass.getpass("Again: ")
+        except EOFError:
+            raise CliError("no password given") from None
+        if again != password:
             raise CliError("the passwords do not match")
     if len(password) < MIN_LENGTH:
         raise CliError(f"the password must have at least {MIN_LENGTH} characters")
@@ -41,6 +45,9 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def party_password(args: argparse.Namespace) -> int:
+    from relay.store import audit, credentials, parties
+    from relay.trust import passwords
+
     with store(args) as conn:
         party = read(lambda: parties.find(conn, args.party))
         hashed = passwords.hash_password(_read_password(args))

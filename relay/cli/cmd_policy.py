@@ -8,10 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from relay.cli.common import CliError, add_json, emit, group, settings, store, write
-from relay.policy import PolicyConfigError, check, explain, load_policy
-from relay.store import messages as messages_repo
-from relay.store import queue as queue_repo
+from relay.cli.common import CliError, add_json, emit, group, quoted, settings, store, write
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def policy_check(args: argparse.Namespace) -> int:
+    from relay.policy import PolicyConfigError, check, explain, load_policy
+
     path = args.policy or settings(args).policy.path
     try:
         policy = load_policy(path)
@@ -50,9 +49,9 @@ def policy_check(args: argparse.Namespace) -> int:
                     "size": a.size, "action": a.action, "reasons": a.reasons} for a in report.attachments]
     lines = [f"verdict: {report.action}" + (f" ({report.reject_category})" if report.reject_category else "")]
     for f in findings:
-        lines.append(f"  {f['action']:7} {f['rule']:28} {f['part']:24} [{f['start']}:{f['end']}] {f['text']!r}")
+        lines.append(f"  {f['action']:7} {f['rule']:28} {f['part']:24} [{f['start']}:{f['end']}] {quoted(f['text'])}")
     for a in attachments:
-        lines.append(f"  attachment {a['safe_name']!r} {a['kind']} {a['size']} B: {a['action']}"
+        lines.append(f"  attachment {quoted(a['safe_name'])} {a['kind']} {a['size']} B: {a['action']}"
                      + (f" ({', '.join(a['reasons'])})" if a["reasons"] else ""))
     emit(args, {"action": report.action, "reject_category": report.reject_category, "findings": findings,
                 "attachments": attachments}, "\n".join(lines))
@@ -60,6 +59,8 @@ def policy_check(args: argparse.Namespace) -> int:
 
 
 def message_release(args: argparse.Namespace) -> int:
+    from relay.store import queue as queue_repo
+
     now = time.time()
     with store(args) as conn:
         n = write(conn, lambda c: queue_repo.release_message(c, args.message, now))
@@ -70,6 +71,8 @@ def message_release(args: argparse.Namespace) -> int:
 def message_drop(args: argparse.Namespace) -> int:
     from relay.app import load_signer
     from relay.delivery.worker import notice_from_row
+    from relay.store import messages as messages_repo
+    from relay.store import queue as queue_repo
 
     s = settings(args)
     now = time.time()

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, read, settings, store, write
-from relay.delivery.worker import notice_from_row
-from relay.store import messages as messages_repo
-from relay.store import queue as queue_repo
+from relay.cli.common import CliError, add_json, emit, group, plain, read, settings, store, write
+
+if TYPE_CHECKING:
+    from relay.store import queue as queue_repo
 
 STATES = ("queued", "sending", "held", "delivered", "bounced", "dropped")
 
@@ -57,17 +57,22 @@ def as_dict(item: queue_repo.QueueItem) -> dict[str, Any]:
 
 
 def list_(args: argparse.Namespace) -> int:
+    from relay.store import queue as queue_repo
+
     with store(args) as conn:
         items = queue_repo.listing(conn, args.state, args.limit)
     rows = [as_dict(i) for i in items]
     text = "\n".join(f"{r['id']:>7} {r['state']:<9} {r['kind']:<7} tries={r['attempts']:<3} "
-                     f"thread={r['thread']} next={r['next_attempt_at'] or '-'} {(r['last_error'] or '')[:60]}"
+                     f"thread={plain(r['thread'])} next={r['next_attempt_at'] or '-'} {(r['last_error'] or '')[:60]}"
                      for r in rows) or "queue is empty"
     emit(args, {"count": len(rows), "entries": rows}, text)
     return 0
 
 
 def show(args: argparse.Namespace) -> int:
+    from relay.store import messages as messages_repo
+    from relay.store import queue as queue_repo
+
     with store(args) as conn:
         item = read(lambda: queue_repo.get(conn, args.id))
         msg = messages_repo.get(conn, item.message_id)
@@ -88,6 +93,8 @@ def release(args: argparse.Namespace) -> int:
 
 
 def _set_held(args: argparse.Namespace, held: bool) -> int:
+    from relay.store import queue as queue_repo
+
     now = time.time()
     with store(args) as conn:
         item = write(conn, lambda c: queue_repo.set_held(c, args.id, held, now, reason="operator"))
@@ -96,6 +103,8 @@ def _set_held(args: argparse.Namespace, held: bool) -> int:
 
 
 def retry(args: argparse.Namespace) -> int:
+    from relay.store import queue as queue_repo
+
     now = time.time()
     with store(args) as conn:
         ids = write(conn, lambda c: queue_repo.retry(c, None if args.all else args.id, now))
@@ -105,6 +114,9 @@ def retry(args: argparse.Namespace) -> int:
 
 def drop(args: argparse.Namespace) -> int:
     from relay.app import load_signer
+    from relay.delivery.worker import notice_from_row
+    from relay.store import messages as messages_repo
+    from relay.store import queue as queue_repo
 
     s = settings(args)
     now = time.time()

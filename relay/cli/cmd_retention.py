@@ -11,7 +11,6 @@ import functools
 import time
 
 from relay.cli.common import add_json, emit, group, settings, store, write
-from relay.store import retention
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,6 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def retention_run(args: argparse.Namespace) -> int:
+    from relay.store import retention
+
     window = settings(args).audit.retention
     now = time.time()
     cutoff = now - window

@@ -10,10 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import orjson
-
 from relay.cli.common import CliError, add_json, emit, group, read, settings, store
-from relay.review import bundle, render, transcript
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +28,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def thread_transcript(args: argparse.Namespace) -> int:
+    import orjson
+
+    from relay.review import bundle, render, transcript
+
     domain = settings(args).relay.domain
     with store(args) as conn:
         t = read(lambda: transcript.build(conn, args.thread, domain))
@@ -47,6 +48,8 @@ def thread_transcript(args: argparse.Namespace) -> int:
 
 
 def thread_export(args: argparse.Namespace) -> int:
+    from relay.review import bundle
+
     out: Path = args.out
     if out.suffix.lower() != ".zip":
         raise CliError("--out must name a .zip file")

@@ -11,15 +11,13 @@ import argparse
 import sqlite3
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, read, settings, store, write
-from relay.config import Settings
-from relay.model import Party, Role
-from relay.rules.metrics import seller_metrics
-from relay.store import metrics as metrics_repo
-from relay.store import parties
-from relay.store import rules as rules_store
+from relay.cli.common import CliError, add_json, emit, group, quoted, read, settings, store, write
+
+if TYPE_CHECKING:
+    from relay.config import Settings
+    from relay.model import Party, Role
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,7 +58,7 @@ def parse_when(text: str) -> float:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise CliError(f"not a date: {text!r} (expected e.g. 2026-12-01 or 2026-12-01T09:00:00+09:00)") from None
+        raise CliError(f"not a date: {quoted(text)} (expected e.g. 2026-12-01 or 2026-12-01T09:00:00+09:00)") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
@@ -73,6 +71,8 @@ def iso(t: float | None) -> str | None:
 
 
 def _party(conn: sqlite3.Connection, key: str, role: Role) -> Party:
+    from relay.store import parties
+
     party = read(lambda: parties.find(conn, key))
     if party.role is not role:
         raise CliError(f"party {party.id} is a {party.role.value}, not a {role.value}")
@@ -81,6 +81,9 @@ def _party(conn: sqlite3.Connection, key: str, role: Role) -> Party:
 
 def rules_summary(conn: sqlite3.Connection, s: Settings, party: Party, now: float) -> dict[str, Any]:
     """The rules state of a party (also shown by `relay party show`)."""
+    from relay.model import Role
+    from relay.store import rules as rules_store
+
     if party.role is Role.BUYER:
         scopes = rules_store.optouts_of(conn, party.id)
         return {"opted_out_all": None in scopes, "opted_out_sellers": [sid for sid in scopes if sid is not None]}
@@ -98,6 +101,9 @@ def rules_summary(conn: sqlite3.Connection, s: Settings, party: Party, now: floa
 
 
 def party_optout(args: argparse.Namespace) -> int:
+    from relay.model import Role
+    from relay.store import rules as rules_store
+
     on = args.state == "on"
     with store(args) as conn:
         buyer = _party(conn, args.party, Role.BUYER)
@@ -112,6 +118,9 @@ def party_optout(args: argparse.Namespace) -> int:
 
 
 def party_vacation(args: argparse.Namespace) -> int:
+    from relay.model import Role
+    from relay.store import rules as rules_store
+
     on = args.state == "on"
     if args.until and not on:
         raise CliError("--until goes with `on`")
@@ -125,6 +134,8 @@ def party_vacation(args: argparse.Namespace) -> int:
 
 
 def party_rules(args: argparse.Namespace) -> int:
+    from relay.store import parties
+
     with store(args) as conn:
         party = read(lambda: parties.find(conn, args.party))
         d = {"party": party.id, "role": party.role.value} | rules_summary(conn, settings(args), party, time.time())
@@ -133,6 +144,8 @@ def party_rules(args: argparse.Namespace) -> int:
 
 
 def message_no_response_needed(args: argparse.Namespace) -> int:
+    from relay.store import rules as rules_store
+
     with store(args) as conn:
         changed = write(conn, lambda c: rules_store.mark_no_response_needed(c, args.message, via="cli",
                                                                             now=time.time()))
@@ -142,6 +155,11 @@ def message_no_response_needed(args: argparse.Namespace) -> int:
 
 
 def metrics_seller(args: argparse.Namespace) -> int:
+    from relay.model import Role
+    from relay.rules.metrics import seller_metrics
+    from relay.store import metrics as metrics_repo
+    from relay.store import rules as rules_store
+
     since = parse_when(args.since) if args.since else None
     now = parse_when(args.at) if args.at else time.time()
     with store(args) as conn:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from relay import config, supervisor
-from relay import logging as relay_logging
-from relay.app import migrate_store
 from relay.cli.common import add_json, emit, group, settings
 
 
@@ -20,12 +18,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    s = settings(args)
-    relay_logging.configure(s.logging.level, s.logging.format)
-    return supervisor.serve(s, config.resolve_path(args.config))
+    from relay import config, preflight, supervisor
+    from relay import logging as relay_logging
+
+    # Everything `relay config check` would refuse ends here, before anything starts: the same
+    # lines, exit 78, never a traceback from deep inside the start.
+    s, errors, _ = preflight.check(config.resolve_path(args.config))
+    if s is None:
+        raise config.ConfigError("\n".join(errors))
+    relay_logging.configure(s.logging.level, s.logging.format, keep_domain=s.relay.domain)
+    try:
+        return supervisor.serve(s, config.resolve_path(args.config))
+    except config.ListenError as exc:
+        # One line naming the key and the address, exit 1: nothing else is left listening.
+        print(f"relay: {exc}", file=sys.stderr)
+        return 1
 
 
 def db_migrate(args: argparse.Namespace) -> int:
+    from relay.app import migrate_store
+
     s = settings(args)
     s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     applied = migrate_store(s.db_path)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, read, settings, store, write
-from relay.store import parties, threads
+from relay.cli.common import CliError, add_json, emit, group, quoted, read, settings, store, write
+
+if TYPE_CHECKING:
+    from relay.store import threads
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +34,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _thread_dict(args: argparse.Namespace, conn: Any, thread: threads.Thread) -> dict[str, Any]:
+    from relay.store import threads
+
     domain = settings(args).relay.domain
     return {"thread": thread.id, "buyer": thread.buyer_id, "seller": thread.seller_id,
             "buyer_alias": f"{thread.buyer_alias}@{domain}" if thread.buyer_alias else None,
@@ -44,11 +48,13 @@ def _local(args: argparse.Namespace, value: str | None) -> str | None:
         return None
     local, at, domain = value.partition("@")
     if at and domain.lower() != settings(args).relay.domain:
-        raise CliError(f"alias {value!r} is not at {settings(args).relay.domain}")
+        raise CliError(f"alias {quoted(value)} is not at {settings(args).relay.domain}")
     return local
 
 
 def thread_open(args: argparse.Namespace) -> int:
+    from relay.store import parties, threads
+
     with store(args) as conn:
         buyer = read(lambda: parties.find(conn, args.buyer))
         seller = read(lambda: parties.find(conn, args.seller))
@@ -61,6 +67,8 @@ def thread_open(args: argparse.Namespace) -> int:
 
 
 def thread_show(args: argparse.Namespace) -> int:
+    from relay.store import threads
+
     with store(args) as conn:
         thread = read(lambda: threads.get(conn, args.thread))
         d = _thread_dict(args, conn, thread)
@@ -69,6 +77,8 @@ def thread_show(args: argparse.Namespace) -> int:
 
 
 def alias_revoke(args: argparse.Namespace) -> int:
+    from relay.store import threads
+
     local = _local(args, args.alias) or ""
     with store(args) as conn:
         target = write(conn, lambda c: threads.revoke_alias(c, local))

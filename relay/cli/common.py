@@ -1,21 +1,22 @@
-"""Helpers every command shares: settings, a store connection, output, one-line errors."""
+"""Helpers every command shares: settings, a store connection, output, one-line errors.
+
+Imported on every `relay …` run, `--help` included: only the standard library at the top; the
+configuration schema, the store and the validators are imported by the helper that needs them.
+"""
 
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import orjson
-from email_validator import EmailNotValidError, validate_email
+if TYPE_CHECKING:
+    import sqlite3
 
-from relay import config
-from relay.store.db import connect_sync, run_in_transaction
-from relay.store.errors import StoreError
-from relay.store.migrate import migrate
+    from relay import config
 
 T = TypeVar("T")
 
@@ -32,6 +33,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def settings(args: argparse.Namespace) -> config.Settings:
+    from relay import config
+
     cached = getattr(args, "_settings", None)
     if cached is None:
         cached = config.load(args.config)
@@ -41,6 +44,9 @@ def settings(args: argparse.Namespace) -> config.Settings:
 
 @contextmanager
 def store(args: argparse.Namespace) -> Iterator[sqlite3.Connection]:
+    from relay.store.db import connect_sync
+    from relay.store.migrate import migrate
+
     s = settings(args)
     conn = connect_sync(s.db_path)
     try:
@@ -52,6 +58,9 @@ def store(args: argparse.Namespace) -> Iterator[sqlite3.Connection]:
 
 def write(conn: sqlite3.Connection, unit: Callable[[sqlite3.Connection], T]) -> T:
     """Run one unit in its own transaction; StoreError becomes a one-line CLI error."""
+    from relay.store.db import run_in_transaction
+    from relay.store.errors import StoreError
+
     ((ok, value),) = run_in_transaction(conn, [unit])
     if not ok:
         if isinstance(value, StoreError):
@@ -61,6 +70,8 @@ def write(conn: sqlite3.Connection, unit: Callable[[sqlite3.Connection], T]) -> 
 
 
 def read(fn: Callable[[], T]) -> T:
+    from relay.store.errors import StoreError
+
     try:
         return fn()
     except StoreError as exc:
@@ -69,21 +80,68 @@ def read(fn: Callable[[], T]) -> T:
 
 def emit(args: argparse.Namespace, obj: dict[str, Any], text: str | None = None) -> None:
     if getattr(args, "json", False):
+        import orjson
+
         sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
     else:
-        print(text if text is not None else "\n".join(f"{k}: {v}" for k, v in obj.items()))
+        print(text if text is not None else "\n".join(f"{k}: {plain(v)}" for k, v in obj.items()))
+
+
+def plain(value: Any) -> str:
+    """A value as an operator reads it: no Python reprs (`['a']`, `None`, `datetime.datetime(…)`)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}={plain(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(plain(v) for v in value) or "-"
+    return str(value)
+
+
+def quoted(text: str) -> str:
+    """A string in double quotes with its invisible characters escaped as \\uXXXX (what a hostile
+    sender hides in a word shows), not a Python repr."""
+
+    def one(c: str) -> str:
+        if c in '"\\':
+            return "\\" + c
+        if c.isprintable():
+            return c
+        return f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}"
+
+    return '"' + "".join(one(c) for c in text) + '"'
 
 
 def group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
           help: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    """The subcommand set of a command group (`relay party …`), shared by every module that adds to it."""
+    """The subcommand set of a command group (`relay party …`), shared by every module that adds to it.
+
+    When the command line names another group (`sub._relay_only`, set by build_parser), this one
+    is listed but its subcommands are not built: argparse's parsers cost about a millisecond each,
+    which was a third of `relay --help`.
+    """
     # Kept on the parser itself: a dict keyed by id(sub) returned stale groups when a later parser
     # reused the id of a collected one (main() called twice in one process).
     groups: dict[str, Any] = sub.__dict__.setdefault("_relay_groups", {})
     if name not in groups:
         parser = sub.add_parser(name, help=help)
-        groups[name] = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
+        only = sub.__dict__.get("_relay_only")
+        if only is not None and only != name:
+            groups[name] = _Unbuilt()
+        else:
+            groups[name] = parser.add_subparsers(dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
     return groups[name]
+
+
+class _Unbuilt:
+    """Takes every call a command module makes on the subcommands of a group not asked for."""
+
+    def __getattr__(self, _name: str) -> Any:
+        return lambda *args, **kwargs: self
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
@@ -92,10 +150,12 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def normalize_address(address: str) -> str:
     """Validate a real address (syntax only, no DNS) and return it lower-cased."""
+    from email_validator import EmailNotValidError, validate_email
+
     if any(c in address for c in "\r\n\x00<>"):
-        raise CliError(f"invalid address {address!r}: control or bracket characters")
+        raise CliError(f"invalid address {quoted(address)}: control or bracket characters")
     try:
         info = validate_email(address, check_deliverability=False, allow_smtputf8=True, test_environment=True)
     except EmailNotValidError as exc:
-        raise CliError(f"invalid address {address!r}: {exc}") from None
+        raise CliError(f"invalid address {quoted(address)}: {exc}") from None
     return info.normalized.lower()

@@ -3,7 +3,7 @@
 Reads: relay.domain, smtp.max_recipients. Replies: all from replies.py; any unexpected
 exception becomes 451 4.3.0 (aiosmtpd's default is a permanent 500 that leaks internals).
 Audit reasons: rcpt.foreign_domain, rcpt.unknown_alias, rcpt.revoked_alias,
-rcpt.sender_not_party, data.bare_line_ending, data.header_too_big, data.too_many_header_fields,
+rcpt.own_alias, rcpt.sender_not_party, data.bare_line_ending, data.header_too_big, data.too_many_header_fields,
 data.line_too_long, data.mime_too_deep, data.too_many_mime_parts, plus whatever the stages record.
 """
 
@@ -122,10 +122,17 @@ class RelayHandler:
             await self._audit_rcpt("rcpt.revoked_alias", peer, envelope.mail_from, address, target)
             return str(replies.NO_SUCH_ALIAS)
         auth_party = getattr(session, "relay_party_id", None)
+        if sender_party is not None and sender_party == target.party_id and auth_party in (None, sender_party):
+            # A party writing to the alias that stands for them. Only a session authenticated as that
+            # party is told so in as many words: to an unauthenticated MAIL FROM, a reply of its own
+            # would confirm which real address is behind an alias. Everyone else gets the reply of
+            # any other sender, which says what to do in both cases.
+            await self._audit_rcpt("rcpt.own_alias", peer, envelope.mail_from, address, target)
+            return str(replies.OWN_ALIAS if auth_party == sender_party else replies.NOT_OTHER_PARTY)
         if sender_party is None or sender_party != other or (auth_party is not None and auth_party != sender_party):
             # Deny early: the envelope sender is not the other party of this thread.
             await self._audit_rcpt("rcpt.sender_not_party", peer, envelope.mail_from, address, target)
-            return str(replies.NOT_AUTHORIZED)
+            return str(replies.NOT_OTHER_PARTY)
         targets.append(target)
         envelope.relay_targets = targets  # type: ignore[attr-defined]
         envelope.rcpt_tos.append(address)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+from relay.config import ListenError
 from relay.pipeline.context import Context
 from relay.smtp.identity import PartyAuthenticator
 from relay.smtp.limits import Limits
@@ -33,14 +34,25 @@ def party_authenticator(ctx: Context) -> PartyAuthenticator:
 
 
 async def start_all(ctx: Context, handler: object, limits: Limits, tls: TlsContexts | None) -> list[asyncio.Server | SharedListener]:
+    """Every listener, or none: an address that cannot be bound closes those already bound and
+    raises ListenError naming its key (the daemon then exits 1 with that one line)."""
     settings = ctx.settings
     servers: list[asyncio.Server | SharedListener] = []
-    for item in settings.smtp.listen:
-        factory = make_factory(settings, handler, limits, tls=tls, require_tls=item in settings.tls.require_tls,
-                               proxy=item in settings.trust.proxy_protocol)
-        servers += await start_listeners(settings, factory, limits, [item])
-    if settings.smtp.submission_listen:
-        factory = make_factory(settings, handler, limits, tls=tls, submission=True,
-                               party_authenticator=party_authenticator(ctx))
-        servers += await start_listeners(settings, factory, limits, settings.smtp.submission_listen)
+    key = "smtp.listen"
+    item = ""
+    try:
+        for item in settings.smtp.listen:
+            factory = make_factory(settings, handler, limits, tls=tls, require_tls=item in settings.tls.require_tls,
+                                   proxy=item in settings.trust.proxy_protocol)
+            servers += await start_listeners(settings, factory, limits, [item])
+        key = "smtp.submission_listen"
+        if settings.smtp.submission_listen:
+            factory = make_factory(settings, handler, limits, tls=tls, submission=True,
+                                   party_authenticator=party_authenticator(ctx))
+            for item in settings.smtp.submission_listen:
+                servers += await start_listeners(settings, factory, limits, [item])
+    except OSError as exc:
+        for server in servers:
+            server.close()
+        raise ListenError(key, item, exc) from None
     return servers

@@ -36,6 +36,10 @@ RELAY_DENIED = Reply(554, "5.7.1", "Relaying denied: this server only accepts ma
 BAD_RECIPIENT_SYNTAX = Reply(553, "5.1.3", "Recipient address is not valid")
 BAD_SENDER_SYNTAX = Reply(553, "5.1.7", "Sender address is not valid")
 NOT_AUTHORIZED = Reply(550, "5.7.1", "Sender is not a participant of this conversation")
+NOT_OTHER_PARTY = Reply(550, "5.7.1", "Sender is not the other party of this conversation: each alias stands for"
+                        " one party, so write to the alias the other party's messages come from")
+OWN_ALIAS = Reply(550, "5.7.1", "This address stands for you in this conversation; to write to the other"
+                  " party, reply to their message or write to the address their messages come from")
 SPOOFED = Reply(550, "5.7.1", "Sender could not be authenticated for this address")
 FROM_DISPLAY_ADDRESS = Reply(550, "5.7.1", "From display name contains a different address")
 FROM_GROUP = Reply(550, "5.7.1", "Group syntax is not allowed in From")

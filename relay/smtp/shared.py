@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from relay.config import Settings, split_hostport
+from relay.config import ListenError, Settings, split_hostport
 from relay.smtp.counters import SharedCounters
 
 log = structlog.get_logger("relay.smtp")
@@ -159,14 +159,18 @@ SHARED: Shared | None = None
 def bind_all(settings: Settings) -> Shared:
     """Bind every address of smtp.listen and smtp.submission_listen (in the supervisor, before the fork)."""
     shared = Shared(settings.smtp.workers)
+    item = ""
     try:
         for item in dict.fromkeys(settings.smtp.listen + settings.smtp.submission_listen):
             shared.sockets[item] = _bind(item)
         if settings.http.enabled:  # every worker answers /metrics and /healthz (relay/http.py)
-            shared.http_socket = _bind(settings.http.listen)
-    except OSError:
+            item = settings.http.listen
+            shared.http_socket = _bind(item)
+    except OSError as exc:
         shared.close()
-        raise
+        key = ("smtp.listen" if item in settings.smtp.listen else
+               "smtp.submission_listen" if item in settings.smtp.submission_listen else "http.listen")
+        raise ListenError(key, item, exc) from None
     return shared
 
 

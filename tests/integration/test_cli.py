@@ -82,3 +82,37 @@ def test_dkim_keygen_prints_record(cfg: Path) -> None:
     assert relay(cfg, "dkim", "keygen").returncode == 1  # refuses to overwrite
     rot = ok_json(cfg, "dkim", "keygen", "--selector", "r2026")
     assert rot["key_file"].endswith("r2026.pem")
+
+
+def test_dkim_show_prints_the_record_of_the_key_in_use(cfg: Path) -> None:
+    import base64
+
+    import dkim as dkimpy
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    made = ok_json(cfg, "dkim", "keygen")
+    refused = relay(cfg, "dkim", "keygen")
+    assert refused.returncode == 1 and "relay dkim show" in refused.stderr
+    shown = ok_json(cfg, "dkim", "show")
+    (rec,) = shown["records"]
+    assert rec["name"] == "relay._domainkey.relay.example" and rec["txt"] == made["txt"]
+    text = relay(cfg, "dkim", "show")
+    assert text.returncode == 0 and text.stdout.strip() == rec["record"]
+    # zone-file syntax: owner, IN TXT, then quoted character-strings of at most 255 octets
+    owner, cls, rtype, rest = text.stdout.strip().split(" ", 3)
+    assert (owner, cls, rtype) == ("relay._domainkey.relay.example.", "IN", "TXT")
+    strings = [s.strip('"') for s in rest.split('" "')]
+    assert len(strings) > 1 and all(len(s.strip('"')) <= 255 for s in strings)
+    value = "".join(s.strip('"') for s in strings)
+    # independently: the p= of the record is the public half of the private key on disk
+    tags = dict(t.strip().split("=", 1) for t in value.split(";"))
+    public = serialization.load_der_public_key(base64.b64decode(tags["p"]))
+    private = serialization.load_pem_private_key(Path(made["key_file"]).read_bytes(), password=None)
+    signature = private.sign(b"probe", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg,union-attr]
+    public.verify(signature, b"probe", padding.PKCS1v15(), hashes.SHA256())  # type: ignore[call-arg,union-attr]
+    # and dkimpy verifies a message signed with the key against the shown record
+    msg = b"From: a@relay.example\r\nTo: b@example.com\r\nSubject: x\r\n\r\nhello\r\n"
+    sig = dkimpy.sign(msg, b"relay", b"relay.example", Path(made["key_file"]).read_bytes(),
+                      include_headers=[b"from", b"to", b"subject"])
+    assert dkimpy.verify(sig + msg, dnsfunc=lambda name, timeout=5: value.encode())

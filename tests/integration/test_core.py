@@ -65,10 +65,14 @@ async def test_refusals_are_coded_and_audited(start_relay) -> None:
     # a stranger in the envelope, the right address in From
     code, _ = await send_expect(port, "mallory@evil.example", [world.buyer_alias], ok)
     assert code == 550
-    # the buyer writing to their own alias is not "the other party"
-    code, _ = await send_expect(port, world.buyer_email, [world.buyer_alias],
-                                message(world.buyer_email, world.buyer_alias))
-    assert code == 550
+    # the buyer writing to their own alias is not "the other party", and the reply says what to do;
+    # the same reply as a stranger's, or anyone could test which real address is behind an alias
+    code, own = await send_expect(port, world.buyer_email, [world.buyer_alias],
+                                  message(world.buyer_email, world.buyer_alias))
+    assert code == 550 and "5.7.1" in own and "each alias stands for one party" in own
+    code, stranger = await send_expect(port, "mallory@evil.example", [world.buyer_alias],
+                                       message("mallory@evil.example", world.buyer_alias))
+    assert (code, stranger) == (550, own)
     # revoked alias
     conn = world.conn()
     try:

@@ -193,6 +193,17 @@ async def test_submission_auth_per_party(start_relay: Any, tmp_path: Path, certs
         with pytest.raises(smtplib.SMTPSenderRefused) as noauth:  # encrypted but not logged in
             await asyncio.to_thread(tls_send, submission, ctx, world)
         assert noauth.value.smtp_code == 530
+        # authenticated as the seller and writing to the seller's own alias: told so in as many words
+        def to_own_alias() -> None:
+            with smtplib.SMTP("127.0.0.1", submission, timeout=20) as c:
+                c.starttls(context=ctx)
+                c.login("shop@seller.example", PASSWORD)
+                c.sendmail(world.seller_email, [world.seller_alias], message(world.seller_email, world.seller_alias))
+
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as own:
+            await asyncio.to_thread(to_own_alias)
+        code, text = own.value.recipients[world.seller_alias]
+        assert code == 550 and b"stands for you" in text
         # the buyer's password does not let anyone send as the seller
         conn = world.conn()
         write(conn, lambda c: credentials.set_password(c, world.buyer_id, passwords.hash_password(PASSWORD)))

@@ -54,7 +54,7 @@ def test_durations(value: object, seconds: float) -> None:
 
 
 def test_production_example_enforces_authentication() -> None:
-    s = config.load(Path(__file__).resolve().parents[2] / "config" / "production.example.toml")
+    s = config.load(Path(__file__).resolve().parents[2] / "config" / "relay.production.toml")
     assert s.trust.authenticate == "enforce" and s.delivery.tls == "required"
     assert s.smtp.submission_listen and s.tls.cert_file is not None
     assert config.load(Path(__file__).resolve().parents[2] / "config" / "relay.toml").trust.authenticate == "off"
