@@ -17,6 +17,8 @@ import gc
 import os
 import platform
 import signal
+import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +28,7 @@ import structlog
 
 from relay.app import Relay, load_signer, migrate_store
 from relay.config import Settings
+from relay.delivery import lease
 from relay.smtp import shared
 from relay.smtp.spool import Spool
 from relay.store import queue as queue_repo
@@ -37,10 +40,17 @@ log = structlog.get_logger("relay.supervisor")
 RESTART_DELAY = 1.0
 
 
-def _recover(settings: Settings, owner: str | None) -> int:
+def _recover(settings: Settings, pid: int | None) -> int:
+    """The rows of dead worker `pid` (its nonce unknown: every owner of that pid here), or with None
+    before any worker runs, those of gone processes of this host and leases that ran out."""
+    def unit(c: sqlite3.Connection) -> int:
+        if pid is None:
+            return queue_repo.reclaim(c, time.time(), socket.gethostname(), lease.process_alive)
+        return queue_repo.recover(c, time.time(), lease.process_prefix(pid), prefix=True)
+
     conn = connect_sync(settings.db_path)
     try:
-        ((ok, value),) = run_in_transaction(conn, [lambda c: queue_repo.recover(c, time.time(), owner)])
+        ((ok, value),) = run_in_transaction(conn, [unit])
         return int(value) if ok else 0
     finally:
         conn.close()
@@ -176,7 +186,7 @@ class Supervisor:
             if self.stopping:
                 log.info("worker stopped", pid=pid, status=status)
                 continue
-            returned = _recover(s, str(pid))
+            returned = _recover(s, pid)
             log.error("worker died; replacing it", pid=pid, status=status, rows_returned=returned)
             time.sleep(RESTART_DELAY)
             if not self.stopping:
