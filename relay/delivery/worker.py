@@ -10,7 +10,9 @@ renewed every third of delivery.lease_seconds while the attempt runs; the same t
 back any process's leases that ran out. stop() returns only this process's unfinished rows.
 4xx/timeouts back off exponentially until the row's lifetime ends; a 5xx or an expired lifetime
 bounces it, and a notice goes to the sender's registered address.
-Audit: delivery.delivered|deferred|bounced|recovered.
+A smarthost gone after our final dot and before its reply leaves the outcome unknown: deferred
+with backoff like any 4xx, and recorded as such (delivery.ambiguous, relay_delivery_ambiguous_total).
+Audit: delivery.delivered|deferred|ambiguous|bounced|recovered.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class DeliveryWorker:
         self.delivered = 0
         self.deferred = 0
         self.bounced = 0
+        self.ambiguous = 0
 
     def notify(self, items: list[tuple[int, bytes]] | None = None) -> None:
         """New rows are due; `items` hands over their (queue id, content) so no store read is needed."""
@@ -260,9 +263,15 @@ class DeliveryWorker:
         if next_at >= item.expires_at:
             await self._record_bounce(item, "delivery.expired", exc.text)
             return
-        await self.db.write(lambda conn: queue_repo.defer(conn, item, now, next_at, exc.text))
+        await self.db.write(lambda conn: queue_repo.defer(conn, item, now, next_at, exc.text, ambiguous=exc.ambiguous))
         self.deferred += 1
         self._outcome("deferred", item)
+        if exc.ambiguous:
+            self.ambiguous += 1
+            if self.metrics is not None:
+                self.metrics.ambiguous.inc()
+            log.warning("delivery outcome unknown; retrying later", queue=item.id, message=item.message_id,
+                        attempt=item.attempts, next_attempt_at=next_at)
         log.info("deferred", queue=item.id, message=item.message_id, attempt=item.attempts, error=exc.text[:200])
 
     async def _record_bounce(self, item: queue_repo.QueueItem, reason: str, error: str) -> None:

@@ -115,11 +115,17 @@ def mark_delivered(conn: sqlite3.Connection, item: QueueItem, now: float, respon
     return True
 
 
-def defer(conn: sqlite3.Connection, item: QueueItem, now: float, next_at: float, error: str) -> bool:
+def defer(conn: sqlite3.Connection, item: QueueItem, now: float, next_at: float, error: str, *,
+          ambiguous: bool = False) -> bool:
+    """Back to the queue until `next_at`. `ambiguous`: the smarthost may have taken it (it went away
+    after our final dot, before its reply); the message row and the audit say so."""
     if not _still_sending(conn, item, "UPDATE queue SET state = 'queued', next_attempt_at = ?, last_error = ?"
                           " WHERE id = ?", (next_at, error[:500], item.id)):
         return False
-    audit.append(conn, "delivery.deferred", reason="delivery.tempfail", thread_id=item.thread_id,
+    if ambiguous and item.kind == "message":
+        messages_repo.set_state(conn, item.message_id, "queued", "delivery.outcome_unknown")
+    audit.append(conn, "delivery.ambiguous" if ambiguous else "delivery.deferred",
+                 reason="delivery.outcome_unknown" if ambiguous else "delivery.tempfail", thread_id=item.thread_id,
                  message_id=item.message_id,
                  detail={"queue": item.id, "attempt": item.attempts, "error": error[:200], "next_attempt_at": next_at},
                  ts=now)
