@@ -11,7 +11,7 @@ import functools
 import time
 
 from relay.cli.common import add_json, emit, group, settings, store, write
-from relay.store import retention
+from relay.store import blobfiles, retention
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +27,11 @@ def retention_run(args: argparse.Namespace) -> int:
     cutoff = now - window
     blobs = size = 0
     with store(args) as conn:
-        while True:
-            n, b = write(conn, functools.partial(retention.clear_expired, cutoff=cutoff, now=now))
+        where = blobfiles.directory(conn)
+        while True:  # small batches: found by a read, cleared in a short transaction, files wiped after it
+            batch = retention.expired(conn, cutoff)
+            n, b = write(conn, functools.partial(retention.clear_expired, cutoff=cutoff, now=now, candidates=batch))
+            blobfiles.wipe_cleared(where)
             blobs, size = blobs + n, size + b
             if n == 0:
                 break
