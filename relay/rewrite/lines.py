@@ -13,7 +13,6 @@ are cut. Only what is too long changes. Config read: none (pure). Errors raised:
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from typing import Final
 
@@ -32,15 +31,18 @@ from relay.rewrite.mime import (
     split_multipart,
     unfold,
 )
+from relay.smtp.shape import _longest_line_over
 
 LIMIT: Final = 998
-#: a line longer than LIMIT (the C regex engine finds it without splitting the message)
-_LONG: Final = re.compile(rb"[^\r\n]{%d}" % (LIMIT + 1))
 _PARAMETERIZED: Final = frozenset({"content-type", "content-disposition"})
 
 
 def too_long(data: bytes, start: int = 0, end: int | None = None) -> bool:
-    return _LONG.search(data, start, len(data) if end is None else end) is not None
+    """Whether a line of data[start:end] is longer than LIMIT. The DATA check's block scan (one
+    find per 500 bytes, ~2 ms per MB): a regex over every offset took 0.5 s per MB of base64."""
+    if start or (end is not None and end != len(data)):
+        data = data[start:end]  # only on the rare path, where the whole message had a long line
+    return _longest_line_over(data, LIMIT)
 
 
 def fit_lines(message: bytes) -> bytes:
