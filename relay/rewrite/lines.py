@@ -135,6 +135,7 @@ def _body(buf: bytes, fields: list[Field], start: int, end: int, depth: int) -> 
             for ps, pe in mp.parts:
                 edits += _part(buf, ps, pe, depth + 1)
             return edits, None
+        return _cut(buf, start, end), None  # no boundary found: junk no reader shows as a part
     if ctype in NESTED_MESSAGE and cte in IDENTITY:
         return _part(buf, start, end, depth + 1), None
     data = buf[start:end]

@@ -167,3 +167,18 @@ def test_a_long_non_text_line_becomes_base64_and_a_long_filename_continuations()
     assert part["Content-Transfer-Encoding"] == "base64"
     assert part.get_content() == payload
     assert part.get_filename() == name
+
+
+def test_a_forwarded_message_and_a_multipart_without_its_boundary() -> None:
+    inner = (b"Subject: inner\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + "é".encode() * 800 + b"\r\n")
+    raw = (b"Subject: s\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+           b"Content-Type: message/rfc822\r\n\r\n" + inner + b"--x\r\n"
+           b"Content-Type: multipart/alternative; boundary=never\r\n\r\n" + b"z" * 1500 + b"\r\n--x--\r\n")
+    out = fit_lines(raw)
+    assert longest_line(out) <= LIMIT
+    msg = email.message_from_bytes(out, policy=email.policy.default)
+    forwarded, junk = msg.iter_parts()  # type: ignore[attr-defined]
+    assert forwarded["Content-Transfer-Encoding"] is None  # a message/rfc822 stays 7bit/8bit
+    (body,) = forwarded.get_payload()
+    assert body.get_content().strip() == "é" * 800
+    assert junk.get_content_type() == "multipart/alternative"
