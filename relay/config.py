@@ -220,6 +220,9 @@ class DeliverySection(_Section):
     retry_base: Duration = 60.0
     retry_max: Duration = 3600.0
     lifetime: Duration = 5 * 86400.0
+    #: A claimed row is leased this long, renewed every third of it while its delivery runs; a
+    #: lease that runs out (a frozen or killed process) is taken back by any process's sweeper.
+    lease_seconds: Duration = Field(default=300.0, ge=1.0)
 
     @field_validator("smarthost")
     @classmethod

@@ -161,8 +161,10 @@ class HttpServer:
             stats = await self.relay.db.read_in_thread(queue_repo.stats)
             if stats.oldest_due_at is not None:
                 stalled_for = max(0.0, now - stats.oldest_due_at)
+            # leases run out only where a process froze or died; any process's sweeper takes them back
+            expired = await self.relay.db.read_in_thread(lambda conn: queue_repo.expired_leases(conn, now))
             checks["queue"] = {"ok": alive and stalled_for < settings.http.stall_after, "worker_running": alive,
-                               "overdue_seconds": round(stalled_for, 3), **stats.depth}
+                               "overdue_seconds": round(stalled_for, 3), "expired_leases": expired, **stats.depth}
         except Exception as exc:
             checks["queue"] = {"ok": False, "error": str(exc)[:200]}
         return checks

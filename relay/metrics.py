@@ -3,7 +3,8 @@
 Reads nothing from config; relay/http.py serves it on http.listen (/metrics).
 Names: relay_messages_total{direction,reason}, relay_deliveries_total{outcome,kind},
 relay_queue_depth{state}, relay_queue_oldest_age_seconds, relay_delivery_latency_seconds,
-relay_delivery_record_seconds (the duplicate window), relay_smtp_sessions_total{result},
+relay_delivery_record_seconds (the duplicate window), relay_delivery_ambiguous_total,
+relay_smtp_sessions_total{result},
 relay_smtp_sessions_active, relay_stage_seconds{stage}, relay_config_reloads_total{result}.
 
 With smtp.workers > 1 every worker writes its values to its own memory-mapped files under
@@ -72,6 +73,8 @@ class Metrics:
         self.record_seconds = Histogram("relay_delivery_record_seconds",
                                         "Smarthost's 250 to our durable record of it: the only window in which a "
                                         "crash can deliver a message twice", buckets=STAGE_BUCKETS, registry=r)
+        self.ambiguous = Counter("relay_delivery_ambiguous", "Attempts whose outcome is unknown: the smarthost "
+                                 "went away after our final dot, before its reply (retried later)", registry=r)
         self.stage_seconds = Histogram("relay_stage_seconds", "Time one pipeline stage took on one message",
                                        ["stage"], buckets=STAGE_BUCKETS, registry=r)
         self.smtp_sessions = Counter("relay_smtp_sessions", "SMTP connections by result (accepted, refused)",

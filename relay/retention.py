@@ -1,7 +1,8 @@
 """The daemon's daily retention pass: message contents older than audit.retention are cleared.
 
 Reads: audit.retention. Runs once shortly after start and then every `interval` (a day), in
-batches (one short write transaction each) so that mail keeps flowing meanwhile.
+batches (found by a read, cleared in one short write transaction each, their files zeroed after
+the commit) so that mail keeps flowing meanwhile.
 Audit: retention.cleared (see relay/store/retention.py).
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 import structlog
 
+from relay.store import blobfiles
 from relay.store import retention as retention_repo
 from relay.store.db import Database
 
@@ -24,14 +26,25 @@ DAY = 86400.0
 
 
 async def run_once(db: Database, retention: float, clock: Callable[[], float] = time.time) -> tuple[int, int]:
-    """Clear every expired content now; return (blobs, bytes)."""
+    """Clear every expired content now; return (blobs, bytes).
+
+    Each batch: found by a read (no lock), cleared in one short write transaction (checked again
+    there), its files zeroed and removed after the commit, off the event loop and outside the
+    writer lock; so a message arriving meanwhile waits for one small batch at most."""
     now = clock()
     cutoff = now - retention
+    where = blobfiles.directory_of(db.path)
     total = size = 0
+    await asyncio.to_thread(blobfiles.wipe_cleared, where)  # what a crash left set aside
     while True:
-        n, b = await db.write(functools.partial(retention_repo.clear_expired, cutoff=cutoff, now=now))
+        batch = await db.read_in_thread(functools.partial(retention_repo.expired, cutoff=cutoff))
+        if not batch:
+            return total, size
+        n, b = await db.write(functools.partial(retention_repo.clear_expired, cutoff=cutoff, now=now,
+                                                candidates=batch))
+        await asyncio.to_thread(blobfiles.wipe_cleared, where)
         total, size = total + n, size + b
-        if n == 0:
+        if n == 0:  # none of the batch was still due (taken up again meanwhile): the next pass sees
             return total, size
 
 

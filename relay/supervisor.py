@@ -19,6 +19,8 @@ import gc
 import os
 import platform
 import signal
+import socket
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ import structlog
 
 from relay.app import Relay, load_signer, migrate_store
 from relay.config import ListenError, Settings
+from relay.delivery import lease
 from relay.metrics import Metrics, reset_worker_files, use_worker_files, worker_gone
 from relay.rules import tokens
 from relay.smtp import shared
@@ -44,10 +47,17 @@ RESTART_DELAY = 1.0
 EX_CANNOT_LISTEN = 75
 
 
-def _recover(settings: Settings, owner: str | None) -> int:
+def _recover(settings: Settings, pid: int | None) -> int:
+    """The rows of dead worker `pid` (its nonce unknown: every owner of that pid here), or with None
+    before any worker runs, those of gone processes of this host and leases that ran out."""
+    def unit(c: sqlite3.Connection) -> int:
+        if pid is None:
+            return queue_repo.reclaim(c, time.time(), socket.gethostname(), lease.process_alive)
+        return queue_repo.recover(c, time.time(), lease.process_prefix(pid), prefix=True)
+
     conn = connect_sync(settings.db_path)
     try:
-        ((ok, value),) = run_in_transaction(conn, [lambda c: queue_repo.recover(c, time.time(), owner)])
+        ((ok, value),) = run_in_transaction(conn, [unit])
         return int(value) if ok else 0
     finally:
         conn.close()
@@ -198,7 +208,7 @@ class Supervisor:
                 self.failed = True  # it said which address on stderr
                 self._forward(signal.SIGTERM, None)
                 continue
-            returned = _recover(s, str(pid))
+            returned = _recover(s, pid)
             log.error("worker died; replacing it", pid=pid, status=status, rows_returned=returned)
             time.sleep(RESTART_DELAY)
             if not self.stopping:

@@ -36,7 +36,7 @@ def file_traces(db_path: Path, needles: list[str]) -> list[str]:
 
 
 def party_erase(args: argparse.Namespace) -> int:
-    from relay.store import erasure, parties
+    from relay.store import blobfiles, erasure, parties
 
     db_path = settings(args).db_path
     with store(args) as conn:
@@ -45,7 +45,11 @@ def party_erase(args: argparse.Namespace) -> int:
         if party.status == "erased":  # again: only compact (the addresses are no longer known)
             summary: dict[str, Any] = {"party": party.id, "already_erased": True, "chained_traces": []}
         else:
-            summary = write(conn, lambda c: erasure.erase(c, party.id, now))
+            # contents quoting the party are read first, outside the write lock; the erasure itself
+            # is one short transaction; the files it cleared are zeroed after it
+            scanned = read(lambda: erasure.quoting_contents(conn, party.id))
+            summary = write(conn, lambda c: erasure.erase(c, party.id, now, scanned))
+            blobfiles.wipe_cleared(blobfiles.directory(conn))
         # Old versions of the rewritten pages live on in the WAL and in free pages: fold the WAL
         # back, rebuild the file without free pages (in memory, no temp file), empty the WAL again.
         conn.execute("PRAGMA temp_store = MEMORY")

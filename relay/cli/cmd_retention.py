@@ -21,15 +21,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def retention_run(args: argparse.Namespace) -> int:
-    from relay.store import retention
+    from relay.store import blobfiles, retention
 
     window = settings(args).audit.retention
     now = time.time()
     cutoff = now - window
     blobs = size = 0
     with store(args) as conn:
-        while True:
-            n, b = write(conn, functools.partial(retention.clear_expired, cutoff=cutoff, now=now))
+        where = blobfiles.directory(conn)
+        while True:  # small batches: found by a read, cleared in a short transaction, files wiped after it
+            batch = retention.expired(conn, cutoff)
+            n, b = write(conn, functools.partial(retention.clear_expired, cutoff=cutoff, now=now, candidates=batch))
+            blobfiles.wipe_cleared(where)
             blobs, size = blobs + n, size + b
             if n == 0:
                 break

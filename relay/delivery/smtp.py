@@ -4,6 +4,9 @@ Reads: delivery.smarthost, delivery.tls ("required": STARTTLS with certificate c
 "opportunistic": STARTTLS when offered, no checks; "off"), delivery.connect_timeout,
 delivery.command_timeout, delivery.concurrency (pool size).
 4xx answers, refused connections and timeouts are temporary; 5xx answers are permanent.
+A dropped connection is tried again at once on a fresh one only when the smarthost had not yet
+accepted MAIL (a pooled connection gone stale); dropped after our final dot and before the reply,
+the outcome is unknown: an ambiguous DeliveryError, retried later with backoff, as Postfix does.
 
 The mail transaction is driven here (MAIL, RCPT, then our own DATA writer on aiosmtplib's
 protocol; MAIL, RCPT and DATA in one write when the smarthost offers PIPELINING, RFC 2920,
@@ -98,14 +101,18 @@ class SmtpTransport:
     async def send(self, envelope_from: str, recipient: str, data: bytes) -> str:
         for _ in range(2):
             client, reused = await self._acquire()
+            progress = _Progress()
             try:
-                response = await self._transaction(client, envelope_from, recipient, data)
+                response = await self._transaction(client, envelope_from, recipient, data, progress)
             except aiosmtplib.SMTPRecipientRefused as exc:
                 await self._reset_or_close(client)
                 raise DeliveryError(f"recipient refused: {exc.code}", permanent=exc.code >= 500, code=exc.code) from exc
             except aiosmtplib.SMTPServerDisconnected as exc:
                 await _quietly_close(client)
-                if reused:
+                if progress.dot_sent:
+                    raise DeliveryError(f"smarthost disconnected after the message, before its reply: {exc}",
+                                        permanent=False, ambiguous=True) from exc
+                if reused and not progress.mail_accepted:
                     continue  # the pooled connection had gone stale: try once on a fresh one
                 raise DeliveryError(f"smarthost disconnected: {exc}", permanent=False) from exc
             except aiosmtplib.SMTPResponseException as exc:
@@ -114,13 +121,16 @@ class SmtpTransport:
                                     permanent=exc.code >= 500, code=exc.code) from exc
             except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
                 await _quietly_close(client)
-                raise DeliveryError(f"delivery failed: {type(exc).__name__}: {exc}", permanent=False) from exc
+                raise DeliveryError(f"delivery failed: {type(exc).__name__}: {exc}", permanent=False,
+                                    ambiguous=progress.dot_sent) from exc
             self._release(client)
             return response
         raise DeliveryError("smarthost keeps dropping connections", permanent=False)
 
-    async def _transaction(self, client: aiosmtplib.SMTP, envelope_from: str, recipient: str, data: bytes) -> str:
-        """MAIL, RCPT, DATA for one recipient; the DATA answer's text. Raises what aiosmtplib raises."""
+    async def _transaction(self, client: aiosmtplib.SMTP, envelope_from: str, recipient: str, data: bytes,
+                           progress: _Progress) -> str:
+        """MAIL, RCPT, DATA for one recipient; the DATA answer's text. Raises what aiosmtplib raises;
+        `progress` says how far it got."""
         payload, size = wire_data(data)
         if client.is_ehlo_or_helo_needed:
             try:
@@ -130,8 +140,9 @@ class SmtpTransport:
                     raise
                 await client.helo()
         if client.supports_extension("pipelining") and _plain(envelope_from) and _plain(recipient):
-            return await self._pipelined(client, envelope_from, recipient, payload, size)
+            return await self._pipelined(client, envelope_from, recipient, payload, size, progress)
         await client.mail(envelope_from, options=[f"SIZE={size}"] if client.supports_extension("size") else [])
+        progress.mail_accepted = True
         await client.rcpt(recipient)
         start = await client.execute_command(b"DATA")
         if start.code != 354:
@@ -142,6 +153,7 @@ class SmtpTransport:
         try:
             protocol.write(payload)  # the transport sends what it can now and buffers the rest
             protocol.write(b".\r\n")
+            progress.dot_sent = True
             response = await protocol.read_response(timeout=self.command_timeout)
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             client.close()  # the dialogue is out of step: never reuse this connection
@@ -151,7 +163,7 @@ class SmtpTransport:
         return response.message
 
     async def _pipelined(self, client: aiosmtplib.SMTP, envelope_from: str, recipient: str, payload: bytes,
-                         size: int) -> str:
+                         size: int, progress: _Progress) -> str:
         """MAIL, RCPT and DATA in one write, their three replies, then the message (RFC 2920): one
         round trip fewer than one command at a time. The connection is lent to a _Replies reader
         for this and given back to aiosmtplib's protocol after; anything out of step closes it."""
@@ -165,7 +177,9 @@ class SmtpTransport:
         transport.set_protocol(reader)
         try:
             transport.write(commands.encode("ascii"))
-            mail, rcpt, start = await reader.reply(), await reader.reply(), await reader.reply()
+            mail = await reader.reply()
+            progress.mail_accepted = mail.code == 250
+            rcpt, start = await reader.reply(), await reader.reply()
             refused: aiosmtplib.SMTPResponseException | None = None
             if mail.code != 250:
                 refused = aiosmtplib.SMTPSenderRefused(mail.code, mail.message, envelope_from)
@@ -178,6 +192,7 @@ class SmtpTransport:
                     client.close()
                 raise refused
             await reader.send(transport, payload)
+            progress.dot_sent = True
             response = await reader.reply()
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
             client.close()  # the dialogue is out of step: never reuse this connection
@@ -202,6 +217,16 @@ class SmtpTransport:
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(_quietly_close(client) for client, _ in idle))
+
+
+class _Progress:
+    """How far one mail transaction got: what a dropped connection means depends on it."""
+
+    __slots__ = ("dot_sent", "mail_accepted")
+
+    def __init__(self) -> None:
+        self.mail_accepted = False
+        self.dot_sent = False  # the whole message and its final "." are written
 
 
 def _plain(address: str) -> bool:

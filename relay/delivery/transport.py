@@ -6,13 +6,17 @@ from typing import Protocol
 
 
 class DeliveryError(Exception):
-    """A failed attempt. `permanent` decides between retry and bounce; `text` is for the audit only."""
+    """A failed attempt. `permanent` decides between retry and bounce; `text` is for the audit only.
 
-    def __init__(self, text: str, *, permanent: bool, code: int | None = None) -> None:
+    `ambiguous`: the whole message was sent and the answer never came, so it may have been taken
+    (RFC 5321 section 4.1.1.4 leaves that window open): retried later, with backoff, never at once."""
+
+    def __init__(self, text: str, *, permanent: bool, code: int | None = None, ambiguous: bool = False) -> None:
         super().__init__(text)
         self.text = text
         self.permanent = permanent
         self.code = code
+        self.ambiguous = ambiguous
 
 
 class Transport(Protocol):

@@ -1,13 +1,18 @@
 """Delivery worker: due queue rows → transport → result; backoff; bounce notices.
 
 Reads: delivery.concurrency, delivery.retry_base, delivery.retry_max, delivery.lifetime,
-relay.domain, relay.notice_from, smtp.spool_threshold and smtp.spool_concurrency (a content
-that big is never kept in memory between DATA and delivery, and only that many are delivered at
-once: the others wait, unread, in the store). Each attempt is recorded ('sending', attempts+1) before
-the transport is called and its result right after, so a crash leaves at most the
-in-flight rows to be retried (recover() on start). 4xx/timeouts back off exponentially
-until the row's lifetime ends; a 5xx or an expired lifetime bounces it, and a notice goes
-to the sender's registered address. Audit: delivery.delivered|deferred|bounced|recovered.
+delivery.lease_seconds, relay.domain, relay.notice_from, smtp.spool_threshold and
+smtp.spool_concurrency (a content that big is never kept in memory between DATA and delivery, and
+only that many are delivered at once: the others wait, unread, in the store). Each attempt is
+leased ('sending', attempts+1, lease_until, a new fencing token: relay/delivery/lease.py) before
+the transport is called and its result written right after, only under that token. The lease is
+renewed every third of delivery.lease_seconds while the attempt runs; the same tick's sweep takes
+back any process's leases that ran out. stop() returns only this process's unfinished rows.
+4xx/timeouts back off exponentially until the row's lifetime ends; a 5xx or an expired lifetime
+bounces it, and a notice goes to the sender's registered address.
+A smarthost gone after our final dot and before its reply leaves the outcome unknown: deferred
+with backoff like any 4xx, and recorded as such (delivery.ambiguous, relay_delivery_ambiguous_total).
+Audit: delivery.delivered|deferred|ambiguous|bounced|recovered.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable
@@ -24,6 +29,7 @@ from typing import Any
 import structlog
 
 from relay.config import Settings
+from relay.delivery import lease
 from relay.delivery.notices import build_notice
 from relay.delivery.transport import DeliveryError, Transport
 from relay.metrics import Metrics
@@ -64,11 +70,17 @@ class DeliveryWorker:
         #: so that at most smtp.spool_concurrency large messages are in memory, checked or delivered.
         own = asyncio.Semaphore(settings.smtp.worker_spool_concurrency)
         self.large_slots = large_slots or (lambda: own)
-        self.owner = str(os.getpid())  # recorded on claimed rows (see recover(owner=…))
+        self.owner = lease.new_owner()  # recorded on claimed rows (see recover(owner=…))
+        self.lease = settings.delivery.lease_seconds
+        #: what this process holds now: queue id → fencing token (renewed by _leases)
+        self._held: dict[int, int] = {}
+        self._lease_task: asyncio.Task[None] | None = None
+        self.leases_lost = 0
         self._cached_bytes = 0
         self.delivered = 0
         self.deferred = 0
         self.bounced = 0
+        self.ambiguous = 0
 
     def notify(self, items: list[tuple[int, bytes]] | None = None) -> None:
         """New rows are due; `items` hands over their (queue id, content) so no store read is needed."""
@@ -91,14 +103,47 @@ class DeliveryWorker:
         return len(self._inflight)
 
     async def start(self, recover: bool = True) -> None:
-        """Start delivering; `recover` returns rows a crash left 'sending' (only when no sibling runs)."""
+        """Start delivering; `recover` takes back at once the rows a crash left 'sending' (those of a
+        process of this host that is gone, and leases that ran out); the sweeper does so later too."""
         if recover:
-            now = self.clock()
-            recovered = await self.db.write(lambda conn: queue_repo.recover(conn, now))
+            recovered = await self.sweep()
             if recovered:
                 log.warning("queue rows were in flight at the last stop; retrying them", count=recovered)
 
         self._task = asyncio.create_task(self._loop(), name="delivery")
+        self._lease_task = asyncio.create_task(self._leases(), name="delivery-leases")
+
+    async def sweep(self) -> int:
+        """Return to the queue the rows whose lease ran out or whose local owner is gone."""
+        now, host = self.clock(), socket.gethostname()
+        return await self.db.write(lambda conn: queue_repo.reclaim(conn, now, host, lease.process_alive))
+
+    async def renew(self) -> list[int]:
+        """Extend this process's leases; return the queue ids whose lease was lost meanwhile."""
+        held = list(self._held.items())
+        if not held:
+            return []
+        until = self.clock() + self.lease
+        lost = await self.db.write(lambda conn: queue_repo.renew(conn, held, until))
+        for qid in lost:
+            # Its result will not be written (the token no longer matches); another process
+            # has it or will. The attempt itself is not cut: that would make the outcome unknown.
+            self.leases_lost += 1
+            log.warning("a delivery's lease was lost while it ran", queue=qid)
+        return lost
+
+    async def _leases(self) -> None:
+        """Every third of the lease: renew ours, then take back the expired leases of any process."""
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await self.renew()
+                swept = await self.sweep()
+                if swept:
+                    log.warning("leases ran out; their rows went back to the queue", count=swept)
+                    self._wake.set()
+            except (StoreUnavailable, sqlite3.Error) as exc:
+                log.error("could not renew or sweep delivery leases", error=str(exc))
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop taking rows; let deliveries in flight finish (bounded), the rest stay queued."""
@@ -112,10 +157,16 @@ class DeliveryWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-                # Back to the queue now rather than at the next start (the send may have happened).
+                # Back to the queue now rather than at the next start (the send may have happened);
+                # only ours: a sibling process's rows in flight are still being delivered.
                 now = self.clock()
-                returned = await self.db.write(lambda conn: queue_repo.recover(conn, now))
+                returned = await self.db.write(lambda conn: queue_repo.recover(conn, now, self.owner))
                 log.warning("deliveries cut short by the shutdown went back to the queue", count=returned)
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lease_task
+            self._lease_task = None
         await self.transport.close()
 
     async def _loop(self) -> None:
@@ -128,10 +179,11 @@ class DeliveryWorker:
                 now = self.clock()
                 try:
                     claimed = await self.db.write(functools.partial(queue_repo.claim_due, now=now, limit=free,
-                                                                    owner=self.owner))
+                                                                    owner=self.owner, lease=self.lease))
                 except (StoreUnavailable, sqlite3.Error) as exc:
                     log.error("could not read the queue", error=str(exc))
             for item in claimed:
+                self._held[item.id] = item.lease_token
                 task = asyncio.create_task(self._deliver(item))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
@@ -148,7 +200,11 @@ class DeliveryWorker:
     async def _deliver(self, item: queue_repo.QueueItem) -> None:
         # Every log line of this attempt, the transport's included, names the message and thread.
         with structlog.contextvars.bound_contextvars(message=item.message_id, thread=item.thread_id, queue=item.id):
-            await self._attempt(item)
+            try:
+                await self._attempt(item)
+            finally:
+                if self._held.get(item.id) == item.lease_token:
+                    del self._held[item.id]
 
     async def _attempt(self, item: queue_repo.QueueItem) -> None:
         try:
@@ -185,7 +241,8 @@ class DeliveryWorker:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # A bug or a store failure: the row stays 'sending' and recover() retries it on restart.
+            # A bug or a store failure: the row stays 'sending'; its lease, no longer renewed, runs out
+            # and a sweeper returns it to the queue.
             log.exception("delivery crashed", queue=item.id)
         finally:
             self._wake.set()
@@ -206,9 +263,15 @@ class DeliveryWorker:
         if next_at >= item.expires_at:
             await self._record_bounce(item, "delivery.expired", exc.text)
             return
-        await self.db.write(lambda conn: queue_repo.defer(conn, item, now, next_at, exc.text))
+        await self.db.write(lambda conn: queue_repo.defer(conn, item, now, next_at, exc.text, ambiguous=exc.ambiguous))
         self.deferred += 1
         self._outcome("deferred", item)
+        if exc.ambiguous:
+            self.ambiguous += 1
+            if self.metrics is not None:
+                self.metrics.ambiguous.inc()
+            log.warning("delivery outcome unknown; retrying later", queue=item.id, message=item.message_id,
+                        attempt=item.attempts, next_attempt_at=next_at)
         log.info("deferred", queue=item.id, message=item.message_id, attempt=item.attempts, error=exc.text[:200])
 
     async def _record_bounce(self, item: queue_repo.QueueItem, reason: str, error: str) -> None:
@@ -223,6 +286,7 @@ class DeliveryWorker:
 
     async def _notice_for(self, item: queue_repo.QueueItem, reason: str) -> tuple[str, str, bytes] | None:
         return await notice_for_message(self.settings, self.db, self.signer, item.message_id, reason)
+
 
 
 async def notice_for_message(settings: Settings, db: Database, signer: Any, message_id: int,

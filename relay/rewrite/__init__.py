@@ -3,7 +3,8 @@
 Job: ``rewrite(raw, plan)`` gives the message the recipient gets: our From/To/Cc/Message-ID,
 translated In-Reply-To/References, an allowlist of the sender's other headers, and every
 registered real address in headers, bodies and forwarded messages replaced by its alias;
-parts that need no change keep their exact bytes. ``find_leaks`` is the safety net run on
+parts that need no change keep their exact bytes, and no line is longer than a smarthost takes
+(relay/rewrite/lines.py). ``find_leaks`` is the safety net run on
 the result before delivery.
 Config read: none (pure; the pipeline's rewrite stage builds the ``RewritePlan``).
 Errors raised: ``Unparseable`` (nothing sensible can be made of the input, e.g. a binary
@@ -16,6 +17,7 @@ from relay.rewrite.addresses import matcher_for
 from relay.rewrite.body import Walker, apply_edits, content_type
 from relay.rewrite.headers import build_headers
 from relay.rewrite.leaks import find_leaks
+from relay.rewrite.lines import fit_lines
 from relay.rewrite.mime import CRLF, Field, first, normalize_eol, parse_headers
 from relay.rewrite.plan import RewritePlan, RewriteResult, Unparseable
 from relay.scan import known_clean, remember_clean
@@ -39,7 +41,8 @@ def rewrite(raw: bytes, plan: RewritePlan) -> RewriteResult:
     _, params = content_type(fields)
     headers = build_headers(fields, plan, matcher, params.get("charset"), result)
     edits.append((0, body_start, b"".join(headers) + CRLF))
-    message = apply_edits(buf, edits)
+    # last: no line over 998 octets goes out (the signature, made after, covers this)
+    message = fit_lines(apply_edits(buf, edits))
     if not message.endswith(CRLF):
         clean = known_clean(message)  # a clean message may end in an unterminated line, never in CR
         message += CRLF

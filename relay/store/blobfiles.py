@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 from pathlib import Path
 
@@ -142,9 +143,39 @@ def read(where: Path, digest: str) -> bytes | None:
         return None
 
 
+def set_aside(where: Path, digest: str) -> None:
+    """Inside the clearing transaction: move the file out of the contents' sight (one rename, no
+    data written); wipe_cleared() zeroes and removes it once the transaction has committed, so
+    that the writer lock every relay process waits on is never held for a file's worth of zeros.
+    A content arriving again meanwhile is written anew under its name (written_ahead sees no file)."""
+    aside = where / "cleared"
+    aside.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.rename(path_of(where, digest), aside / f"{digest}.{secrets.token_hex(4)}")
+
+
+def wipe_cleared(where: Path | None) -> int:
+    """Zero and remove the files set aside by committed clearings (and any a crash left); how many."""
+    if where is None:
+        return 0
+    aside = where / "cleared"
+    try:
+        names = os.listdir(aside)
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        _wipe(aside / name)
+    if names:
+        _fsync_dir(aside)
+    return len(names)
+
+
 def remove(where: Path, digest: str) -> None:
     """Overwrite with zeros (as SQLite's secure_delete does for pages), then unlink."""
-    path = path_of(where, digest)
+    _wipe(path_of(where, digest))
+
+
+def _wipe(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
         try:

@@ -19,7 +19,9 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,7 +61,8 @@ def connect_sync(path: Path | str) -> sqlite3.Connection:
 
 
 def begin_immediate(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
-    """BEGIN IMMEDIATE, retried every 0.2 ms while another process holds the write lock.
+    """BEGIN IMMEDIATE, retried every 0.2 ms while another process holds the write lock; after
+    `timeout` (store.busy_timeout) an OperationalError that says so.
 
     SQLite's own busy handler sleeps 1, 2, 5, 10 … 100 ms between tries, which makes several
     writer processes (smtp.workers, the CLI) wait far longer than the lock is held.
@@ -73,14 +76,82 @@ def begin_immediate(conn: sqlite3.Connection, timeout: float = 10.0) -> None:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
             if time.monotonic() > deadline:
-                raise
+                raise sqlite3.OperationalError(
+                    f"database is locked: the write lock was not free within store.busy_timeout ({timeout:g} s)"
+                ) from exc
             time.sleep(0.0002)
 
 
-def run_in_transaction(conn: sqlite3.Connection, units: list[Unit]) -> list[tuple[bool, Any]]:
+class _Request:
+    __slots__ = ("abandoned", "done", "granted")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.granted = False
+        self.abandoned = False
+
+
+class WriterLock:
+    """The relay processes' queue for the store's write lock: flock on <db>-writer.lock, waited
+    for at most `timeout` (store.busy_timeout), then StoreUnavailable (a 451 for the client), never
+    a hang. Free: one non-blocking flock. Taken: a helper thread (a daemon: it never holds up the
+    process's exit) blocks in flock, woken by the kernel when the lock is free, no polling, while
+    the writer thread waits for it with the deadline; a wait given up is marked so, and the helper
+    hands the lock straight back when it gets it."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.timeout = timeout
+        self._mutex = threading.Lock()
+        self._requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._helper: threading.Thread | None = None
+
+    def acquire(self) -> float:
+        """Take the lock; return the time left of the timeout (for BEGIN IMMEDIATE)."""
+        deadline = time.monotonic() + self.timeout
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return self.timeout
+        except BlockingIOError:
+            pass
+        if self._helper is None:
+            self._helper = threading.Thread(target=self._serve, name="store-flock", daemon=True)
+            self._helper.start()
+        request = _Request()
+        self._requests.put(request)
+        if not request.done.wait(max(0.0, deadline - time.monotonic())):
+            with self._mutex:
+                if not request.granted:
+                    request.abandoned = True
+                    raise StoreUnavailable(f"the store's write lock was not free within store.busy_timeout"
+                                           f" ({self.timeout:g} s)")
+        return max(0.0, deadline - time.monotonic())
+
+    def _serve(self) -> None:
+        while (request := self._requests.get()) is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            with self._mutex:
+                if request.abandoned:
+                    fcntl.flock(self.fd, fcntl.LOCK_UN)
+                else:
+                    request.granted = True
+            request.done.set()
+        os.close(self.fd)  # last: no flock of the helper's can land on a reused descriptor
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._helper is None:
+            os.close(self.fd)
+        else:
+            self._requests.put(None)  # the helper closes it after any wait it is in
+
+
+def run_in_transaction(conn: sqlite3.Connection, units: list[Unit], timeout: float = 10.0) -> list[tuple[bool, Any]]:
     """Run units in one IMMEDIATE transaction; each in its own savepoint."""
     results: list[tuple[bool, Any]] = []
-    begin_immediate(conn)
+    begin_immediate(conn, timeout)
     try:
         for unit in units:
             conn.execute("SAVEPOINT unit")
@@ -116,7 +187,7 @@ class Database:
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._inline: sqlite3.Connection | None = None
-        self._lock_fd: int | None = None
+        self._lock: WriterLock | None = None
         #: reads that found the file busy on the loop's connection and went to the reader thread
         self.inline_fallbacks = 0
         self._pending: list[tuple[Unit, asyncio.Future[Any]]] = []
@@ -152,7 +223,7 @@ class Database:
         inline.execute("PRAGMA busy_timeout=0")  # never block the loop: busy → the reader thread
         self._inline = inline
         if str(self.path) != ":memory:":
-            self._lock_fd = os.open(f"{self.path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._lock = WriterLock(f"{self.path}-writer.lock", self.busy_timeout)
         self._task = asyncio.create_task(self._write_loop(), name="store-writer")
 
     async def close(self) -> None:
@@ -170,9 +241,9 @@ class Database:
         if self._inline is not None:
             self._inline.close()
             self._inline = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     async def __aenter__(self) -> Database:
         await self.open()
@@ -226,14 +297,15 @@ class Database:
         """run_in_transaction behind the daemon's writer lock (writer thread). Several relay
         processes (smtp.workers) queue on that file lock, woken by the kernel when it is free,
         instead of polling BEGIN IMMEDIATE every 0.2 ms (4 % of CPU with two workers). A CLI
-        command does not take it: SQLite's own lock still decides, and begin_immediate waits."""
-        if self._lock_fd is None:
-            return run_in_transaction(conn, units)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        command does not take it: SQLite's own lock still decides, and begin_immediate waits.
+        Both waits together are bounded by store.busy_timeout."""
+        if self._lock is None:
+            return run_in_transaction(conn, units, self.busy_timeout)
+        left = self._lock.acquire()
         try:
-            return run_in_transaction(conn, units)
+            return run_in_transaction(conn, units, left)
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            self._lock.release()
 
     async def _write_loop(self) -> None:
         assert self._writer is not None

@@ -54,7 +54,38 @@ def _sweep(conn: sqlite3.Connection, mapping: dict[str, str]) -> dict[str, int]:
     return counts
 
 
-def erase(conn: sqlite3.Connection, party_id: int, now: float) -> dict[str, Any]:
+def quoting_contents(conn: sqlite3.Connection, party_id: int) -> tuple[set[str], set[str]]:
+    """A read, before erase() and outside its transaction (reading every content, files
+    included, takes seconds on a large store): (contents quoting one of the party's addresses,
+    every content looked at). Pass it to erase(), which then reads only what arrived since."""
+    addresses = [a.lower() for a in parties.get(conn, party_id).emails]
+    seen = {r[0] for r in conn.execute("SELECT sha256 FROM blobs WHERE data IS NOT NULL")}
+    return _quoting(conn, addresses, seen), seen
+
+
+def _quoting(conn: sqlite3.Connection, addresses: list[str], digests: set[str]) -> set[str]:
+    needles = [a.encode() for a in addresses]
+    where = blobfiles.directory(conn)
+    found = set()
+    for digest in digests:
+        row = conn.execute("SELECT data, in_file FROM blobs WHERE sha256 = ? AND data IS NOT NULL",
+                           (digest,)).fetchone()
+        if row is None:
+            continue
+        data = row[0]
+        if row[1]:
+            data = (blobfiles.read(where, digest) if where is not None else None) or b""
+        low = bytes(data).lower()
+        if any(n in low for n in needles):
+            found.add(digest)
+    return found
+
+
+def erase(conn: sqlite3.Connection, party_id: int, now: float,
+          scanned: tuple[set[str], set[str]] | None = None) -> dict[str, Any]:
+    """Erase in this transaction; `scanned` = quoting_contents() read beforehand (else every
+    content is read here, under the write lock). Files of cleared contents are set aside: the
+    caller wipes them after the commit (blobfiles.wipe_cleared)."""
     conn.execute("PRAGMA secure_delete = ON")
     party = parties.get(conn, party_id)
     if party.status == "erased":
@@ -78,15 +109,12 @@ def erase(conn: sqlite3.Connection, party_id: int, now: float) -> dict[str, Any]
         f"SELECT original_sha256 FROM messages WHERE id IN ({mmarks}) AND original_sha256 IS NOT NULL"
         f" UNION SELECT delivered_sha256 FROM messages WHERE id IN ({mmarks}) AND delivered_sha256 IS NOT NULL"
         f" UNION SELECT blob_sha256 FROM queue WHERE message_id IN ({mmarks})", (*message_ids,) * 3)}
-    # any other stored content that quotes one of the addresses
-    needles = [a.encode() for a in addresses]
-    where = blobfiles.directory(conn)
-    for digest, data, in_file in conn.execute("SELECT sha256, data, in_file FROM blobs WHERE data IS NOT NULL"):
-        if in_file:
-            data = (blobfiles.read(where, digest) if where is not None else None) or b""
-        low = bytes(data).lower()
-        if any(n in low for n in needles):
-            digests.add(digest)
+    # any other stored content that quotes one of the addresses (read beforehand, outside the
+    # write lock, by quoting_contents(); here only what was stored since)
+    found, seen = scanned if scanned is not None else (set(), set())
+    digests |= found
+    current = {r[0] for r in conn.execute("SELECT sha256 FROM blobs WHERE data IS NOT NULL")}
+    digests |= _quoting(conn, addresses, current - seen)
     dropped = conn.execute(
         f"UPDATE queue SET state = 'dropped', last_error = 'party erased' WHERE message_id IN ({mmarks})"
         " AND state IN ('queued', 'held')", message_ids).rowcount

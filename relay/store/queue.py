@@ -1,13 +1,17 @@
 """The delivery queue: due rows, claims, results, and the audit events that go with them.
 
 A row is claimed ('sending', attempts+1) in its own committed transaction before the
-transport is called, and its result is recorded right after; a crash in between leaves
-it 'sending', and recover() returns it to 'queued' on the next start.
+transport is called, and its result is recorded right after. A claim is a lease
+(relay/delivery/lease.py): it runs out at lease_until unless renewed, and its lease_token
+fences the result (written only while the token is the claim's). A crash in between leaves
+the row 'sending': its own process returns it at stop (recover(owner=…)), a sibling or the
+next start once the lease has run out or its local process is gone (reclaim()).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from relay.store import audit
@@ -31,10 +35,12 @@ class QueueItem:
     last_error: str | None
     kind: str
     thread_id: int | None = None
+    #: the fencing token of the claim this item came from (0: not claimed)
+    lease_token: int = 0
 
 
 _COLS = ("q.id, q.message_id, q.recipient, q.envelope_from, q.blob_sha256, q.state, q.attempts, q.created_at,"
-         " q.next_attempt_at, q.last_attempt_at, q.expires_at, q.last_error, q.kind, m.thread_id")
+         " q.next_attempt_at, q.last_attempt_at, q.expires_at, q.last_error, q.kind, m.thread_id, q.lease_token")
 _FROM = "FROM queue q JOIN messages m ON m.id = q.message_id"
 
 
@@ -57,20 +63,32 @@ def listing(conn: sqlite3.Connection, state: str | None = None, limit: int = 100
     return [_item(r) for r in rows]
 
 
-def claim_due(conn: sqlite3.Connection, now: float, limit: int, owner: str = "") -> list[QueueItem]:
-    """Mark up to `limit` due rows as 'sending' (attempt recorded before the send) and return them."""
+def claim_due(conn: sqlite3.Connection, now: float, limit: int, owner: str = "",
+              lease: float = 300.0) -> list[QueueItem]:
+    """Lease up to `limit` due rows to `owner` until now + `lease` ('sending', attempt recorded
+    before the send, a new fencing token) and return them."""
     rows = conn.execute(
         f"SELECT {_COLS} {_FROM} WHERE q.state = 'queued' AND q.next_attempt_at <= ? ORDER BY q.next_attempt_at, q.id"
         " LIMIT ?", (now, limit)).fetchall()
     items = []
     for row in rows:
         item = _item(row)
-        conn.execute("UPDATE queue SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?, claimed_by = ?"
-                     " WHERE id = ?", (now, owner, item.id))
+        conn.execute("UPDATE queue SET state = 'sending', attempts = attempts + 1, last_attempt_at = ?, claimed_by = ?,"
+                     " lease_until = ?, lease_token = lease_token + 1 WHERE id = ?", (now, owner, now + lease, item.id))
         items.append(QueueItem(item.id, item.message_id, item.recipient, item.envelope_from, item.blob_sha256,
                                "sending", item.attempts + 1, item.created_at, item.next_attempt_at, now,
-                               item.expires_at, item.last_error, item.kind, item.thread_id))
+                               item.expires_at, item.last_error, item.kind, item.thread_id, item.lease_token + 1))
     return items
+
+
+def renew(conn: sqlite3.Connection, held: list[tuple[int, int]], until: float) -> list[int]:
+    """Extend the leases still ours ((queue id, token) pairs) to `until`; return the ids lost."""
+    lost = []
+    for qid, token in held:
+        if conn.execute("UPDATE queue SET lease_until = ? WHERE id = ? AND state = 'sending' AND lease_token = ?",
+                        (until, qid, token)).rowcount != 1:
+            lost.append(qid)
+    return lost
 
 
 def next_due_at(conn: sqlite3.Connection) -> float | None:
@@ -79,9 +97,10 @@ def next_due_at(conn: sqlite3.Connection) -> float | None:
 
 
 def _still_sending(conn: sqlite3.Connection, item: QueueItem, sql: str, params: tuple[object, ...]) -> bool:
-    """Apply a result only to a row that is still ours ('sending'): an operator's hold or drop
-    made meanwhile from another process (`relay queue …`) is never overwritten."""
-    return conn.execute(sql + " AND state = 'sending'", params).rowcount == 1
+    """Apply a result only to a row that is still ours ('sending' under this claim's token): an
+    operator's hold or drop made meanwhile from another process (`relay queue …`) is never
+    overwritten, nor the claim of a process that took the row over after our lease ran out."""
+    return conn.execute(sql + " AND state = 'sending' AND lease_token = ?", (*params, item.lease_token)).rowcount == 1
 
 
 def mark_delivered(conn: sqlite3.Connection, item: QueueItem, now: float, response: str) -> bool:
@@ -96,11 +115,17 @@ def mark_delivered(conn: sqlite3.Connection, item: QueueItem, now: float, respon
     return True
 
 
-def defer(conn: sqlite3.Connection, item: QueueItem, now: float, next_at: float, error: str) -> bool:
+def defer(conn: sqlite3.Connection, item: QueueItem, now: float, next_at: float, error: str, *,
+          ambiguous: bool = False) -> bool:
+    """Back to the queue until `next_at`. `ambiguous`: the smarthost may have taken it (it went away
+    after our final dot, before its reply); the message row and the audit say so."""
     if not _still_sending(conn, item, "UPDATE queue SET state = 'queued', next_attempt_at = ?, last_error = ?"
                           " WHERE id = ?", (next_at, error[:500], item.id)):
         return False
-    audit.append(conn, "delivery.deferred", reason="delivery.tempfail", thread_id=item.thread_id,
+    if ambiguous and item.kind == "message":
+        messages_repo.set_state(conn, item.message_id, "queued", "delivery.outcome_unknown")
+    audit.append(conn, "delivery.ambiguous" if ambiguous else "delivery.deferred",
+                 reason="delivery.outcome_unknown" if ambiguous else "delivery.tempfail", thread_id=item.thread_id,
                  message_id=item.message_id,
                  detail={"queue": item.id, "attempt": item.attempts, "error": error[:200], "next_attempt_at": next_at},
                  ts=now)
@@ -138,20 +163,53 @@ def enqueue_notice(conn: sqlite3.Connection, message_id: int, thread_id: int | N
     return qid
 
 
-def recover(conn: sqlite3.Connection, now: float, owner: str | None = None) -> int:
-    """Rows left 'sending' by a crash go back to the queue (the send may or may not have happened).
+_SENDING = ("SELECT q.id, q.message_id, m.thread_id, q.claimed_by FROM queue q JOIN messages m ON m.id = q.message_id"
+            " WHERE q.state = 'sending'")
 
-    With `owner`, only the rows that process had claimed (its siblings are still sending theirs).
-    """
-    sql = ("SELECT q.id, q.message_id, m.thread_id FROM queue q JOIN messages m ON m.id = q.message_id"
-           " WHERE q.state = 'sending'")
-    rows = conn.execute(sql + " AND q.claimed_by = ?", (owner,)).fetchall() if owner is not None \
-        else conn.execute(sql).fetchall()
-    for qid, mid, tid in rows:
-        conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = ? WHERE id = ?", (now, qid))
-        audit.append(conn, "delivery.recovered", reason="delivery.interrupted", thread_id=tid, message_id=mid,
-                     detail={"queue": qid}, ts=now)
+
+def _return(conn: sqlite3.Connection, rows: list[tuple[int, int, int | None, str | None]], now: float,
+            reason: str) -> int:
+    for qid, mid, tid, owner in rows:
+        conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = ?, lease_until = NULL WHERE id = ?",
+                     (now, qid))
+        audit.append(conn, "delivery.recovered", reason=reason, thread_id=tid, message_id=mid,
+                     detail={"queue": qid, "owner": owner}, ts=now)
     return len(rows)
+
+
+def recover(conn: sqlite3.Connection, now: float, owner: str | None = None, *, prefix: bool = False) -> int:
+    """Rows left 'sending' go back to the queue (the send may or may not have happened).
+
+    With `owner`, only the rows that owner had claimed (its siblings are still sending theirs); with
+    `prefix`, those of every owner starting so (a dead process's, its nonce unknown: lease.process_prefix).
+    """
+    if owner is None:
+        rows = conn.execute(_SENDING).fetchall()
+    elif prefix:
+        rows = conn.execute(_SENDING + " AND substr(q.claimed_by, 1, ?) = ?", (len(owner), owner)).fetchall()
+    else:
+        rows = conn.execute(_SENDING + " AND q.claimed_by = ?", (owner,)).fetchall()
+    return _return(conn, rows, now, "delivery.interrupted")
+
+
+def reclaim(conn: sqlite3.Connection, now: float, host: str, alive: Callable[[int], bool]) -> int:
+    """Take back the rows whose lease ran out, and those of a process of this host that is gone
+    (its claims can never be finished); a live owner's rows, or another host's, keep their lease."""
+    rows = conn.execute(_SENDING + " AND (q.lease_until IS NULL OR q.lease_until < ?)", (now,)).fetchall()
+    expired = {r[0] for r in rows}
+    gone = []
+    for row in conn.execute(_SENDING).fetchall():
+        parts = (row[3] or "").split(":")
+        pid = parts[1] if len(parts) == 3 and parts[0] == host else ""
+        if row[0] not in expired and pid.isdigit() and not alive(int(pid)):
+            gone.append(row)
+    return _return(conn, rows, now, "delivery.lease_expired") + _return(conn, gone, now, "delivery.owner_gone")
+
+
+def expired_leases(conn: sqlite3.Connection, now: float) -> int:
+    """How many rows are 'sending' under a lease that has run out (for /healthz)."""
+    return int(conn.execute("SELECT COUNT(*) FROM queue WHERE state = 'sending'"
+                            " AND (lease_until IS NULL OR lease_until < ?)", (now,)).fetchone()[0])
 
 
 def set_held(conn: sqlite3.Connection, queue_id: int, held: bool, now: float, reason: str) -> QueueItem:

@@ -30,8 +30,9 @@ LIMIT :limit
 
 
 def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason: str) -> int:
-    """Drop the data of these blobs (zeroed on disk: secure_delete, and blob files overwritten
-    before they are removed), record when and why."""
+    """Drop the data of these blobs (zeroed on disk: secure_delete; blob files set aside, to be
+    overwritten and removed by blobfiles.wipe_cleared() once this transaction has committed),
+    record when and why."""
     if not digests:
         return 0
     # what derives from a cleared content would read it back: cleared with it (one level: a base
@@ -48,13 +49,43 @@ def clear_blobs(conn: sqlite3.Connection, digests: list[str], now: float, reason
     where = blobfiles.directory(conn)
     if where is not None:
         for digest in files:
-            blobfiles.remove(where, digest)  # zeroed, then gone; the row already says cleared
+            blobfiles.set_aside(where, digest)  # zeroed and gone after the commit; the row says cleared
     return cur.rowcount
 
 
-def clear_expired(conn: sqlite3.Connection, cutoff: float, now: float, limit: int = 500) -> tuple[int, int]:
-    """Clear up to `limit` expired blobs in this transaction; return (blobs, bytes)."""
-    rows = conn.execute(_EXPIRED, {"cutoff": cutoff, "limit": limit}).fetchall()
+#: one clearing transaction: at most this many contents, and this many bytes zeroed inside the
+#: database (secure_delete), so that the writer lock is held for milliseconds, not seconds
+BATCH = 100
+BATCH_INLINE_BYTES = 4 * 1024 * 1024
+
+
+def expired(conn: sqlite3.Connection, cutoff: float, limit: int = BATCH) -> list[str]:
+    """A read (no write lock): up to `limit` contents due for clearing, as a batch small enough
+    for one short transaction. clear_expired() checks them again under the lock."""
+    rows = conn.execute(_EXPIRED.replace("SELECT b.sha256, b.size", "SELECT b.sha256, b.size, b.in_file"),
+                        {"cutoff": cutoff, "limit": limit}).fetchall()
+    batch: list[str] = []
+    inline = 0
+    for digest, size, in_file in rows:
+        if batch and not in_file and inline + size > BATCH_INLINE_BYTES:
+            break
+        batch.append(digest)
+        inline += 0 if in_file else size
+    return batch
+
+
+def clear_expired(conn: sqlite3.Connection, cutoff: float, now: float, limit: int = BATCH,
+                  candidates: list[str] | None = None) -> tuple[int, int]:
+    """Clear up to `limit` expired blobs (of `candidates`, found by expired() beforehand, when
+    given) in this transaction; return (blobs, bytes). Their files are wiped after the commit."""
+    if candidates is None:
+        rows = conn.execute(_EXPIRED, {"cutoff": cutoff, "limit": limit}).fetchall()
+    elif not candidates:
+        return 0, 0
+    else:  # still expired? (a new message may have brought the same content meanwhile)
+        names = ",".join(f":d{i}" for i in range(len(candidates)))
+        params: dict[str, object] = {"cutoff": cutoff, **{f"d{i}": d for i, d in enumerate(candidates)}}
+        rows = conn.execute(_EXPIRED.replace("LIMIT :limit", f"AND b.sha256 IN ({names})"), params).fetchall()
     # zero the freed bytes as they are freed (b-tree level, so it can be switched back right after)
     previous = conn.execute("PRAGMA secure_delete").fetchone()[0]
     conn.execute("PRAGMA secure_delete = ON")

@@ -57,8 +57,10 @@ def test_retention_zeroes_and_removes_the_file(tmp_path: Path) -> None:
     try:
         ((ok, result),) = run_in_transaction(conn, [lambda c: retention.clear_expired(c, NOW - 30 * DAY, NOW)])
         assert ok and result == (1, len(large))
-        assert not path.exists()
+        assert not path.exists()  # set aside inside the transaction: one rename under the lock
+        assert blobfiles.wipe_cleared(tmp_path / "relay.db-blobs") == 1  # zeroed after the commit
         assert os.pread(inode, len(large), 0) == bytes(len(large))  # overwritten before the unlink
+        assert not any(p.is_file() for p in (tmp_path / "relay.db-blobs").rglob("*"))
     finally:
         os.close(inode)
     assert messages.get_blob(conn, digest) is None and messages.small_blob(conn, digest, 10**9) == (None, None)
