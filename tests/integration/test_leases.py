@@ -225,13 +225,13 @@ async def test_a_worker_stopping_returns_only_its_own_rows(tmp_path: Path, slow_
 
         # a worker killed in flight: its row goes to the others, once
         slow_sink.delays[world.seller_email] = 30.0
-        await send(port, world.buyer_email, [world.seller_alias], message(world.buyer_email, world.seller_alias, "m3"))
-        ((_, _, claimed),) = await _until(lambda: _sending(db), 10, "the claim of m3")
+        await send(port, world.buyer_email, [world.seller_alias], message(world.buyer_email, world.seller_alias, "killed"))
+        ((_, _, claimed),) = await _until(lambda: _sending(db), 10, "the claim of the last message")
         os.kill(int(claimed.split(":")[1]), signal.SIGKILL)
         slow_sink.delays[world.seller_email] = 0.0
         await slow_sink.wait_for(len(subjects) + 1, timeout=20)
         await asyncio.sleep(4.0)  # past the lease: a late second copy would be here by now
-        assert [slow_sink.count(s) for s in [*subjects, "m3"]] == [1] * (len(subjects) + 1)
+        assert [slow_sink.count(s) for s in [*subjects, "killed"]] == [1] * (len(subjects) + 1)
     finally:
         for client in clients:
             client.close()
