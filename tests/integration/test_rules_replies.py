@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -202,14 +203,16 @@ Session = tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]
 
 async def sessions_at_data(port: int, world: World, n: int) -> list[Session]:
     opened = await asyncio.gather(*(open_data(port, world.seller_email, world.buyer_alias) for _ in range(n)))
-    assert all(answer.startswith(b"354") for _, _, answer in opened)
+    assert all(answer.startswith(b"354") for _, _, answer in opened), [answer for _, _, answer in opened]
     return list(opened)
 
 
-async def race(world: World, sessions: list[Session]) -> list[bytes]:
-    """Sessions each at the end of DATA of an unsolicited seller message; the terminators go out together."""
+async def race(world: World, sessions: list[Session], data: Callable[[int], bytes] | None = None) -> list[bytes]:
+    """Sessions each at the end of DATA of a seller message (by default an unsolicited one); the
+    terminators go out together."""
     for i, (_, writer, _) in enumerate(sessions):
-        writer.write(from_seller(world, f"Flash sale {i}", "Everything is on sale this week.\r\n") + b".\r\n")
+        content = data(i) if data else from_seller(world, f"Flash sale {i}", "Everything is on sale this week.\r\n")
+        writer.write(content + b".\r\n")
     try:
         return list(await asyncio.gather(*(asyncio.wait_for(read_reply(r), 30) for r, _, _ in sessions)))
     finally:
@@ -233,19 +236,33 @@ async def test_concurrent_unsolicited_messages_cannot_exceed_the_order_limit(sta
     assert at_commit, "every refusal came before the commit: the race was not run"
 
 
+async def test_concurrent_replies_to_one_buyer_message_cannot_exceed_its_replies(start_relay, sink: Sink,
+                                                                                 tmp_path: Path) -> None:
+    relay = await start_relay(smarthost=sink.port)  # max_replies_per_buyer_message = 3
+    world = provision(relay.settings)
+    question = await buyer_writes(relay, world, "Question")
+    cli(relay.settings, tmp_path, "party", "optout", world.buyer_email, "on")
+    sessions = await sessions_at_data(relay.addresses[0][1], world, 6)
+    answers = await race(world, sessions, lambda i: answer(world, f"Re: Question ({i})", question))
+    assert sorted(a[:3] for a in answers) == [b"250"] * 3 + [b"550"] * 3, answers
+    assert sum(a.decode().strip() == str(replies.OPTED_OUT) for a in answers) == 3, answers
+    assert len(await sink.wait_for(4)) == 4
+    assert thread_rows(world)["facts"] == 3
+
+
 async def test_concurrent_unsolicited_messages_across_two_worker_processes(tmp_path: Path, sink: Sink,
                                                                           dkim_key: Path) -> None:
     port = free_port()
     cfg = tmp_path / "relay.toml"
     cfg.write_text(
         f'[relay]\ndomain = "{DOMAIN}"\nstate_dir = "{tmp_path / "state"}"\n'
-        f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\n'
+        f'[smtp]\nlisten = ["127.0.0.1:{port}"]\nworkers = 2\nmax_connections_per_ip = 100\n'
         f'[delivery]\ntransport = "smtp"\nsmarthost = "127.0.0.1:{sink.port}"\ntls = "off"\n'
         f'[dkim]\nselector = "test"\nprivate_key = "{dkim_key}"\n[logging]\nformat = "json"\n'
         '[trust]\nauthenticate = "off"\n[http]\nlisten = "127.0.0.1:0"\n'
         '[rules]\nmax_unsolicited_per_order = 1\n')
     world = provision(load(cfg))
-    spare: list[Session] = []
+    opened: list[Session] = []  # all closed at the end, the ones not kept for the race too
     log = open(tmp_path / "relay.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(cfg), "serve"],
                             stderr=log, stdout=subprocess.DEVNULL)
@@ -253,28 +270,33 @@ async def test_concurrent_unsolicited_messages_across_two_worker_processes(tmp_p
         for _ in range(300):
             if len(children(proc.pid)) == 2:
                 try:
-                    await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 0.2)
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                     break
                 except OSError:
                     pass
             await asyncio.sleep(0.05)
         assert len(children(proc.pid)) == 2
         workers = children(proc.pid)
-        # five sessions served by each process (the others, while open, steer new ones to the other)
+        # ten sessions, at least one served by each process (at most nine kept from one of them)
         kept: dict[int | None, list[Session]] = {pid: [] for pid in workers}
-        for _ in range(60):
+        for _ in range(200):  # (a worker still starting takes no connection yet: its sibling does)
             session = (await sessions_at_data(port, world, 1))[0]
+            opened.append(session)
             owner = owner_of(port, session[1].get_extra_info("sockname")[1], workers)
-            (kept[owner] if len(kept.get(owner, [])) < 5 else spare).append(session)
-            if all(len(v) == 5 for v in kept.values()):
+            if owner in kept and len(kept[owner]) < 9:
+                kept[owner].append(session)
+            else:
+                session[1].close()
+                await asyncio.sleep(0.1)
+            if sum(len(v) for v in kept.values()) == 10:
                 break
-        assert [len(v) for v in kept.values()] == [5, 5], {k: len(v) for k, v in kept.items()}
+        assert sorted(len(v) > 0 for v in kept.values()) == [True, True], {k: len(v) for k, v in kept.items()}
         answers = await race(world, [s for v in kept.values() for s in v])
         assert sorted(a[:3] for a in answers) == [b"250"] + [b"550"] * 9, answers
         assert sum(a.decode().strip() == str(replies.ORDER_LIMIT) for a in answers) == 9, answers
         await sink.wait_for(1)
     finally:
-        for _, writer, _ in spare:
+        for _, writer, _ in opened:
             writer.close()
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 30)

@@ -29,7 +29,7 @@ from relay.rules import automatic, mail, tokens
 from relay.rules.no_response import NoResponseMailbox
 from relay.rules.unsubscribe import UnsubscribeMailbox
 from relay.smtp import replies
-from relay.store import messages, seller_rules
+from relay.store import audit, messages, seller_rules
 from relay.store import rules as rules_store
 
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -145,40 +145,43 @@ class Rules:
         msg = seller_rules.SellerMessage(thread.id, buyer.id, seller.id, now, tuple(quoted), None, auto,
                                          marked=marker is not None)
 
-        def load(conn: sqlite3.Connection) -> tuple[seller_rules.Decision, tuple[str | None, str], int]:
-            return (seller_rules.decide(conn, msg, self.limits),
-                    rules_store.order_of(conn, thread.id, tx.subject, quoted, now),
-                    rules_store.unjustified_count(conn, seller.id, now - cfg.important_abuse_window) if marker else 0)
+        def load(conn: sqlite3.Connection) -> tuple[seller_rules.SellerMessage, str, int, seller_rules.Decision]:
+            order, how = rules_store.order_of(conn, thread.id, tx.subject, quoted, now)
+            prior = rules_store.unjustified_count(conn, seller.id, now - cfg.important_abuse_window) if marker else 0
+            known = replace(msg, order_ref=order, bypass=not (marker is not None and prior > cfg.important_abuse_limit))
+            return known, how, prior, seller_rules.decide(conn, known, self.limits)
 
-        decision, (order, how), prior = await self.ctx.db.read(load)
-        msg = replace(msg, order_ref=order, bypass=not (marker is not None and prior > cfg.important_abuse_limit))
-        detail: dict[str, Any] = {"order": order, "order_by": how}
+        msg, how, prior, decision = await self.ctx.db.read(load)
+        detail: dict[str, Any] = {"order": msg.order_ref, "order_by": how}
         if auto:
             detail["automatic"] = auto
-        if decision.kind != "reply":
-            if marker:
-                important = await self._classify(tx, marker, prior)
-                if important == "unjustified" and cfg.important_unjustified == "reject":
-                    return Verdict(Action.REJECT, replies.IMPORTANT_UNJUSTIFIED, "rules.important_unjustified", detail)
-                msg = replace(msg, important=important)
-            # the early answer; the same decision is taken again inside the message's commit (_admit)
+        if marker and decision.kind != "reply":  # a marked reply is a reply: its marker is not judged
+            important = await self._classify(tx, marker, prior)
+            if important == "unjustified" and cfg.important_unjustified == "reject":
+                return Verdict(Action.REJECT, replies.IMPORTANT_UNJUSTIFIED, "rules.important_unjustified", detail)
+            msg = replace(msg, important=important)
             decision = await self.ctx.db.read(lambda conn: seller_rules.decide(conn, msg, self.limits))
         if decision.refused:
             return self._refusal(decision, detail)
-        tx.on_accept.append(self._admit(tx, msg, detail))
+        # the early answer; the same decision is taken again inside the message's commit
+        tx.on_accept.append(self._admit(tx, msg, decision, detail))
         return Verdict.ok(decision.reason, **detail, **decision.detail)
 
-    def _admit(self, tx: Transit, msg: seller_rules.SellerMessage,
+    def _admit(self, tx: Transit, msg: seller_rules.SellerMessage, early: seller_rules.Decision,
                detail: dict[str, Any]) -> Callable[[sqlite3.Connection, int], None]:
         """The commit-time check: the counts of concurrent messages (other sessions, other worker
         processes) are only final under the store's write lock, so the limits are checked there."""
         def admit(conn: sqlite3.Connection, message_id: int) -> None:
             try:
-                seller_rules.admit(conn, msg, self.limits, message_id)
+                decision = seller_rules.admit(conn, msg, self.limits, message_id)
             except seller_rules.Refused as refused:
                 verdict = self._refusal(refused.decision, {**detail, "at": "commit"})
                 tx.record("stage.rules", verdict.reason, action=verdict.action.value, **dict(verdict.detail))
                 raise CommitRefused(tx, verdict) from None
+            if decision.kind != early.kind:  # e.g. the last reply to a buyer message went to another session
+                audit.append(conn, "stage.rules", reason=decision.reason, thread_id=msg.thread_id,
+                             message_id=message_id, party_id=msg.seller_id, ts=msg.received_at,
+                             detail={**detail, **decision.detail, "at": "commit"})
         return admit
 
     @staticmethod
