@@ -155,6 +155,8 @@ class Rules:
         detail: dict[str, Any] = {"order": msg.order_ref, "order_by": how}
         if auto:
             detail["automatic"] = auto
+        if marker:
+            detail.update(unjustified=prior, abuse_limit=cfg.important_abuse_limit)
         if marker and decision.kind != "reply":  # a marked reply is a reply: its marker is not judged
             important = await self._classify(tx, marker, prior)
             if important == "unjustified" and cfg.important_unjustified == "reject":
