@@ -295,8 +295,11 @@ class PolicySection(_Section):
 class RulesSection(_Section):
     """Messaging rules: opt-out, [Important], over-messaging, loops (the rules stage)."""
 
-    #: A seller message is a reply (never unsolicited) when the buyer wrote in the thread this recently.
+    #: A seller message is a reply (never unsolicited, passes an opt-out) when its In-Reply-To or
+    #: References names a buyer message of the same thread received less than this long ago.
     reply_window: Duration = 14 * 86400.0
+    #: Seller replies one buyer message can have; the next one is unsolicited (opt-out and limits apply).
+    max_replies_per_buyer_message: int = Field(default=3, ge=1)
     #: Unsolicited seller messages allowed per order (a message is tied to an order by subject
     #: tag, reply chain, or the thread's latest order).
     max_unsolicited_per_order: int = Field(default=1, ge=0)

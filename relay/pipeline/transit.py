@@ -9,9 +9,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from relay.model import AliasTarget, Direction, Party, Thread
+from relay.model import AliasTarget, Direction, Party, Thread, Verdict
 from relay.pipeline.headers import HeaderFacts
 from relay.store.messages import PendingEvent
+
+
+class CommitRefused(Exception):
+    """Raised by an on_accept hook: a rule checked again inside the commit refuses the message.
+
+    The commit's unit is rolled back (nothing of the DATA is written or queued); the SMTP session
+    answers with the verdict's reply, as if the stage had refused it."""
+
+    def __init__(self, transit: Transit, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.transit = transit
+        self.verdict = verdict
 
 
 @dataclass(slots=True)
@@ -39,7 +51,8 @@ class Transit:
     events: list[PendingEvent] = field(default_factory=list)
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
-    #: Called inside the message's own commit with its new message id (rows that must be atomic with it).
+    #: Called inside the message's own commit with its new message id (rows that must be atomic with
+    #: it, checks that must hold when it commits); may raise CommitRefused.
     on_accept: list[Callable[[sqlite3.Connection, int], None]] = field(default_factory=list)
 
     @property

@@ -23,7 +23,7 @@ from relay.model import Action, AliasTarget, Reply, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.runner import Pipeline
 from relay.pipeline.stages import enqueue
-from relay.pipeline.transit import Transit
+from relay.pipeline.transit import CommitRefused, Transit
 from relay.scan import is_crlf
 from relay.smtp import replies, shape
 from relay.store import audit, parties, threads
@@ -174,7 +174,10 @@ class RelayHandler:
             verdict = await self.pipeline.run(tx)
             if verdict.action in (Action.REJECT, Action.TEMPFAIL):
                 return await self._refuse(tx, verdict)
-        reply, ids = await enqueue.accept(self.ctx, transits)
+        try:
+            reply, ids = await enqueue.accept(self.ctx, transits)
+        except CommitRefused as refused:  # a rule checked again in the commit (e.g. a limit others just used)
+            return await self._refuse(refused.transit, refused.verdict)
         if ids:
             self.on_queued([(queue_id, tx.message) for tx, (_, queue_id) in zip(transits, ids, strict=True)
                             if not tx.held])

@@ -2,7 +2,8 @@
 
 Every change writes an audit event in the same transaction (optout.on|off, vacation.on|off,
 message.no_response_needed). Facts about a message are written in the message's own commit
-(record_facts, called by the rules stage through Transit.on_accept).
+(record_facts, called by the rules stage through Transit.on_accept; a seller message's through
+relay/store/seller_rules.admit, which checks the limits in that same commit).
 """
 
 from __future__ import annotations
@@ -125,37 +126,18 @@ class MessageFacts:
     automatic: str | None = None
     order_ref: str | None = None
     important: str | None = None
+    reply_to: int | None = None  # the buyer message a seller reply answers
 
 
 def record_facts(conn: sqlite3.Connection, message_id: int, f: MessageFacts) -> None:
     conn.execute("INSERT INTO message_rules (message_id, thread_id, direction, received_at, kind, automatic,"
-                 " order_ref, important) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 " order_ref, important, reply_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                  (message_id, f.thread_id, f.direction, f.received_at, f.kind, f.automatic, f.order_ref,
-                  f.important))
+                  f.important, f.reply_to))
 
 
 def _marks(ids: Sequence[str]) -> str:
     return ",".join("?" * len(ids))
-
-
-def replied_buyer_message(conn: sqlite3.Connection, thread_id: int, buyer_id: int,
-                          quoted: Sequence[str]) -> int | None:
-    """The buyer message (written by a person) that In-Reply-To/References point at, if any."""
-    if not quoted:
-        return None
-    row = conn.execute(
-        f"SELECT mi.message_id FROM message_ids mi JOIN messages m ON m.id = mi.message_id"
-        f" LEFT JOIN message_rules r ON r.message_id = mi.message_id"
-        f" WHERE mi.thread_id = ? AND mi.sender_id = ? AND mi.relay_id IN ({_marks(quoted)}) AND {_LIVE}"
-        f" AND r.automatic IS NULL ORDER BY mi.message_id DESC LIMIT 1", (thread_id, buyer_id, *quoted)).fetchone()
-    return row[0] if row else None
-
-
-def buyer_wrote_since(conn: sqlite3.Connection, thread_id: int, since: float) -> bool:
-    return conn.execute(
-        f"SELECT 1 FROM messages m LEFT JOIN message_rules r ON r.message_id = m.id WHERE m.thread_id = ?"
-        f" AND m.direction = 'buyer_to_seller' AND m.received_at >= ? AND {_LIVE} AND r.automatic IS NULL LIMIT 1",
-        (thread_id, since)).fetchone() is not None
 
 
 def order_of(conn: sqlite3.Connection, thread_id: int, subject: str, quoted: Sequence[str],
@@ -176,20 +158,6 @@ def order_of(conn: sqlite3.Connection, thread_id: int, subject: str, quoted: Seq
     if orders:
         return orders[-1].ref, "latest"
     return None, "none"
-
-
-def unsolicited_count(conn: sqlite3.Connection, thread_id: int, *, order_ref: str | None = None,
-                      since: float | None = None) -> int:
-    sql = (f"SELECT COUNT(*) FROM message_rules r JOIN messages m ON m.id = r.message_id"
-           f" WHERE r.thread_id = ? AND r.kind = 'unsolicited' AND {_LIVE}")
-    args: list[object] = [thread_id]
-    if order_ref is not None:
-        sql += " AND r.order_ref = ?"
-        args.append(order_ref)
-    if since is not None:
-        sql += " AND r.received_at >= ?"
-        args.append(since)
-    return int(conn.execute(sql, args).fetchone()[0])
 
 
 def unjustified_count(conn: sqlite3.Connection, seller_id: int, since: float | None = None) -> int:

@@ -69,7 +69,7 @@ async def seller_sends(relay: Any, world: World, data: bytes) -> tuple[int, str]
 
 
 async def test_opted_out_buyer_refuses_unsolicited_but_gets_replies(start_relay, sink: Sink, tmp_path: Path) -> None:
-    relay = await start_relay(smarthost=sink.port, rules={"reply_window": "0s"})  # replies by In-Reply-To only
+    relay = await start_relay(smarthost=sink.port)
     world = provision(relay.settings)
     port = relay.addresses[0][1]
     out = cli(relay.settings, tmp_path, "party", "optout", world.buyer_email, "on")
@@ -132,10 +132,12 @@ async def test_unjustified_important_is_counted_then_the_bypass_is_lost(start_re
     relay = await start_relay(smarthost=sink.port, rules=limits)
     world = provision(relay.settings)
     cli(relay.settings, tmp_path, "party", "optout", world.buyer_email, "on")
-    for i in range(3):  # more than 2: delivered (default "deliver"), audited and counted
+    for i in range(3):  # more than 2: refused (the buyer opted out of what is not critical), audited and counted
         # (not critical, and not marketing either: the content policy would refuse that first)
-        assert await seller_sends(relay, world, from_seller(world, f"[Important] Hello again {i}",
-                                                            "Just saying hello, have a nice week.\r\n")) == (250, "")
+        code, text = await seller_sends(relay, world, from_seller(world, f"[Important] Hello again {i}",
+                                                                  "Just saying hello, have a nice week.\r\n"))
+        assert (code, text) == (550, said(replies.IMPORTANT_UNJUSTIFIED))
+    assert [e.reason for e in events(world, "message.rejected")] == ["rules.unjustified_to_opted_out"] * 3
     assert len(events(world, "important.unjustified")) == 3
     revoked = events(world, "important.bypass_revoked")
     assert len(revoked) == 1 and revoked[0].party_id == world.seller_id and revoked[0].detail["count"] == 3
@@ -154,7 +156,7 @@ async def test_unjustified_important_is_counted_then_the_bypass_is_lost(start_re
     cli(relay.settings, tmp_path, "party", "optout", world.buyer_email, "off")
     assert (await seller_sends(relay, world, from_seller(world, "[Important] Your address",
                                                          "The shipping address is incomplete.\r\n")))[0] == 250
-    assert len(await sink.wait_for(4)) == 4
+    assert len(await sink.wait_for(1)) == 1
 
 
 async def test_unjustified_important_refused_when_configured(start_relay) -> None:
@@ -237,13 +239,15 @@ async def test_limits_refuse_the_second_unsolicited_message_for_an_order(start_r
     # … until the per-thread daily limit (2) is used up
     code, text = await seller_sends(relay, world, from_seller(world, "ORD-3 shipped"))
     assert (code, text) == (550, said(replies.DAILY_LIMIT))
-    # answers to the buyer are never limited
+    # answers to a buyer message are not limited by these (rules.max_replies_per_buyer_message: 3)
     await send(port, world.buyer_email, [world.seller_alias], message(world.buyer_email, world.seller_alias, "Thanks"))
+    seen = (await sink.wait_for(3))[2].message["Message-ID"]
     for i in range(3):
-        assert await seller_sends(relay, world, from_seller(world, f"Re: Thanks {i}")) == (250, "")
+        answer = from_seller(world, f"Re: Thanks {i}", headers={"In-Reply-To": seen})
+        assert await seller_sends(relay, world, answer) == (250, "")
     got = reasons(world)
     assert got.count("rules.unsolicited") == 2 and "rules.order_limit" in got and "rules.daily_limit" in got
-    assert got.count("rules.reply_window") == 3
+    assert got.count("rules.reply") == 3
     assert len(await sink.wait_for(6)) == 6
 
 
@@ -271,7 +275,10 @@ async def test_core_conversation_still_passes(start_relay, sink: Sink) -> None:
     port = relay.addresses[0][1]
     assert await seller_sends(relay, world, from_seller(world, "Your order")) == (250, "")
     await send(port, world.buyer_email, [world.seller_alias], message(world.buyer_email, world.seller_alias, "Re"))
-    assert await seller_sends(relay, world, from_seller(world, "Re: Re")) == (250, "")
+    seen = (await sink.wait_for(2))[1].message["Message-ID"]
+    # a reply as mail programs write it: In-Reply-To and References name the message answered
+    answer = from_seller(world, "Re: Re", headers={"In-Reply-To": seen, "References": seen})
+    assert await seller_sends(relay, world, answer) == (250, "")
     await asyncio.wait_for(sink.wait_for(3), 10)
 
 

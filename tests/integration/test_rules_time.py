@@ -154,9 +154,16 @@ async def test_metrics_across_weekend_vacation_and_no_response_needed(clocked_re
         assert await send_expect(port, f"{n}@buyer.example", [alias], data) == (250, ""), (n, when)
 
     async def answer(n: str, when: str, **headers: str) -> None:
+        """The seller's mail program answers the buyer's latest message (In-Reply-To its relay Message-ID)."""
         clock.now = at(when)
         alias = f"{opened[n].buyer_alias}@{DOMAIN}"
-        data = message("shop@seller.example", alias, "Re: your message", headers=headers or None)
+        conn = connect_sync(relay.settings.db_path)
+        try:
+            latest = [m for m in messages_repo.of_thread(conn, opened[n].id) if m.direction == "buyer_to_seller"][-1]
+        finally:
+            conn.close()
+        headers = {"In-Reply-To": latest.relay_message_id or "", **headers}
+        data = message("shop@seller.example", alias, "Re: your message", headers=headers)
         assert await send_expect(port, "shop@seller.example", [alias], data) == (250, ""), (n, when)
 
     await buyer("a", "2026-11-19T12:00", "Q0")

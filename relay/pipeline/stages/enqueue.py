@@ -2,7 +2,9 @@
 
 All recipients of one DATA are written in one unit of the group commit, so they are
 durable together or not at all. Replies: 250 2.0.0 after commit; 451 4.3.0 / 452 4.3.1 when
-the store cannot take the write (nothing is lost: the client still has the message).
+the store cannot take the write (nothing is lost: the client still has the message). A check
+that must hold at commit (Transit.on_accept, e.g. the rules' limits) may refuse instead: the unit
+is rolled back and accept() raises CommitRefused for the session to answer its 5xx.
 Audit: message.accepted, message.queued|held, message.rejected (with the refusing reason).
 """
 
@@ -51,7 +53,9 @@ def _store_failure_reply(exc: Exception) -> Reply:
 
 
 async def accept(ctx: Context, transits: list[Transit]) -> tuple[Reply, list[tuple[int, int]]]:
-    """Commit every transit; return the reply and the (message id, queue id) pairs."""
+    """Commit every transit; return the reply and the (message id, queue id) pairs.
+
+    Raises CommitRefused when a hook refuses a transit: nothing of this DATA was written."""
     digests: dict[int, str] = {}
     # a delivered copy that changed only the head is stored as that head on its original
     tails = [messages.shared_tail(tx.raw, tx.message) for tx in transits]

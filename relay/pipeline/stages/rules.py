@@ -1,9 +1,10 @@
 """rules: loops, auto-replies, opt-out, [Important], over-messaging, vacation replies, response-clock facts.
 
-Reads: rules.* (reply_window, max_unsolicited_*, important_*, loop_max_hops, critical_words),
-relay.domain, relay.http_base_url, delivery.lifetime. Replies: 554 5.4.6 loop; 550 5.7.1 opted out,
-[Important] bypass lost, [Important] unjustified (when configured), order limit, daily limit.
-Audit reasons: rules.loop|buyer_message|automatic|reply|reply_window|unsolicited|critical|critical_to_opted_out|
+Reads: rules.* (reply_window, max_replies_per_buyer_message, max_unsolicited_*, important_*, loop_max_hops,
+critical_words), relay.domain, relay.http_base_url, delivery.lifetime. Replies: 554 5.4.6 loop; 550 5.7.1
+opted out, [Important] bypass lost, [Important] unjustified (configured, or to an opted-out buyer), order
+limit, daily limit — a seller message's are given again at commit time (relay/store/seller_rules.admit).
+Audit reasons: rules.loop|buyer_message|automatic|reply|unsolicited|critical|critical_to_opted_out|
 unjustified_to_opted_out|opted_out|important_bypass_lost|important_unjustified|order_limit|daily_limit;
 events important.justified|unjustified, important.bypass_revoked, vacation.replied|skipped.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -20,19 +23,26 @@ from relay.config import ConfigError
 from relay.model import Action, Direction, Party, Thread, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.headers import fields
-from relay.pipeline.transit import Transit
+from relay.pipeline.transit import CommitRefused, Transit
 from relay.policy.critical import CriticalWords, find_marker, message_text, strip_markers
 from relay.rules import automatic, mail, tokens
 from relay.rules.no_response import NoResponseMailbox
 from relay.rules.unsubscribe import UnsubscribeMailbox
 from relay.smtp import replies
-from relay.store import messages
+from relay.store import audit, messages, seller_rules
 from relay.store import rules as rules_store
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 #: Above this size the text extraction and classification of a marked message leave the event loop.
 OFFLOAD_BYTES = 32 * 1024
-DAY = 86400.0
+#: The reply of each refusal relay/store/seller_rules.decide can give.
+_REFUSALS = {
+    "rules.opted_out": replies.OPTED_OUT,
+    "rules.important_bypass_lost": replies.IMPORTANT_BYPASS_LOST,
+    "rules.unjustified_to_opted_out": replies.IMPORTANT_UNJUSTIFIED,
+    "rules.order_limit": replies.ORDER_LIMIT,
+    "rules.daily_limit": replies.DAILY_LIMIT,
+}
 
 
 def load_words(path: Path) -> CriticalWords:
@@ -53,6 +63,9 @@ class Rules:
         self.ctx = ctx
         self.cfg = ctx.settings.rules
         self.words = load_words(self.cfg.critical_words)
+        self.limits = seller_rules.Limits(self.cfg.reply_window, self.cfg.max_replies_per_buyer_message,
+                                          self.cfg.max_unsolicited_per_order,
+                                          self.cfg.max_unsolicited_per_thread_per_day)
         self.secret = tokens.load_secret(ctx.settings.relay.state_dir)
         ctx.extras["unsubscribe_secret"] = self.secret
         ctx.extras.setdefault("mailboxes", []).extend([UnsubscribeMailbox(ctx, self.secret), NoResponseMailbox(ctx)])
@@ -129,53 +142,53 @@ class Rules:
         tx.extra_headers += tokens.list_unsubscribe_headers(self.ctx.settings.relay.domain,
                                                             self.ctx.settings.relay.http_base_url, token)
         marker = find_marker(tx.subject, cfg.important_markers)
+        msg = seller_rules.SellerMessage(thread.id, buyer.id, seller.id, now, tuple(quoted), None, auto,
+                                         marked=marker is not None)
 
-        def load(conn: sqlite3.Connection) -> dict[str, Any]:
-            replied = rules_store.replied_buyer_message(conn, thread.id, buyer.id, quoted)
-            return {
-                "replied": replied,
-                "wrote": replied is None and rules_store.buyer_wrote_since(conn, thread.id, now - cfg.reply_window),
-                "order": rules_store.order_of(conn, thread.id, tx.subject, quoted, now),
-                "scope": rules_store.optout_scope(conn, buyer.id, seller.id),
-                "unjustified": rules_store.unjustified_count(conn, seller.id, now - cfg.important_abuse_window)
-                if marker else 0,
-            }
+        def load(conn: sqlite3.Connection) -> tuple[seller_rules.SellerMessage, str, int, seller_rules.Decision]:
+            order, how = rules_store.order_of(conn, thread.id, tx.subject, quoted, now)
+            prior = rules_store.unjustified_count(conn, seller.id, now - cfg.important_abuse_window) if marker else 0
+            known = replace(msg, order_ref=order, bypass=not (marker is not None and prior > cfg.important_abuse_limit))
+            return known, how, prior, seller_rules.decide(conn, known, self.limits)
 
-        got = await self.ctx.db.read(load)
-        order, how = got["order"]
-        detail: dict[str, Any] = {"order": order, "order_by": how}
+        msg, how, prior, decision = await self.ctx.db.read(load)
+        detail: dict[str, Any] = {"order": msg.order_ref, "order_by": how}
         if auto:
             detail["automatic"] = auto
-        if got["scope"]:
-            detail["opted_out"] = got["scope"]
-        if got["replied"] is not None or got["wrote"]:
-            self._facts(tx, "reply", auto, order)
-            return Verdict.ok("rules.reply" if got["replied"] is not None else "rules.reply_window",
-                              replied_message=got["replied"], **detail)
-
-        important, prior = None, got["unjustified"]
         if marker:
+            detail.update(unjustified=prior, abuse_limit=cfg.important_abuse_limit)
+        if marker and decision.kind != "reply":  # a marked reply is a reply: its marker is not judged
             important = await self._classify(tx, marker, prior)
             if important == "unjustified" and cfg.important_unjustified == "reject":
                 return Verdict(Action.REJECT, replies.IMPORTANT_UNJUSTIFIED, "rules.important_unjustified", detail)
-        abused = marker is not None and prior > cfg.important_abuse_limit
-        if got["scope"]:
-            if marker is None:
-                return Verdict(Action.REJECT, replies.OPTED_OUT, "rules.opted_out", detail)
-            if abused:
-                return Verdict(Action.REJECT, replies.IMPORTANT_BYPASS_LOST, "rules.important_bypass_lost",
-                               {**detail, "unjustified": prior, "limit": cfg.important_abuse_limit})
-        critical = important == "justified" and not abused
-        if not critical:
-            refusal = await self._limits(thread, order, now, detail)
-            if refusal is not None:
-                return refusal
-        self._facts(tx, "critical" if critical else "unsolicited", auto, order, important)
-        if critical:
-            return Verdict.ok("rules.critical_to_opted_out" if got["scope"] else "rules.critical", **detail)
-        if got["scope"]:
-            return Verdict.ok("rules.unjustified_to_opted_out", **detail)
-        return Verdict.ok("rules.unsolicited", **detail)
+            msg = replace(msg, important=important)
+            decision = await self.ctx.db.read(lambda conn: seller_rules.decide(conn, msg, self.limits))
+        if decision.refused:
+            return self._refusal(decision, detail)
+        # the early answer; the same decision is taken again inside the message's commit
+        tx.on_accept.append(self._admit(tx, msg, decision, detail))
+        return Verdict.ok(decision.reason, **detail, **decision.detail)
+
+    def _admit(self, tx: Transit, msg: seller_rules.SellerMessage, early: seller_rules.Decision,
+               detail: dict[str, Any]) -> Callable[[sqlite3.Connection, int], None]:
+        """The commit-time check: the counts of concurrent messages (other sessions, other worker
+        processes) are only final under the store's write lock, so the limits are checked there."""
+        def admit(conn: sqlite3.Connection, message_id: int) -> None:
+            try:
+                decision = seller_rules.admit(conn, msg, self.limits, message_id)
+            except seller_rules.Refused as refused:
+                verdict = self._refusal(refused.decision, {**detail, "at": "commit"})
+                tx.record("stage.rules", verdict.reason, action=verdict.action.value, **dict(verdict.detail))
+                raise CommitRefused(tx, verdict) from None
+            if decision.kind != early.kind:  # e.g. the last reply to a buyer message went to another session
+                audit.append(conn, "stage.rules", reason=decision.reason, thread_id=msg.thread_id,
+                             message_id=message_id, party_id=msg.seller_id, ts=msg.received_at,
+                             detail={**detail, **decision.detail, "at": "commit"})
+        return admit
+
+    @staticmethod
+    def _refusal(decision: seller_rules.Decision, detail: dict[str, Any]) -> Verdict:
+        return Verdict(Action.REJECT, _REFUSALS[decision.reason], decision.reason, {**detail, **decision.detail})
 
     async def _classify(self, tx: Transit, marker: str, prior: int) -> str:
         """Classify a marked message; audit it; return "justified" or "unjustified"."""
@@ -195,22 +208,6 @@ class Rules:
             tx.record("important.bypass_revoked", "rules.important_abuse", count=prior + 1, limit=limit,
                       window_seconds=self.cfg.important_abuse_window)
         return "unjustified"
-
-    async def _limits(self, thread: Thread, order: str | None, now: float, detail: dict[str, Any]) -> Verdict | None:
-        cfg = self.cfg
-
-        def counts(conn: sqlite3.Connection) -> tuple[int, int]:
-            per_order = rules_store.unsolicited_count(conn, thread.id, order_ref=order) if order else 0
-            return per_order, rules_store.unsolicited_count(conn, thread.id, since=now - DAY)
-
-        per_order, per_day = await self.ctx.db.read(counts)
-        if order is not None and per_order >= cfg.max_unsolicited_per_order:
-            return Verdict(Action.REJECT, replies.ORDER_LIMIT, "rules.order_limit",
-                           {**detail, "count": per_order, "limit": cfg.max_unsolicited_per_order})
-        if per_day >= cfg.max_unsolicited_per_thread_per_day:
-            return Verdict(Action.REJECT, replies.DAILY_LIMIT, "rules.daily_limit",
-                           {**detail, "count": per_day, "limit": cfg.max_unsolicited_per_thread_per_day})
-        return None
 
     def _facts(self, tx: Transit, kind: str, auto: str | None, order: str | None, important: str | None = None) -> None:
         assert tx.thread is not None
