@@ -1,6 +1,6 @@
 """Every place a reader (or their mail client) can see text in one message, for the egress check.
 
-Job: ``places(raw)`` parses a message once (the span parser in relay.rewrite.mime) and yields
+Job: ``places(raw)`` parses a message once (the span parser in relay.message.mime) and yields
 ``Place``s: every header field of every entity, top level, MIME part or forwarded message,
 RFC 2047, RFC 2231 and percent-decoded; every text part decoded (format=flowed joined); HTML
 as a browser reads it (displayed text, hidden text, URLs, attribute values: relay.message.html);
@@ -21,7 +21,7 @@ from relay.message.attachments import readable_texts
 from relay.message.html import HtmlTooComplex, read_html, text_superset
 from relay.rewrite.body import NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION, content_type
 from relay.rewrite.headers import decode_words, raw_to_str
-from relay.rewrite.mime import (
+from relay.message.mime import (
     MAX_DEPTH,
     Field,
     cte_of,

@@ -16,7 +16,7 @@ from relay.rewrite.addresses import matcher_for
 from relay.rewrite.body import Walker, apply_edits, content_type
 from relay.rewrite.headers import build_headers
 from relay.rewrite.leaks import find_leaks
-from relay.rewrite.mime import CRLF, Field, first, normalize_eol, parse_headers
+from relay.message.mime import CRLF, Field, first, normalize_eol, parse_headers
 from relay.rewrite.plan import RewritePlan, RewriteResult, Unparseable
 from relay.scan import known_clean, remember_clean
 

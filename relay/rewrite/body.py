@@ -18,7 +18,7 @@ from typing import Final
 from relay.message.contacts import AddressFinder
 from relay.message.html import HtmlTooComplex, rewrite_html, text_superset
 from relay.rewrite.headers import copy_field, sub_value
-from relay.rewrite.mime import (
+from relay.message.mime import (
     CRLF,
     MAX_DEPTH,
     Field,

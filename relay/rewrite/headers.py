@@ -19,7 +19,7 @@ from typing import Final
 from relay.message.contacts import AddressFinder
 from relay.message.headers import parse_address_list
 from relay.rewrite.addresses import clean_name, quote_name, unique
-from relay.rewrite.mime import CRLF, Field, lookup_codec, unfold
+from relay.message.mime import CRLF, Field, lookup_codec, unfold
 from relay.rewrite.plan import RewritePlan, RewriteResult
 
 # Headers copied from the sender (after address replacement and safe re-folding). Everything

@@ -237,7 +237,7 @@ def test_an_attachment_decoded_twice_in_a_row_is_decoded_once() -> None:
 def test_max_line_length_tells_a_line_over_998_as_the_loop_did(split_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both readings (one split, or a find per line above _SPLIT_BYTES) agree with the longest
     CRLF-ended line on whether it passes 998 (what the callers ask)."""
-    from relay.rewrite import mime as rmime
+    from relay.message import mime as rmime
 
     monkeypatch.setattr(rmime, "_SPLIT_BYTES", split_bytes)
     rnd = random.Random(998)

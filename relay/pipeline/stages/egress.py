@@ -19,7 +19,7 @@ from relay.model import Action, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.offload import run_check
 from relay.pipeline.transit import Transit
-from relay.rewrite.mime import normalize_eol
+from relay.message.mime import normalize_eol
 from relay.smtp import replies
 
 #: Without worker processes, above this size the check leaves the event loop for a thread.
