@@ -70,7 +70,12 @@ def old_longest_line_over(raw: bytes, limit: int) -> bool:
     return re.search(rb"\n[^\r\n]{%d}" % (limit + 1), raw) is not None
 
 
-def old_decode_base64(body: bytes) -> bytes:
+def reference_decode_base64(body: bytes) -> bytes:
+    """binascii's non-strict reading (the stdlib's), else the policy's old cleaner."""
+    try:
+        return binascii.a2b_base64(body)
+    except binascii.Error:
+        pass
     cleaned = body.translate(None, mime._NOT_BASE64)
     cleaned = cleaned[: len(cleaned) - len(cleaned) % 4] if len(cleaned) % 4 == 1 else cleaned
     cleaned += b"=" * (-len(cleaned) % 4)
@@ -104,7 +109,7 @@ def test_part_tree_as_before(name: str, raw: bytes) -> None:
             assert _spans(raw, part.body_start, part.end, boundary) == \
                 old_split_multipart(raw, part.body_start, part.end, boundary)
         if part.cte == "base64" and not part.children:
-            assert parts.decode_body(raw, part) == old_decode_base64(raw[part.body_start : part.end])
+            assert parts.decode_body(raw, part) == reference_decode_base64(raw[part.body_start : part.end])
 
 
 @needs_corpus
@@ -162,7 +167,7 @@ def test_shape_scans_on_generated_text() -> None:
 def test_base64_decoding_on_generated_bodies() -> None:
     pieces = [b"A", b"Q", b"z", b"+", b"/", b"=", b"==", b"\r\n", b" ", b"-", b"QUJD", b"QQ==", b"QUI=", b"\x80"]
     for body in _fragments(4648, pieces, 5000):
-        assert mime.decode_body(body, "base64") == old_decode_base64(body), body
+        assert mime.decode_body(body, "base64") == reference_decode_base64(body), body
 
 
 def _binascii(data: bytes) -> bytes | str:
