@@ -308,3 +308,15 @@ def test_pipeline_header_facts_read_the_block_as_the_model_does() -> None:
     assert [n for n, _ in fields(raw)] == ["from", "subject"]
     got = facts(raw)
     assert got.from_addresses == ("ann@example.org",) and got.subject == "café tail"
+
+
+def test_critical_text_reads_through_the_model() -> None:
+    """policy/critical.py parsed with stdlib email, whose get_content() raised on an unknown charset
+    label, so that part's text was never classified; the model reads it (UTF-8, else Windows-1252)."""
+    from relay.policy.critical import message_text
+
+    raw = msg("Content-Type: multipart/alternative; boundary=a", "", "--a",
+              "Content-Type: text/plain; charset=x-unknown-label", "", "Please change the delivery date",
+              "> quoted line", "--a", "Content-Type: text/html", "", "<p>html</p>", "--a--")
+    assert message_text(raw) == "Please change the delivery date"
+    assert message_text(raw.replace(b"text/plain", b"text/other").replace(b"text/other", b"image/png")) == "html"
