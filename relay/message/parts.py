@@ -89,11 +89,13 @@ def field_text(value: bytes) -> str:
 
 
 def filename_of(fields: list[Field]) -> str | None:
-    """Content-Disposition's filename, else Content-Type's name (RFC 2231 and 2047 decoded)."""
-    for name, param in (("content-disposition", "filename"), ("content-type", "name")):
+    """Content-Disposition's filename (or name), else Content-Type's name (or filename): every
+    place a client may take a name from; RFC 2231 and 2047 decoded."""
+    for name in ("content-disposition", "content-type"):
         f = first(fields, name)
         if f is not None:
-            value = parse_params(f.value)[1].get(param)
+            params = parse_params(f.value)[1]
+            value = params.get("filename") or params.get("name")
             if value:
                 return decode_words(value)
     return None

@@ -320,3 +320,12 @@ def test_critical_text_reads_through_the_model() -> None:
               "> quoted line", "--a", "Content-Type: text/html", "", "<p>html</p>", "--a--")
     assert message_text(raw) == "Please change the delivery date"
     assert message_text(raw.replace(b"text/plain", b"text/other").replace(b"text/other", b"image/png")) == "html"
+
+
+def test_filename_from_every_place_a_client_takes_it() -> None:
+    """The views read filename-or-name in either field; the policy's tree (compat32 get_filename)
+    only Disposition's filename and Content-Type's name. One reading now: the wider one."""
+    fields, _ = mime.parse_headers(b"Content-Disposition: attachment; name=a.exe\r\n\r\n", 0, 46)
+    assert parts.filename_of(fields) == "a.exe"
+    fields, _ = mime.parse_headers(b"Content-Type: application/x; filename==?utf-8?q?=E2=82=AC?=.exe\r\n", 0, 65)
+    assert parts.filename_of(fields) == "€.exe"
