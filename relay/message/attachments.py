@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from relay.message.parts import decode_text
 from relay.policy import extract
 from relay.policy.attachments import sanitize_filename, sniff
-from relay.policy.mime import decode_text
 from relay.policy.settings import Attachments
 
 #: Bytes inflated or decoded per attachment (ZIP members, PDF streams, embedded files together):

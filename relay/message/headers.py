@@ -6,11 +6,16 @@ pathological input degrades to "absent" (no mailbox) with a defect named in `Add
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from dataclasses import dataclass
 from email import _header_value_parser as hvp  # the parser behind email.headerregistry
 from email import errors
+from typing import Final
+
+from relay.message.mime import lookup_codec
 
 # The stdlib address parser is quadratic on some inputs (100 k double quotes take minutes); a real
 # From, even with a long encoded display name, is a few hundred characters. 2 048 keeps the worst
@@ -116,3 +121,55 @@ def display_addresses(text: str) -> tuple[str, ...]:
     folded = unicodedata.normalize("NFKC", text)
     folded = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
     return tuple(dict.fromkeys(m.group(0).strip(".").lower() for m in _ADDRESS_LIKE.finditer(folded)))
+
+
+# ---- RFC 2047 in any header value (the tolerant reading the rewriter and the views share) ----
+
+ENCODED_WORD: Final = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
+_EW_GAP_RE: Final = re.compile(
+    r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)[ \t\r\n]+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)"
+)
+
+
+def raw_to_str(value: bytes, fallback: str | None = None) -> str:
+    """Header bytes as text: ASCII, else UTF-8, else the body's charset, else Windows-1252."""
+    if value.isascii():
+        return value.decode("ascii")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    codec = lookup_codec(fallback) if fallback else None
+    if codec:
+        try:
+            return value.decode(codec)
+        except UnicodeDecodeError:
+            pass
+    return value.decode("cp1252", "replace")
+
+
+def decode_word(m: re.Match[str]) -> str:
+    charset, enc, payload = m.group(1), m.group(2).lower(), m.group(3)
+    try:
+        if enc == "b":
+            data = base64.b64decode(payload + "=" * (-len(payload) % 4))
+        else:
+            data = binascii.a2b_qp(payload.replace("_", " ").encode("ascii", "replace"), header=False)
+    except (binascii.Error, ValueError):
+        return m.group(0)
+    codec = lookup_codec(charset) or "utf-8"
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return data.decode(codec, "replace")
+
+
+def decode_words(text: str) -> str:
+    """RFC 2047 decoded, unfolded text (whitespace between adjacent encoded words dropped)."""
+    text = text.replace("\r\n", "")
+    if "=?" not in text:
+        return text
+    return ENCODED_WORD.sub(decode_word, _EW_GAP_RE.sub(r"\1", text))

@@ -1,6 +1,6 @@
 """Every place a reader (or their mail client) can see text in one message, for the egress check.
 
-Job: ``places(raw)`` parses a message once (the span parser in relay.rewrite.mime) and yields
+Job: ``places(raw)`` parses a message once (the span parser in relay.message.mime) and yields
 ``Place``s: every header field of every entity, top level, MIME part or forwarded message,
 RFC 2047, RFC 2231 and percent-decoded; every text part decoded (format=flowed joined); HTML
 as a browser reads it (displayed text, hidden text, URLs, attribute values: relay.message.html);
@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from relay.message.attachments import readable_texts
+from relay.message.headers import decode_words, raw_to_str
 from relay.message.html import HtmlTooComplex, read_html, text_superset
-from relay.rewrite.body import NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION, content_type
-from relay.rewrite.headers import decode_words, raw_to_str
-from relay.rewrite.mime import (
+from relay.message.mime import (
     MAX_DEPTH,
     Field,
+    boundary_of,
+    content_type,
     cte_of,
     decode_body,
     decode_text,
@@ -32,6 +33,8 @@ from relay.rewrite.mime import (
     parse_params,
     split_multipart,
 )
+from relay.message.parts import filename_of
+from relay.rewrite.body import NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION
 
 #: Header fields that identify a forwarded message's sender or route; none may leave.
 ROUTE_HEADERS: Final = frozenset({
@@ -92,12 +95,13 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
         return
     ctype, params = content_type(fields)
     cte = cte_of(fields)
-    if ctype.startswith("multipart/") and params.get("boundary"):
+    boundary = boundary_of(fields) if ctype.startswith("multipart/") else None
+    if boundary:
         inner, s, e, encoded = buf, body, end, False
         if cte in ("base64", "quoted-printable"):
             inner, encoded = normalize_eol(decode_body(buf[body:end], cte)), True
             s, e = 0, len(inner)
-        mp = split_multipart(inner, s, e, params["boundary"].strip().encode("utf-8", "replace"))
+        mp = split_multipart(inner, s, e, boundary)
         if mp is None:
             yield Place(f"body of {where}", "text", _as_text(inner[s:e]))
             return
@@ -118,7 +122,7 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
                            replaceable=False, forwarded=True, might=might)
         return
     data = decode_body(buf, cte, body, end)
-    filename = _filename(fields)
+    filename = filename_of(fields)
     span = (start, end) if replaceable and depth > 0 else None
     textual = ctype.startswith(("text/", "message/")) or ctype in TEXTLIKE or ctype in TEXTLIKE_APPLICATION
     if textual and ctype not in ("text/vcard", "text/x-vcard", "text/calendar", "text/directory"):
@@ -147,17 +151,6 @@ def _entity(buf: bytes, fields: list[Field], start: int, body: int, end: int, de
     for what, text in readable_texts(data, ctype, filename):
         unreadable = what.endswith((".truncated", ".unreadable", ".encrypted"))
         yield Place(f"attachment {where} ({what})", "attachment", text, span, filename, unreadable)
-
-
-def _filename(fields: list[Field]) -> str | None:
-    for name in ("content-disposition", "content-type"):
-        f = next((x for x in fields if x.name == name), None)
-        if f is not None:
-            _, params = parse_params(f.value)
-            value = params.get("filename") or params.get("name")
-            if value:
-                return decode_words(value)
-    return None
 
 
 def _as_text(data: bytes) -> str:

@@ -1,9 +1,10 @@
 """Read the few header facts the early stages need, from raw bytes, without trusting the input.
 
-The stdlib raises odd exceptions on malformed headers (IndexError on a bad Message-ID,
-LookupError on unknown charsets), so every access here is guarded and degrades to "absent".
-From is parsed by relay.message.headers from its RAW value, display names decoded afterwards:
-decoding first let an encoded word smuggle a quote, a bracket or a comma into the address list.
+The header block is read by the message model's one header parser (relay.message.mime: a line
+that is neither a field nor a continuation ends it, as mail clients read it). From is parsed by
+relay.message.headers from its RAW value, display names decoded afterwards: decoding first let an
+encoded word smuggle a quote, a bracket or a comma into the address list. Malformed values degrade
+to "absent", never an exception.
 """
 
 from __future__ import annotations
@@ -12,28 +13,17 @@ import re
 from dataclasses import dataclass
 
 from relay.message.headers import decode_unstructured, parse_address_list
+from relay.message.mime import normalize_eol, parse_headers, unfold
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)$")
-
-
-def header_block(raw: bytes) -> bytes:
-    m = _HEADER_END.search(raw)
-    return raw[: m.start()] if m else raw
 
 
 def fields(raw: bytes) -> list[tuple[str, str]]:
     """(lower-cased name, unfolded value) for every header field, in order; 8-bit bytes as UTF-8."""
-    out: list[tuple[str, str]] = []
-    for line in header_block(raw).splitlines():
-        if line[:1] in (b" ", b"\t") and out:
-            name, value = out[-1]
-            out[-1] = (name, value + " " + line.strip().decode("utf-8", "replace"))
-            continue
-        m = _FIELD.match(line)
-        if m:
-            out.append((m.group(1).decode("ascii").lower(), m.group(2).strip().decode("utf-8", "replace")))
-    return out
+    m = _HEADER_END.search(raw)  # (only the head is put in wire form: no copy of a large body)
+    head = normalize_eol(raw[: m.end()] if m else raw)
+    parsed, _ = parse_headers(head, 0, len(head))
+    return [(f.name, unfold(f.value).strip().decode("utf-8", "replace")) for f in parsed]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,6 @@ them as important.justified / important.unjustified.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import html
 import re
 import tomllib
@@ -16,6 +14,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from relay.message.html import HtmlTooComplex, read_html
+from relay.message.mime import normalize_eol
+from relay.message.parts import decode_body, decode_text, parse
 
 CATEGORIES = ("customization", "delivery_scheduling", "shipping_address")
 #: How much of a message's text is classified (a critical question is never far down).
@@ -123,26 +125,21 @@ class CriticalWords:
 
 
 def message_text(raw: bytes, limit: int = TEXT_LIMIT) -> str:
-    """The readable text of a message: text/plain parts (else text/html without tags), quoted lines dropped."""
-    try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-    except Exception:  # the stdlib parser raises odd things on broken input; classify the subject only
-        return ""
+    """The readable text of a message: text/plain parts (else text/html as displayed), quoted lines
+    dropped; read through the message model's part tree, as every other stage reads the message."""
+    crlf = normalize_eol(raw)
     plain: list[str] = []
     rich: list[str] = []
-    for part in msg.walk():
-        if part.is_multipart() or part.get_content_maintype() != "text":
+    for part in parse(crlf).leaves():
+        if not part.content_type.startswith("text/") or part.disposition == "attachment":
             continue
-        if (part.get_content_disposition() or "") == "attachment":
-            continue
-        try:
-            content = part.get_content()
-        except Exception:  # unknown charset, broken transfer encoding
-            continue
-        if not isinstance(content, str):
-            continue
-        if part.get_content_subtype() == "html":
-            rich.append(html.unescape(_TAG.sub(" ", content[: limit * 4])))
+        content, _ = decode_text(decode_body(crlf, part), part.charset)
+        if part.content_type == "text/html":
+            content = content[: limit * 4]
+            try:
+                rich.append(read_html(content).text)
+            except HtmlTooComplex:
+                rich.append(html.unescape(_TAG.sub(" ", content)))
         else:
             plain.append(content)
     text = "\n".join(plain or rich)[:limit]

@@ -25,10 +25,13 @@ from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from relay.message import mime
 from relay.message.contacts import finder_of
+from relay.message.headers import raw_to_str
 from relay.message.html import HtmlDocument, HtmlTooComplex, HtmlUrl
+from relay.message.mime import first
 from relay.message.normalize import Normalized, fold, match_view, normalize
-from relay.policy import mime
+from relay.message.parts import Part, decode_body, decode_text, header_values, parse, set_header
 from relay.policy.attachments import inspect, sanitize_filename
 from relay.policy.contact import find_contacts
 from relay.policy.links import Hit, classify_url, find_links, host_of
@@ -131,25 +134,24 @@ def _mask_own(n: Normalized, own: frozenset[str]) -> Normalized:
 
 def check(raw: bytes, policy: Policy, *, own_addresses: Collection[str] = ()) -> Report:
     """Every policy finding for one message, and the verdict action."""
-    return _check(raw, mime.parse(raw), policy, own_addresses)
+    raw = to_crlf(raw)
+    return _check(raw, parse(raw), policy, own_addresses)
 
 
 def check_and_apply(raw: bytes, policy: Policy, own_addresses: Collection[str] = ()) -> tuple[Report, bytes | None]:
     """check(); and apply() unless the message is refused or held (nothing to deliver yet), both
-    on one parse of the message (and of each HTML part) when it is CRLF already (as the SMTP
-    server hands it over)."""
-    root = mime.parse(raw)
+    on one parse of the message in wire form (the model's parser reads CRLF line ends; the SMTP
+    server hands it over so, without a copy) and of each HTML part."""
+    raw = to_crlf(raw)
+    root = parse(raw)
     docs: dict[str, HtmlDocument] = {}
     report = _check(raw, root, policy, own_addresses, docs)
     if report.action in ("reject", "hold"):
         return report, None
-    crlf = to_crlf(raw)
-    if crlf is raw:
-        return report, _apply(crlf, root, report, policy, docs)
-    return report, _apply(crlf, mime.parse(crlf), report, policy)
+    return report, _apply(raw, root, report, policy, docs)
 
 
-def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collection[str],
+def _check(raw: bytes, root: Part, policy: Policy, own_addresses: Collection[str],
            docs: dict[str, HtmlDocument] | None = None) -> Report:
     own = frozenset(fold(a.strip().strip("<>")) for a in own_addresses)
     pending: list[_Pending] = []
@@ -161,11 +163,11 @@ def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collectio
             action = override or policy.action_for(cat, rule)
             pending.append(_Pending(Finding(cat, rule, part, s, e, action, detail), scope, weight))
 
-    subjects = mime.raw_header_values(raw, root, "subject")
+    subjects = header_values(raw, root, "subject")
     if subjects:
         add_text(subjects[0][2], "header:subject", "message")
     for name in ("list-unsubscribe", "list-id"):
-        if root.headers.get(name) is not None and policy.enabled("marketing", "marketing.list_headers"):
+        if root.header(name) is not None and policy.enabled("marketing", "marketing.list_headers"):
             pending.append(_Pending(Finding("marketing", "marketing.list_headers", f"header:{name}", 0, 0,
                                             policy.action_for("marketing", "marketing.list_headers"),
                                             "mailing-list header"), "message", 0.5))
@@ -179,7 +181,7 @@ def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collectio
     for leaf in root.leaves():
         ctype = leaf.content_type
         if leaf.is_attachment:
-            data = mime.decode_body(raw, leaf)
+            data = decode_body(raw, leaf)
             original = leaf.filename or ""
             safe = sanitize_filename(original, caps.filename_max_length)
             label = f"attachment:{safe}"
@@ -214,11 +216,12 @@ def _check(raw: bytes, root: mime.Part, policy: Policy, own_addresses: Collectio
             for rule, detail in problems:
                 pending.append(_Pending(Finding("attachment", rule, label, 0, 0, caps.action, detail), label, 1.0))
             continue
-        if leaf.is_multipart or ctype.startswith("multipart/"):
+        # (a multipart leaf: no delimiter found, or nested past the depth or part cap; its body is
+        # read as text, as clients show it, rather than passed unread)
+        if not (ctype.startswith(("text/", "multipart/")) or ctype == "message/rfc822"
+                or ctype == "message/delivery-status"):
             continue
-        if not (ctype.startswith("text/") or ctype == "message/rfc822" or ctype == "message/delivery-status"):
-            continue
-        text, _codec = mime.decode_text(mime.decode_body(raw, leaf), leaf.charset)
+        text, _codec = decode_text(decode_body(raw, leaf), leaf.charset)
         if ctype == "text/html":
             try:
                 doc = HtmlDocument(text)
@@ -332,10 +335,10 @@ def apply(raw: bytes, report: Report, policy: Policy) -> bytes:
     """The message to deliver: redactions made, attachments and tracking images stripped (with a
     notice), metadata of kept attachments scrubbed. CRLF line endings; untouched parts byte-identical."""
     raw = to_crlf(raw)
-    return _apply(raw, mime.parse(raw), report, policy)
+    return _apply(raw, parse(raw), report, policy)
 
 
-def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy,
+def _apply(raw: bytes, root: Part, report: Report, policy: Policy,
            docs: dict[str, HtmlDocument] | None = None) -> bytes:
     parts = {p.id: p for p in root.walk()}
     marker = policy.settings.redaction_marker
@@ -348,7 +351,7 @@ def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy,
 
     subj = [f for f in by_part.get("header:subject", []) if f.action == "redact"]
     if subj:
-        values = mime.raw_header_values(raw, root, "subject")
+        values = header_values(raw, root, "subject")
         if values:
             start, end, value = values[0]
             new = _redact_text(value, [(f.start, f.end) for f in subj], marker)
@@ -369,7 +372,7 @@ def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy,
         if a.action == "strip":
             edits.extend(_strip_part(raw, part, a, policy))
             continue
-        new_data = scrub(a.kind, mime.decode_body(raw, part)) if caps.scrub_metadata else None
+        new_data = scrub(a.kind, decode_body(raw, part)) if caps.scrub_metadata else None
         rename = a.safe_name != a.filename and bool(a.filename)
         if new_data is None and not rename:
             continue
@@ -377,7 +380,7 @@ def _apply(raw: bytes, root: mime.Part, report: Report, policy: Policy,
         if rename:
             block = _rename(block, part, a.safe_name)
         if new_data is not None:
-            block = mime.set_header(block, "Content-Transfer-Encoding", b"base64")
+            block = set_header(block, "Content-Transfer-Encoding", b"base64")
             edits.append((part.body_start, part.end, _b64(new_data)))
         edits.append((part.start, part.start + len(_header_block(raw, part)), block))
 
@@ -397,7 +400,7 @@ def _splice(raw: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
     return b"".join(out)
 
 
-def _header_block(raw: bytes, part: mime.Part) -> bytes:
+def _header_block(raw: bytes, part: Part) -> bytes:
     """The part's header fields, without the blank line that ends them."""
     block = raw[part.start : part.body_start]
     if block.endswith(b"\r\n\r\n"):
@@ -437,11 +440,13 @@ def _replace_spans(source: str, spans: list[tuple[int, int]], marker: str) -> st
     return "".join(out)
 
 
-def _edit_text_part(raw: bytes, part: mime.Part, found: list[Finding], marker: str,
+def _edit_text_part(raw: bytes, part: Part, found: list[Finding], marker: str,
                     doc: HtmlDocument | None = None) -> list[tuple[int, int, bytes]]:
-    text, codec = mime.decode_text(mime.decode_body(raw, part), part.charset)
+    # (undecodable bytes kept as surrogates, so that they are written back as they came; the
+    # offsets are those of the check's reading, which has U+FFFD one for one in their place)
+    text, codec = mime.decode_text(decode_body(raw, part), part.charset)
     if part.content_type == "text/html":
-        new = _edit_html(doc or HtmlDocument(text), found, marker)
+        new = _edit_html(doc or HtmlDocument(mime.readable(text)), found, marker)  # (lexbor takes no surrogate)
         if new is None:
             return []
         new_text = new
@@ -481,14 +486,12 @@ def _b64(data: bytes) -> bytes:
     return b"\r\n".join(enc[i : i + 76] for i in range(0, len(enc), 76)) + (b"\r\n" if enc else b"")
 
 
-def _reencode(raw: bytes, part: mime.Part, text: str, codec: str) -> list[tuple[int, int, bytes]]:
+def _reencode(raw: bytes, part: Part, text: str, codec: str) -> list[tuple[int, int, bytes]]:
     block = _header_block(raw, part)
-    try:
-        data = text.encode(codec)
-        label = None if codec == mime.codec_for(part.charset) else codec
-    except UnicodeEncodeError:
-        data = text.encode("utf-8")
-        label = "utf-8"
+    data, used = mime.encode_text(text, codec)
+    declared = (mime.lookup_codec(part.charset) if part.charset else None) or "ascii"
+    same = used.replace("-", "_") == declared.replace("-", "_")
+    label = None if same or data.isascii() else mime.mime_name(used)
     cte = part.cte
     if cte == "base64":
         body = _b64(data)
@@ -496,20 +499,20 @@ def _reencode(raw: bytes, part: mime.Part, text: str, codec: str) -> list[tuple[
         body = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True).replace(b"\n", b"\r\n")
     elif not data.isascii() and cte not in ("8bit", "binary"):
         cte = "quoted-printable"
-        block = mime.set_header(block, "Content-Transfer-Encoding", b"quoted-printable")
+        block = set_header(block, "Content-Transfer-Encoding", b"quoted-printable")
         body = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True).replace(b"\n", b"\r\n")
     else:
         body = re.sub(rb"\r?\n", b"\r\n", data)
     edits = [(part.body_start, part.end, body)]
     if label is not None:
-        ctype = part.headers.get("content-type")
-        value = str(ctype) if ctype else part.content_type
+        ctype = first(part.fields, "content-type")
+        value = raw_to_str(mime.unfold(ctype.value)).strip() if ctype else part.content_type
         value = re.sub(r"\s+", " ", value)
         if re.search(r"charset\s*=", value, re.I):
             value = re.sub(r"charset\s*=\s*(\"?)[^\";\s]*\1", f"charset={label}", value, flags=re.I)
         else:
             value += f"; charset={label}"
-        block = mime.set_header(block, "Content-Type", value.encode("ascii", "replace"))
+        block = set_header(block, "Content-Type", value.encode("ascii", "replace"))
     if block != _header_block(raw, part):
         edits.append((part.start, part.start + len(_header_block(raw, part)), block))
     return edits
@@ -521,14 +524,14 @@ def _param(name: str, value: str) -> str:
     return f"{name}*={email.utils.encode_rfc2231(value, 'utf-8')}"
 
 
-def _rename(block: bytes, part: mime.Part, safe: str) -> bytes:
+def _rename(block: bytes, part: Part, safe: str) -> bytes:
     ctype = part.content_type
-    block = mime.set_header(block, "Content-Type", f"{ctype}; {_param('name', safe)}".encode("ascii"))
+    block = set_header(block, "Content-Type", f"{ctype}; {_param('name', safe)}".encode("ascii"))
     disp = part.disposition or "attachment"
-    return mime.set_header(block, "Content-Disposition", f"{disp}; {_param('filename', safe)}".encode("ascii"))
+    return set_header(block, "Content-Disposition", f"{disp}; {_param('filename', safe)}".encode("ascii"))
 
 
-def _strip_part(raw: bytes, part: mime.Part, a: AttachmentResult, policy: Policy) -> list[tuple[int, int, bytes]]:
+def _strip_part(raw: bytes, part: Part, a: AttachmentResult, policy: Policy) -> list[tuple[int, int, bytes]]:
     caps = policy.settings.attachments
     reason_rule = next((r for r in a.reasons if r in caps.reasons), "attachment.content")
     if reason_rule not in caps.reasons and a.reasons and not a.reasons[0].startswith("attachment."):
@@ -539,23 +542,24 @@ def _strip_part(raw: bytes, part: mime.Part, a: AttachmentResult, policy: Policy
     block = _header_block(raw, part)
     for name in ("Content-Type", "Content-Transfer-Encoding", "Content-Disposition", "Content-ID",
                  "Content-Description", "Content-Location"):
-        block = mime.set_header(block, name, None)
-    block = mime.set_header(block, "Content-Type", b"text/plain; charset=utf-8")
-    block = mime.set_header(block, "Content-Transfer-Encoding", b"quoted-printable")
-    block = mime.set_header(block, "Content-Disposition", b"inline")
+        block = set_header(block, name, None)
+    block = set_header(block, "Content-Type", b"text/plain; charset=utf-8")
+    block = set_header(block, "Content-Transfer-Encoding", b"quoted-printable")
+    block = set_header(block, "Content-Disposition", b"inline")
     return [(part.start, part.start + len(_header_block(raw, part)), block), (part.body_start, part.end, body)]
 
 
 def explain(raw: bytes, finding: Finding) -> str:
     """The matched text of a finding, for `relay policy check` output (never for SMTP replies)."""
-    root = mime.parse(raw)
+    raw = to_crlf(raw)
+    root = parse(raw)
     if finding.part == "header:subject":
-        values = mime.raw_header_values(raw, root, "subject")
+        values = header_values(raw, root, "subject")
         return normalize(values[0][2]).text[finding.start : finding.end] if values else ""
     part = {p.id: p for p in root.walk()}.get(finding.part)
     if part is None:
         return ""
-    text, _ = mime.decode_text(mime.decode_body(raw, part), part.charset)
+    text, _ = decode_text(decode_body(raw, part), part.charset)
     if part.content_type == "text/html":
         try:
             doc = HtmlDocument(text)

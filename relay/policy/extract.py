@@ -20,7 +20,7 @@ from typing import Any
 
 import ahocorasick_rs
 
-from relay.policy.mime import decode_text
+from relay.message.parts import decode_text
 from relay.policy.settings import Attachments
 
 

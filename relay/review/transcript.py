@@ -2,18 +2,31 @@
 
 Reads the store only (operators' view: real addresses included). The result is a plain dict,
 the JSON format of `relay thread transcript`; text and mbox are rendered from it (render.py).
+Each stored version is read through the message model (relay.message), as the recipient's
+client reads it: headers decoded with the address-first parser, text parts in their charsets,
+HTML as a browser displays it. Never raises on malformed mail.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from relay.message import mime, parts
+from relay.message.headers import decode_unstructured, parse_address_list, raw_to_str
+from relay.message.html import HtmlTooComplex, read_html
 from relay.model import Party
-from relay.review import mime
 from relay.store import audit, messages, parties, review, threads
+
+HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to"})
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)  # (linear, as in relay.message.html)
+_TAG = re.compile(r"<[^<>]*>")
+_SPECIALS = frozenset('()<>[]:;@\\,."')
 
 DIRECTION = {"seller_to_buyer": "seller → buyer", "buyer_to_seller": "buyer → seller"}
 
@@ -33,6 +46,58 @@ def _party(p: Party) -> dict[str, Any]:
     return {"party": p.id, "role": p.role.value, "name": p.name, "emails": list(p.emails), "status": p.status}
 
 
+def read(data: bytes) -> dict[str, Any]:
+    """Headers, readable text and the list of attachments of one message."""
+    raw = mime.normalize_eol(data)
+    root = parts.parse(raw)
+    headers = {}
+    for name in HEADERS:
+        f = mime.first(root.fields, name.lower())
+        if f is not None:
+            headers[name] = _header_text(f.name, f.value)
+    plain: list[str] = []
+    htmls: list[str] = []
+    attachments: list[dict[str, Any]] = []
+    for leaf in root.leaves():
+        ctype = leaf.content_type
+        if leaf.is_attachment or not ctype.startswith(("text/", "multipart/")):
+            attachments.append({"filename": leaf.filename, "content_type": ctype,
+                                "size": len(parts.decode_body(raw, leaf))})
+            continue
+        text, _ = parts.decode_text(parts.decode_body(raw, leaf), leaf.charset)
+        (htmls if ctype == "text/html" else plain).append(text)
+    text = "\n".join(plain) if plain else "\n".join(_displayed(h) for h in htmls)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return {"headers": headers, "text": text, "attachments": attachments}
+
+
+def _header_text(name: str, value: bytes) -> str:
+    """A header as a mail client shows it: addresses parsed from the raw value, display names
+    decoded afterwards; anything the address parser cannot fully read is shown decoded as is."""
+    text = raw_to_str(mime.unfold(value))
+    if name in _ADDRESS_HEADERS:
+        parsed = parse_address_list(text)
+        if parsed.mailboxes and not parsed.invalid and not parsed.groups:
+            return ", ".join(_mailbox(mb.display_name, mb.addr_spec) for mb in parsed.mailboxes)
+    return " ".join(decode_unstructured(text).split())
+
+
+def _mailbox(name: str, addr: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        return addr
+    if any(c in _SPECIALS for c in name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{addr}>"
+
+
+def _displayed(source: str) -> str:
+    try:
+        return read_html(source).text
+    except HtmlTooComplex:  # markup no browser-like reading is affordable for: tags dropped, roughly
+        return html.unescape(_TAG.sub("", _COMMENT.sub("", source)))
+
+
 def _version(conn: sqlite3.Connection, digest: str | None) -> dict[str, Any] | None:
     b = review.blob(conn, digest)
     if digest is None or b is None:
@@ -41,7 +106,7 @@ def _version(conn: sqlite3.Connection, digest: str | None) -> dict[str, Any] | N
     if b.data is None:
         out["cleared"] = {"reason": b.cleared_reason or "cleared", "at": iso(b.cleared_at)}
     else:
-        out |= mime.read(b.data)
+        out |= read(b.data)
     return out
 
 

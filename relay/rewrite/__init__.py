@@ -13,12 +13,12 @@ blob with no header), ``ValueError`` from ``RewritePlan`` for an unsafe name/add
 
 from __future__ import annotations
 
+from relay.message.mime import CRLF, Field, content_type, first, normalize_eol, parse_headers
 from relay.rewrite.addresses import matcher_for
-from relay.rewrite.body import Walker, apply_edits, content_type
+from relay.rewrite.body import Walker, apply_edits
 from relay.rewrite.headers import build_headers
 from relay.rewrite.leaks import find_leaks
 from relay.rewrite.lines import fit_lines
-from relay.rewrite.mime import CRLF, Field, first, normalize_eol, parse_headers
 from relay.rewrite.plan import RewritePlan, RewriteResult, Unparseable
 from relay.scan import known_clean, remember_clean
 

@@ -17,11 +17,12 @@ from typing import Final
 
 from relay.message.contacts import AddressFinder
 from relay.message.html import HtmlTooComplex, rewrite_html, text_superset
-from relay.rewrite.headers import copy_field, sub_value
-from relay.rewrite.mime import (
+from relay.message.mime import (
     CRLF,
     MAX_DEPTH,
     Field,
+    boundary_of,
+    content_type,
     cte_of,
     decode_body,
     decode_text,
@@ -37,6 +38,7 @@ from relay.rewrite.mime import (
     parse_params,
     split_multipart,
 )
+from relay.rewrite.headers import copy_field, sub_value
 from relay.rewrite.plan import RewriteResult
 from relay.scan import clean_slice, is_crlf, known_clean, remember_clean
 
@@ -97,17 +99,6 @@ def apply_edits(buf: bytes, edits: list[Edit]) -> bytes:
     return joined
 
 
-def content_type(fields: list[Field]) -> tuple[str, dict[str, str]]:
-    f = first(fields, "content-type")
-    if f is None:
-        return "text/plain", {}
-    ctype, params = parse_params(f.value)
-    if "/" not in ctype:
-        # "Content-Type: text" and other junk: clients render it as text
-        ctype = "text/plain" if ctype in ("", "text") else ctype + "/unknown"
-    return ctype, params
-
-
 def set_field(fields: list[Field], label: str, value: bytes) -> None:
     """Replace the first field called ``label`` (dropping repeats) or append one."""
     name = label.lower()
@@ -158,11 +149,10 @@ class Walker:
         ctype, params = content_type(fields)
         cte = cte_of(fields)
         if ctype.startswith("multipart/"):
-            boundary = params.get("boundary", "").strip()
-            if not boundary:
+            bnd = boundary_of(fields)
+            if not bnd:
                 self.result.notes.append("multipart without boundary: scanned as opaque text")
                 return self.opaque(buf, start, end), False
-            bnd = boundary.encode("utf-8", "replace")
             if cte in IDENTITY or cte not in ("base64", "quoted-printable"):
                 return self.multipart(buf, start, end, bnd, depth), False
             return self.encoded_nested(buf, start, end, cte, depth, bnd), False

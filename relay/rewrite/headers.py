@@ -11,15 +11,14 @@ Config read: none (pure). Errors raised: none.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Callable
 from typing import Final
 
 from relay.message.contacts import AddressFinder
-from relay.message.headers import parse_address_list
+from relay.message.headers import ENCODED_WORD, decode_word, decode_words, parse_address_list, raw_to_str
+from relay.message.mime import CRLF, Field, unfold
 from relay.rewrite.addresses import clean_name, quote_name, unique
-from relay.rewrite.mime import CRLF, Field, lookup_codec, unfold
 from relay.rewrite.plan import RewritePlan, RewriteResult
 
 # Headers copied from the sender (after address replacement and safe re-folding). Everything
@@ -60,10 +59,6 @@ _UNSTRUCTURED: Final = frozenset(
     {"subject", "comments", "keywords", "content-description", "thread-topic", "user-agent", "x-mailer"}
 )
 
-_EW_RE: Final = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
-_EW_GAP_RE: Final = re.compile(
-    r"(=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)[ \t\r\n]+(?==\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)"
-)
 _MSGID_RE: Final = re.compile(r"<([^<>]*)>")
 _CTRL_BYTES_RE: Final = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BLANK_FOLD_RE: Final = re.compile(rb"\r\n[ \t]*(?=\r\n|$)")
@@ -71,50 +66,6 @@ _8BIT_TOKEN_RE: Final = re.compile(r'"[^"]*[^\x00-\x7f][^"]*"|[^\s;=,]*[^\x00-\x
 
 
 # ---- RFC 2047 ------------------------------------------------------------------------------
-
-
-def raw_to_str(value: bytes, fallback: str | None = None) -> str:
-    """Header bytes as text: ASCII, else UTF-8, else the body's charset, else Windows-1252."""
-    if value.isascii():
-        return value.decode("ascii")
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    codec = lookup_codec(fallback) if fallback else None
-    if codec:
-        try:
-            return value.decode(codec)
-        except UnicodeDecodeError:
-            pass
-    return value.decode("cp1252", "replace")
-
-
-def _decode_word(m: re.Match[str]) -> str:
-    charset, enc, payload = m.group(1), m.group(2).lower(), m.group(3)
-    try:
-        if enc == "b":
-            data = base64.b64decode(payload + "=" * (-len(payload) % 4))
-        else:
-            data = binascii.a2b_qp(payload.replace("_", " ").encode("ascii", "replace"), header=False)
-    except (binascii.Error, ValueError):
-        return m.group(0)
-    codec = lookup_codec(charset) or "utf-8"
-    try:
-        return data.decode(codec)
-    except UnicodeDecodeError:
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            return data.decode(codec, "replace")
-
-
-def decode_words(text: str) -> str:
-    """RFC 2047 decoded, unfolded text (whitespace between adjacent encoded words dropped)."""
-    text = text.replace("\r\n", "")
-    if "=?" not in text:
-        return text
-    return _EW_RE.sub(_decode_word, _EW_GAP_RE.sub(r"\1", text))
 
 
 def encode_words(text: str) -> list[str]:
@@ -196,11 +147,11 @@ def sub_value(value: bytes, matcher: AddressFinder, fallback: str | None) -> tup
     new, _ = matcher.sub(text)
 
     def per_word(m: re.Match[str]) -> str:
-        decoded = _decode_word(m)
+        decoded = decode_word(m)
         replaced, n = matcher.sub(decoded)
         return " ".join(encode_words(replaced)) if n else m.group(0)
 
-    new = _EW_RE.sub(per_word, new)
+    new = ENCODED_WORD.sub(per_word, new)
     if matcher.search(decode_words(new)):
         new = matcher.sub(decode_words(new))[0]
     return new, True

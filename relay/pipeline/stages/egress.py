@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 from relay.message.attachments import replace_notice
 from relay.message.contacts import AddressFinder, finder_of
+from relay.message.mime import normalize_eol
 from relay.message.views import Place, places
 from relay.model import Action, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.offload import run_check
 from relay.pipeline.transit import Transit
-from relay.rewrite.mime import normalize_eol
 from relay.smtp import replies
 
 #: Without worker processes, above this size the check leaves the event loop for a thread.

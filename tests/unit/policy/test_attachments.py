@@ -9,8 +9,10 @@ from email import policy as email_policy
 import pytest
 from PIL import Image
 
-from relay.policy import Policy, apply, check, mime
+from relay.message import parts
+from relay.policy import Policy, apply, check
 from relay.policy.attachments import sanitize_filename, sniff
+from relay.policy.engine import to_crlf
 from tests.unit.policy import fixtures as fx
 from tests.unit.policy.conftest import CORPUS, with_attachment
 
@@ -305,10 +307,10 @@ def test_one_pass_markers_answer_what_the_separate_searches_did() -> None:
         hits |= _old_markers(data)
     assert hits == {"rar", "7z", "pdf_active"}
     for path in sorted(CORPUS.rglob("*.eml")):  # every attachment of the corpus, too
-        raw = path.read_bytes()
-        for leaf in mime.parse(raw).leaves():
+        raw = to_crlf(path.read_bytes())
+        for leaf in parts.parse(raw).leaves():
             if leaf.is_attachment:
-                data = mime.decode_body(raw, leaf)
+                data = parts.decode_body(raw, leaf)
                 assert extract.markers(data) == _old_markers(data), path.name
 
 

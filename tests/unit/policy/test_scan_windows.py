@@ -9,8 +9,10 @@ import re
 
 import pytest
 
+from relay.message import parts
 from relay.message.normalize import match_view, normalize
-from relay.policy import Policy, links, mime
+from relay.policy import Policy, links
+from relay.policy.engine import to_crlf
 from tests.unit.policy.cases import ADVERSARIAL, ORDINARY
 from tests.unit.policy.conftest import CORPUS
 
@@ -21,12 +23,12 @@ _DOT_PATTERNS = (links._IPV4, links._DOMAIN)
 def _texts() -> list[str]:
     texts = [t for _, t in ADVERSARIAL] + [t for t in ORDINARY]
     for path in sorted(CORPUS.rglob("*.eml"))[:200]:
-        raw = path.read_bytes()
+        raw = to_crlf(path.read_bytes())
         try:
-            root = mime.parse(raw)
+            root = parts.parse(raw)
             for leaf in root.leaves():
                 if leaf.content_type.startswith("text/"):
-                    texts.append(mime.decode_text(mime.decode_body(raw, leaf), leaf.charset)[0][:50_000])
+                    texts.append(parts.decode_text(parts.decode_body(raw, leaf), leaf.charset)[0][:50_000])
         except Exception:  # a malformed message: its text is not needed here
             continue
     rnd = random.Random(7)

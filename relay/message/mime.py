@@ -1,8 +1,10 @@
 """Raw-byte MIME structure: line endings, header blocks, Content-Type, boundaries, codings.
 
-Job: split a message into header fields and body spans *without* copying or re-serialising
-the parts nobody changes, and decode/encode the few leaves that must change. Everything is
-tolerant: malformed input degrades to "one opaque body", it never raises.
+Job: THE MIME parser of the message model. Split a message into header fields and body spans
+*without* copying or re-serialising the parts nobody changes, and decode/encode the few leaves
+that must change: one header parser, one multipart splitter, one transfer decoding, one charset
+table, read by the rewriter, the egress views, the policy's part tree (relay.message.parts) and
+the review transcript. Everything is tolerant: malformed input degrades to "one opaque body".
 Config read: none (pure). Errors raised: none on purpose.
 """
 
@@ -15,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from relay.scan import a2b_base64, find_dashed, is_crlf
+from relay.scan import a2b_base64, find_dashed, is_crlf, padded_at_end_only
 
 CRLF: Final = b"\r\n"
 MAX_DEPTH: Final = 40  # deeper nesting is treated as an opaque body (DoS: "endless nesting")
@@ -52,6 +54,7 @@ class Field:
     label: bytes
     value: bytes
     raw: bytes
+    offset: int = -1  # where ``raw`` starts in the parsed buffer; -1 for a field made here
 
     @classmethod
     def make(cls, label: str, value: bytes) -> Field:
@@ -93,7 +96,7 @@ def parse_headers(buf: bytes, pos: int, end: int) -> tuple[list[Field], int]:
             if m is None:
                 return fields, i
             label = m.group(1)
-            fields.append(Field(label.decode("ascii").lower(), label, buf[m.end() : j], buf[i:line_end]))
+            fields.append(Field(label.decode("ascii").lower(), label, buf[m.end() : j], buf[i:line_end], i))
         i = line_end
     return fields, end
 
@@ -149,6 +152,39 @@ def parse_params(value: bytes) -> tuple[str, dict[str, str]]:
             out.append(text)
         params.setdefault(base, "".join(out))
     return head, params
+
+
+def content_type(fields: list[Field], default: str = "text/plain") -> tuple[str, dict[str, str]]:
+    """(lower-case type/subtype, params); ``default`` when there is no Content-Type field
+    ("message/rfc822" in a multipart/digest, RFC 2046 §5.1.5)."""
+    f = first(fields, "content-type")
+    if f is None:
+        return default, {}
+    ctype, params = parse_params(f.value)
+    if "/" not in ctype:
+        # "Content-Type: text" and other junk: clients render it as text
+        ctype = "text/plain" if ctype in ("", "text") else ctype + "/unknown"
+    return ctype, params
+
+
+def boundary_of(fields: list[Field]) -> bytes | None:
+    """The boundary parameter's bytes as written (parse_params decodes values as UTF-8, which
+    would turn a non-UTF-8 boundary into U+FFFD that no delimiter line matches)."""
+    f = first(fields, "content-type")
+    if f is None:
+        return None
+    v = unfold(f.value)
+    semi = v.find(b";")
+    if semi < 0:
+        return None
+    for m in _PARAM_RE.finditer(v, semi):
+        if m.group(1).lower() == b"boundary":
+            raw = m.group(2)
+            if raw.startswith(b'"'):
+                raw = re.sub(rb"\\(.)", rb"\1", raw[1:-1] if raw.endswith(b'"') and len(raw) > 1 else raw[1:])
+            raw = raw.strip()
+            return raw or None
+    return None
 
 
 def _percent_decode(text: str, charset: str) -> str:
@@ -227,22 +263,34 @@ def cte_of(fields: list[Field]) -> str:
 
 
 def decode_body(data: bytes, cte: str, start: int = 0, end: int | None = None) -> bytes:
-    """The transfer-decoded data[start:end] (base64 is decoded without copying the range first)."""
+    """The transfer-decoded data[start:end] (base64 is decoded without copying the range first).
+
+    Base64 is read as the stdlib reads it: junk skipped, the data ends at its padding (a list
+    footer after it is not data), a missing padding added; a lone 6-bit leftover is dropped where
+    the stdlib would hand back the undecoded text. Never raises.
+    """
+    end = len(data) if end is None else end
     if cte == "base64":
-        try:
-            return a2b_base64(data, start, end)
+        try:  # (binascii, or pybase64's SIMD decoder where the two agree: see scan.a2b_base64)
+            return a2b_base64(data, start, end, padded_at_end=padded_at_end_only(data, start, end))
         except (binascii.Error, ValueError):
-            clean = re.sub(rb"[^A-Za-z0-9+/]", b"", data[start:end])
-            clean = clean[: len(clean) - len(clean) % 4]
-            try:
-                return binascii.a2b_base64(clean)
-            except (binascii.Error, ValueError):
-                return data[start:end]
-    if start or (end is not None and end != len(data)):
+            pass  # missing or odd padding: clean and pad as below
+        cleaned = data[start:end].translate(None, _NOT_BASE64)  # C speed: a regex took 60 ms on 4 MB
+        cleaned = cleaned[: len(cleaned) - len(cleaned) % 4] if len(cleaned) % 4 == 1 else cleaned
+        cleaned += b"=" * (-len(cleaned) % 4)
+        try:
+            return binascii.a2b_base64(cleaned)
+        except (binascii.Error, ValueError):
+            return b""
+    if start or end != len(data):
         data = data[start:end]
     if cte == "quoted-printable":
         return binascii.a2b_qp(data)
     return data
+
+
+_NOT_BASE64: Final = bytes(b for b in range(256)
+                           if b not in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
 
 def encode_base64(data: bytes) -> bytes:
@@ -290,12 +338,19 @@ _CHARSET_ALIASES: Final = {
     "ks_c_5601-1987": "cp949",
     "ks_c_5601": "cp949",
     "ks_c_5601-1989": "cp949",
+    "ksc5601": "cp949",
+    "korean": "cp949",
     "euc-kr": "cp949",
     "euckr": "cp949",
     "gb2312": "gb18030",
     "gbk": "gb18030",
     "x-gbk": "gb18030",
     "cn-gb": "gb18030",
+    "euc-cn": "gb18030",
+    "cp936": "gb18030",
+    "gb_2312-80": "gb18030",
+    "csgb2312": "gb18030",
+    "chinese": "gb18030",
     "shift_jis": "cp932",
     "shift-jis": "cp932",
     "sjis": "cp932",
@@ -303,7 +358,10 @@ _CHARSET_ALIASES: Final = {
     "windows-31j": "cp932",
     "big5": "cp950",
     "x-big5": "cp950",
+    "cn-big5": "cp950",
     "iso-2022-jp": "iso2022_jp_ext",
+    "csiso2022jp": "iso2022_jp_ext",
+    "iso-2022-jp-2": "iso2022_jp_2",
     "us-ascii": "ascii",
     "ascii": "ascii",
     "ansi_x3.4-1968": "ascii",
@@ -311,7 +369,16 @@ _CHARSET_ALIASES: Final = {
     "latin1": "cp1252",
     "latin-1": "cp1252",
     "unicode-1-1-utf-7": "utf-7",
+    "utf8": "utf-8",
+    # labels that say "we do not know": decoded as an unknown label is (UTF-8, then Windows-1252)
+    "x-unknown": "",
+    "unknown-8bit": "",
 }
+
+# A label whose usual superset cannot read everything sent under it: the second codec is tried
+# when the first fails. ISO-2022-JP: half-width kana (ESC ( I) only in _ext, Korean/Chinese
+# designations only in _2; Big5: Microsoft's extensions only in cp950, HKSCS only in big5hkscs.
+_SECOND_CODEC: Final = {"iso2022_jp_ext": "iso2022_jp_2", "cp950": "big5hkscs"}
 
 _MIME_NAMES: Final = {
     "utf_8": "utf-8",
@@ -325,6 +392,8 @@ def lookup_codec(label: str) -> str | None:
     """Python codec name for a MIME charset label, or None when unknown."""
     label = label.strip().strip('"').lower()
     label = _CHARSET_ALIASES.get(label, label)
+    if not label:
+        return None
     try:
         return codecs.lookup(label).name
     except (LookupError, ValueError):
@@ -340,6 +409,12 @@ _MULTIBYTE_ASCII_TRAIL: Final = frozenset(
 )
 
 
+# Codecs whose text is not ASCII where its bytes are: UTF-16/32 and the 7-bit ones that switch
+# character sets by escape sequences (ISO-2022-JP is all ASCII bytes; read as ASCII, a Japanese
+# text would be escape codes and letters, and a full-width ＠ in it invisible).
+_NOT_ASCII_COMPATIBLE: Final = ("utf_16", "utf_32", "utf_7", "iso2022", "hz")
+
+
 def decode_text(data: bytes, label: str | None) -> tuple[str, str]:
     """(text, codec used). Undecodable bytes survive as surrogates (``surrogateescape``) so
     that encoding with the same codec gives the original bytes back.
@@ -349,11 +424,14 @@ def decode_text(data: bytes, label: str | None) -> tuple[str, str]:
     Unknown labels try UTF-8, then Windows-1252.
     """
     codec = lookup_codec(label) if label else None
-    if codec is not None and codec.startswith(("utf_16", "utf_32", "utf_7")):
-        try:
-            return data.decode(codec), codec
-        except UnicodeDecodeError:
-            codec = None
+    if codec is not None and codec.startswith(_NOT_ASCII_COMPATIBLE):
+        for candidate in (codec, _SECOND_CODEC.get(codec)):
+            try:
+                if candidate is not None:
+                    return data.decode(candidate), candidate
+            except UnicodeDecodeError:
+                pass
+        codec = None
     if data.isascii():
         return data.decode("ascii"), codec or "ascii"
     if codec in (None, "ascii") or codec in _MULTIBYTE_ASCII_TRAIL:
@@ -363,16 +441,30 @@ def decode_text(data: bytes, label: str | None) -> tuple[str, str]:
             pass
     if codec is None or codec == "ascii":
         codec = "cp1252"
-    try:
-        return data.decode(codec), codec
-    except UnicodeDecodeError:
-        pass
-    except (LookupError, ValueError):
-        codec = "cp1252"
+    for candidate in (codec, _SECOND_CODEC.get(codec)):
+        if candidate is None:
+            continue
+        try:
+            return data.decode(candidate), candidate
+        except UnicodeDecodeError:
+            pass
+        except (LookupError, ValueError):
+            codec = "cp1252"
     try:
         return data.decode(codec, "surrogateescape"), codec
     except (UnicodeError, LookupError, ValueError):
         return data.decode("utf-8", "surrogateescape"), "utf_8"
+
+
+def readable(text: str) -> str:
+    """decode_text's text for readers and checks: each undecodable byte (a lone surrogate, which
+    no encoder, store or log accepts) as U+FFFD, one code point for one, so offsets hold."""
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 def encode_text(text: str, codec: str) -> tuple[bytes, str]:
