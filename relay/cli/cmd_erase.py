@@ -1,7 +1,8 @@
 """relay party erase PARTY: a privacy request — addresses and name replaced everywhere, aliases revoked.
 
-Then the database is checkpointed and vacuumed so that no freed page or WAL frame still holds
-the old bytes, and the files are searched for the addresses (`traces` in the result; exit 1 if any).
+Then the WAL is checkpointed (freed cells and pages were zeroed by secure_delete) so that no WAL
+frame still holds the old bytes, vacuumed only if bytes are still found or the party was already
+erased, and the files are searched for the addresses (`traces` in the result; exit 1 if any).
 Audit: party.erased, alias.revoked (reason party.erased).
 """
 
@@ -50,13 +51,16 @@ def party_erase(args: argparse.Namespace) -> int:
             scanned = read(lambda: erasure.quoting_contents(conn, party.id))
             summary = write(conn, lambda c: erasure.erase(c, party.id, now, scanned))
             blobfiles.wipe_cleared(blobfiles.directory(conn))
-        # Old versions of the rewritten pages live on in the WAL and in free pages: fold the WAL
-        # back, rebuild the file without free pages (in memory, no temp file), empty the WAL again.
-        conn.execute("PRAGMA temp_store = MEMORY")
-        first = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        conn.execute("VACUUM")
-        last = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    traces = file_traces(db_path, list(party.emails)) if party.status != "erased" else []
+        # Old versions of the rewritten pages live on in the WAL: fold it back and empty it. Freed
+        # cells and pages were zeroed by secure_delete, so no VACUUM (an exclusive lock for the
+        # whole rebuild: seconds of refused writes on a large store) unless bytes are still found.
+        first = last = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        traces = file_traces(db_path, list(party.emails)) if party.status != "erased" else []
+        if traces or party.status == "erased":  # asked again: compact for real
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("VACUUM")
+            last = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            traces = file_traces(db_path, list(party.emails)) if party.status != "erased" else []
     summary |= {"checkpointed": first[0] == 0 and last[0] == 0, "traces": traces}
     if traces or summary["chained_traces"]:
         summary["error"] = (f"an address is still present in {', '.join(traces) or 'the audit chain'};"
