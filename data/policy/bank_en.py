@@ -1,0 +1,518 @@
+"""English phrase banks for data/policy/generate.py (written by the relay team).
+
+Entries tagged "c:" are casual only, "f:" formal only; untagged ones fit either.
+"""
+
+from __future__ import annotations
+
+import random
+
+LANG = "en"
+SEP = " "
+
+SLOTS = {
+    "item": ["walnut cutting board", "linen apron", "custom name necklace", "ceramic mug set", "leather wallet",
+             "phone case", "wool scarf", "kids' rain boots", "LED desk lamp", "yoga mat", "tea sampler",
+             "embroidered cushion cover", "silver hoop earrings", "canvas tote", "replacement charger",
+             "photo book", "soy candle", "bamboo toothbrush pack", "wedding guest book", "dog harness (M)",
+             "watercolor print", "knitting kit", "stainless bottle", "baby blanket", "bike light"],
+    "bname": ["Sarah", "Mr. Jones", "Ms. Patel", "Tom", "Aiko", "Daniel", "Mrs. Garcia", "Chris", "Emma", "Liam",
+              "Dr. Weber", "Nina", "Mohammed", "Jess", "Mr. Okafor", "Anna"],
+    "sname": ["Kate", "Mia", "Ben", "Rosa", "the team", "Oliver", "Priya", "Sam", "Hannah", "Lucas", "Grace"],
+    "shop": ["Oak & Thread", "Little Fern Studio", "Northside Outfitters", "Bright Home Goods", "Kiln Works",
+             "Maple Leather Co.", "Harbor Prints", "Sunny Side Crafts", "Blue Heron Tea", "Peak Cycle Parts"],
+    "carrier": ["UPS", "USPS", "FedEx", "DHL", "Royal Mail", "Canada Post", "the postal service", "the courier"],
+    "season": ["autumn", "fall", "winter", "holiday", "spring", "summer", "back-to-school", "Mother's Day"],
+    "newthing": ["a matching set of coasters", "three new glaze colours", "a larger size", "a travel version",
+                 "a limited run in forest green", "gift boxes", "a children's line", "refill packs"],
+    "app": ["WhatsApp", "Telegram", "LINE", "WeChat", "KakaoTalk", "Signal", "Viber", "Messenger", "Insta", "Instagram"],
+    "appdesc": ["the app with the green icon", "the blue messaging app", "the usual chat app", "that app with the paper plane",
+                "the green chat app", "the app everyone in Japan uses", "WA", "Tele", "the messenger app", "IG"],
+    "social": ["Instagram", "Facebook", "TikTok", "Pinterest", "YouTube", "X", "our Facebook group"],
+    "mail": ["gmail", "yahoo", "hotmail", "outlook", "icloud", "proton"],
+    "city": ["Chicago", "Leeds", "Osaka", "Toronto", "Melbourne", "Denver", "Bristol"],
+    "days": ["2", "3", "3-5", "5-7", "7-10", "two", "three", "a few"],
+    "size": ["small", "medium", "large", "size 8", "the 30 cm one", "XL"],
+    "color": ["navy", "sage green", "natural", "black", "rust", "cream", "charcoal"],
+}
+
+MONTHS = ["Jan", "Feb", "March", "April", "May", "June", "July", "Aug", "Sept", "October", "November", "December"]
+
+
+def date(rng: random.Random) -> str:
+    d = rng.randrange(1, 29)
+    m = rng.randrange(12)
+    shape = rng.randrange(5)
+    if shape == 0:
+        return f"{MONTHS[m]} {d}"
+    if shape == 1:
+        return f"{d} {MONTHS[m]}"
+    if shape == 2:
+        return f"{m + 1}/{d}"
+    if shape == 3:
+        return rng.choice(["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "next week", "tomorrow"])
+    return f"2026-{m + 1:02d}-{d:02d}"
+
+
+def price(rng: random.Random) -> str:
+    v = rng.randrange(5, 300)
+    return rng.choice([f"${v}.99", f"${v}", f"£{v}.50", f"{v} USD", f"€{v}"])
+
+
+GREET = [
+    "f:Dear {bname},", "f:Hello {bname},", "Hi {bname},", "c:Hey {bname}!", "c:Hi there!", "f:Good morning,",
+    "f:Good afternoon {bname},", "Hello,", "c:Hiya,", "f:Dear customer,", "f:Dear valued buyer,", "c:Hey!",
+    "Hi,", "f:Greetings,", "c:Morning {bname} :)", "Hello there,", "f:To whom it may concern,", "c:hi",
+]
+
+LEAD = [
+    "Thank you for your order {order}.", "f:Thank you for shopping with {shop}.", "c:Thanks so much for ordering!",
+    "I'm writing about your order {order}.", "f:We are contacting you regarding order {order}.",
+    "This is {sname} from {shop}.", "c:It's {sname} here from {shop}.", "Just a quick note about your {item}.",
+    "f:I hope this message finds you well.", "c:Hope you're having a good week!", "Following up on your order.",
+    "f:Thank you for your purchase of the {item}.", "Thanks for getting back to me.", "Thanks for your message.",
+    "c:Quick update for you!", "f:Please allow me to update you on order {order}.",
+]
+
+BUYER_LEAD = [
+    "I ordered the {item} on {date} (order {order}).", "Hi, it's about order {order}.",
+    "I bought a {item} from your shop last week.", "c:so I got my order today", "Quick question about my order.",
+    "f:I am writing regarding my recent purchase.", "My order number is {order}.",
+]
+
+CLOSE = [
+    "f:Kind regards,", "Best regards,", "Thanks!", "c:Cheers,", "f:Sincerely,", "Best,", "c:Thanks again!",
+    "f:With best wishes,", "Have a great day!", "c:Take care!", "Warm regards,", "f:Yours faithfully,",
+    "Thank you,", "c:ttyl", "f:Thank you for your patience.", "See you next order!", "c:xx", "All the best,",
+    "f:Please do not hesitate to reply here with any questions.", "Let me know if you need anything else.",
+]
+
+SIGN = ["{sname}", "{sname}\n{shop}", "{shop}", "{sname} @ {shop}", "— {sname}", "{shop} customer care",
+        "{sname}, {shop}\nHandmade in {city}", "The {shop} team"]
+BUYER_SIGN = ["{bname}", "- {bname}", "Thanks, {bname}", "{bname} ({city})"]
+
+QUOTE_HEAD = ["On {date}, {bname} wrote:", "----- Original message -----", "On {date} the buyer wrote:",
+              "> Previous message:", "-----Original Message-----\nFrom: Buyer", "Quoting your message:"]
+
+# ---------------------------------------------------------------- legitimate, seller side
+
+LEGIT = {
+    "tracking": [
+        "Your {item} shipped today with {carrier}, tracking number {tracking}.",
+        "The parcel is on its way; the tracking number is {tracking}.",
+        "Good news: order {order} has left our workshop and is with {carrier}.",
+        "You can follow the parcel on the order page with tracking {tracking}.",
+        "{carrier} scanned your package this morning, so tracking should update within 24 hours.",
+        "It was handed to {carrier} on {date}; the reference is {tracking}.",
+        "The tracking shows it reached the local depot, so delivery should be {date}.",
+        "c:It's shipped! tracking: {tracking}",
+        "f:We are pleased to confirm that your order {order} has been dispatched.",
+        "Tracking may say 'label created' for a day before the first scan appears.",
+        "The parcel is being sent as {n} boxes, each with its own tracking number.",
+        "I've added the tracking number {tracking} to your order so it shows on the order page.",
+        "The carrier marked it as out for delivery.",
+        "Your replacement went out this afternoon, tracking {tracking}.",
+        "c:Heads up, it's out for delivery today!",
+        "It is currently in customs in {city}; this usually clears in {days} days.",
+    ],
+    "delay": [
+        "I'm sorry, your {item} will ship about {days} days later than planned.",
+        "Because of the storm, {carrier} has paused pickups in our area until {date}.",
+        "Our kiln broke this week, so your order will be a few days late.",
+        "The fabric you chose is back-ordered; I expect it on {date} and will ship right after.",
+        "f:We regret to inform you that order {order} has been delayed.",
+        "c:Bit of a delay on my end, sorry! Should go out by {date}.",
+        "The tracking hasn't moved since {date}; I've opened a trace with {carrier}.",
+        "Customs is holding a lot of parcels this month, which is why it's slow.",
+        "If you would rather cancel because of the delay, just say so and I'll refund in full.",
+        "The new estimated delivery date is {date}.",
+        "I was ill last week and am catching up on orders; yours is next.",
+        "Holiday volumes mean {carrier} is running {days} days behind.",
+        "f:We apologise for the delay and appreciate your patience.",
+        "The engraving machine needed a repair, so I'm a day or two behind.",
+    ],
+    "customization": [
+        "Could you confirm the spelling of the name you'd like engraved?",
+        "Which font would you prefer, the script or the block letters?",
+        "For the monogram, do you want the initials in the order first-middle-last?",
+        "I've attached a proof of the design; please check it before I start.",
+        "The review of your customization request is done and it all fits on the {item}.",
+        "Yes, I can make it in {color} instead of the standard colour.",
+        "The maximum is 20 characters per line for the engraving.",
+        "Would you like the date on the back as well? There is no extra charge.",
+        "c:Love the idea! I can totally do that in {color}.",
+        "Please send the photo you'd like printed as an attachment here in the thread.",
+        "I can adjust the strap length to {size}; just tell me your measurement.",
+        "f:Kindly confirm the following details so we can begin production: name, colour and size.",
+        "Once you approve the proof, it takes {days} days to make.",
+        "The wording you sent is slightly too long; could we shorten it to two lines?",
+        "I'll hold the order until I hear back about the custom text.",
+        "Do you want gift wrapping with a handwritten card? Tell me what to write.",
+        "We checked your sketch and can match it closely in {color}.",
+    ],
+    "delivery": [
+        "Would a Saturday delivery suit you, or is a weekday better?",
+        "The courier can deliver between 9 and 12 or 2 and 6; which window works?",
+        "If no one is home, {carrier} will leave a card and try again the next day.",
+        "I can ask the carrier to leave it with a neighbour if you prefer.",
+        "Please let me know if there's a safe place to leave the parcel.",
+        "Since it's a large item it needs a signature on delivery.",
+        "f:Please indicate a convenient delivery date through the order page.",
+        "c:What day works best for you to get it?",
+        "It will be delivered to the pickup point you selected.",
+        "I've requested delivery on {date} as you asked.",
+    ],
+    "address": [
+        "Could you confirm your shipping address? The postcode looks incomplete.",
+        "The address on the order has no apartment number; is that right?",
+        "I'll ship to the updated address you gave me: the one in {city}.",
+        "f:Kindly confirm that the delivery address on order {order} is correct.",
+        "The carrier says the street name didn't match; can you check it on the order page?",
+        "Please update the address in your account and I'll reprint the label.",
+        "c:Just checking, is the address still the {city} one?",
+        "The parcel came back to us marked 'address unknown'.",
+    ],
+    "return": [
+        "You can return it within 30 days; please start the return from your order page.",
+        "I've approved your return; the prepaid label is in the order details.",
+        "Once the item is back with us we'll refund within {days} days.",
+        "No need to send it back; I'll issue a refund.",
+        "f:Please ensure the item is unused and in its original packaging.",
+        "c:No worries at all, send it back and I'll sort the refund.",
+        "I'm sorry it didn't fit; an exchange for {size} is no problem.",
+        "Personalised items can't normally be returned, but since the engraving was wrong it's on us.",
+        "We received your return today and the refund is on its way.",
+        "The refund of {price} has been issued to your original payment method.",
+        "A partial refund of {price} has been sent for the scratch on the lid.",
+        "It can take {days} business days for the refund to show on your statement.",
+        "I've cancelled order {order} and refunded you in full.",
+    ],
+    "apology": [
+        "I'm really sorry about the mix-up with your order.",
+        "f:Please accept our sincere apologies for the inconvenience.",
+        "That's my mistake; I sent the wrong colour and I'll fix it.",
+        "c:Oh no, so sorry it arrived broken!",
+        "I apologise for the slow reply; I was at a craft fair all weekend.",
+        "I'm sorry the packaging was damaged; a replacement is going out today.",
+        "That should never have happened, and I've changed how we pack mugs.",
+        "f:We sincerely regret that the item did not meet your expectations.",
+        "Sorry for the confusion about the size chart.",
+        "You're right, the description was unclear, and I've corrected it.",
+    ],
+    "invoice": [
+        "I've attached the invoice for order {order} as a PDF.",
+        "f:Please find attached the VAT invoice you requested.",
+        "The invoice shows the total of {price} including shipping.",
+        "I can add your company name to the invoice; what should it say?",
+        "The receipt is also available to download from the order page.",
+        "c:Invoice attached, let me know if you need any changes!",
+        "The import duty is not included; {carrier} may collect it on delivery.",
+    ],
+    "warranty": [
+        "The {item} has a one-year warranty against manufacturing faults.",
+        "Please send a photo of the fault here and I'll arrange a repair or replacement.",
+        "The warranty covers the motor but not damage from drops.",
+        "f:Your warranty claim has been approved and a replacement will be dispatched.",
+        "Spare parts for this model are available; I can include the hinge free of charge.",
+        "Try charging it for a full hour first; if the light still doesn't come on, it's faulty.",
+        "c:That sounds like a faulty battery, I'll send a new one.",
+    ],
+    "product": [
+        "Yes, the {item} is dishwasher safe but hand washing keeps it looking new longer.",
+        "It measures 30 x 20 cm and weighs about 400 g.",
+        "The {item} is made from recycled materials.",
+        "It comes in {color}, navy and cream.",
+        "Unfortunately that size is sold out, but I'll have more on {date}.",
+        "c:Yep, it fits the newer model too.",
+        "f:The product is compatible with standard EU sockets.",
+        "The photos show the medium size; the small is about two thirds of that.",
+        "The wood is oiled with food-safe oil, so it's fine for cheese and bread.",
+        "The price of {price} includes the gift box.",
+        "We don't ship to PO boxes, sorry, but any street address is fine.",
+        "The stones are lab-grown, not natural.",
+    ],
+    "thanks": [
+        "Thank you for letting me know it arrived safely.",
+        "Thank you for your feedback; I've passed it on to our workshop.",
+        "c:So glad you like it, thanks for telling me!",
+        "Thanks for your patience while we sorted this out.",
+        "f:Thank you for your understanding.",
+        "It was a pleasure making this for you; enjoy it.",
+        "Thanks for the photo, the colours look great in your kitchen.",
+        "I'm happy the replacement arrived in one piece.",
+        "Thanks for the kind words about the packaging.",
+        "I appreciate you taking the time to explain the problem so clearly.",
+    ],
+    "hardneg": [
+        "I'll contact you here once it ships.",
+        "I'll message you in this thread as soon as I have news from {carrier}.",
+        "Please reply to this message if anything is wrong.",
+        "You can reach me any time through the marketplace messages.",
+        "We reviewed the photos you sent and agree it's a defect.",
+        "Our team reviewed your return request and approved it.",
+        "The order number is {order}; please quote it if you contact marketplace support.",
+        "Please call {carrier} at the number on the delivery card to rebook.",
+        "Follow the tracking on the order page for the latest status.",
+        "Your feedback about the clasp was really helpful; we've changed supplier.",
+        "If you need to reach the courier, their customer service details are on the tracking page.",
+        "The new batch of fabric arrived, so your backordered {item} can now be made.",
+        "I have added a note to your order so our packers see it.",
+        "You don't need to do anything else; the refund is automatic.",
+        "The sale went through and payment is confirmed.",
+        "Rating plates and serial numbers are on the underside.",
+        "The shop will be closed {date}; orders placed now ship after that.",
+        "Email notifications from the marketplace will confirm delivery.",
+        "The item number on the label is {order}; that's normal.",
+        "I rated the parcel as fragile with the carrier.",
+        "Share the tracking number with whoever will receive it if it's a gift.",
+        "Sorry, I can't offer a discount on this order, but I can upgrade the shipping for free.",
+        "f:We do not share your personal details with third parties.",
+    ],
+}
+
+# ---------------------------------------------------------------- legitimate, buyer side
+
+BUYER_LEGIT = {
+    "question": [
+        "Is the {item} available in {color}?",
+        "How long does shipping to {city} usually take?",
+        "Can you engrave a name on the back? It's a gift.",
+        "Does the {item} come with batteries?",
+        "c:is this real leather or faux?",
+        "What are the exact dimensions of the large one?",
+        "Could you ship it before {date}? It's for a birthday.",
+        "f:I would like to know whether the product is suitable for children under three.",
+        "Can I change the colour after ordering?",
+        "Do you offer gift wrapping?",
+    ],
+    "problem": [
+        "My order hasn't arrived and the tracking hasn't changed since {date}.",
+        "The {item} arrived with a crack in it.",
+        "c:got the wrong size :( ordered {size}",
+        "I was charged twice for order {order}.",
+        "The engraving has a spelling mistake.",
+        "The parcel says delivered but I never received it.",
+        "f:I am disappointed with the quality and would like to return it.",
+        "One of the {n} items is missing from the box.",
+        "It stopped working after two days.",
+    ],
+    "request": [
+        "Can I cancel my order please?",
+        "Please change the delivery address to my work address in {city}.",
+        "Could you send a photo of the proof before making it?",
+        "I'd like to return it; how do I do that?",
+        "Can you send an invoice with my company name?",
+        "c:could u hold it till I'm back on {date}?",
+        "f:Kindly let me know when I can expect the refund.",
+    ],
+    "thanks": [
+        "It arrived today and it's beautiful, thank you!",
+        "Thanks for the quick reply.",
+        "c:omg love it!! thank you",
+        "Got it, thanks for sorting the refund.",
+        "f:Thank you for resolving this so promptly.",
+        "Received the replacement, all good now.",
+        "I left you five stars already, thanks for everything.",
+        "See you next order!",
+    ],
+}
+
+# ---------------------------------------------------------------- violating
+
+MARKETING = {
+    "direct": [
+        "Use code {code} for {pct}% off your next order!",
+        "Our {season} sale starts Friday: everything is {pct}% off for three days.",
+        "f:As a valued customer you are entitled to an exclusive {pct}% discount on your next purchase.",
+        "Buy two, get the third free on all candles this week.",
+        "c:Psst, everything in the shop is {pct}% off till Sunday!",
+        "Free shipping on all orders over {price} this month.",
+        "Check out our other items, we have lots of matching pieces.",
+        "Don't miss our clearance event, prices have never been lower.",
+        "Sign up for our newsletter and get a welcome gift.",
+        "Here's a coupon for {pct}% off: {code}.",
+        "Follow our store to be the first to hear about new drops.",
+        "Flash deal today only: the {item} for just {price}.",
+        "Join our loyalty club and earn points on every purchase.",
+        "Stock up now before prices go up next month!",
+        "Take a look at the rest of our shop, you won't regret it.",
+        "We are running a bundle deal: add a second {item} for half price.",
+        "Refer a friend and you both get {price} off.",
+        "f:We would like to invite you to our members-only pre-sale.",
+        "Black Friday starts early for our regular buyers.",
+        "Favourite our shop to unlock special prices.",
+    ],
+    "indirect": [
+        "Our {season} collection just arrived and I thought of you.",
+        "Customers who liked the {item} also love our {newthing}.",
+        "We've just added {newthing}, which would go perfectly with what you bought.",
+        "If you enjoyed this, you might want to see what else we make.",
+        "c:Also, we just launched {newthing} — they'd look amazing next to yours!",
+        "Since you bought the {item}, I've set aside a few pieces from the new line you might like.",
+        "f:Returning customers are welcome to request our private catalogue.",
+        "Next time you order, just mention this message and I'll take care of you.",
+        "Many buyers come back for a second one as a gift; it's a lovely idea for the holidays.",
+        "I'll be putting out a small batch of {newthing} on {date}; they always go fast.",
+        "Keep an eye on our shop page this weekend, something special is coming.",
+        "We'd love to welcome you back; there's a little surprise waiting on your next order.",
+        "The {item} pairs beautifully with our {newthing}, in case you're looking for a gift.",
+        "c:Btw the {color} version is back and it's gorgeous, just saying!",
+        "Your next purchase from us comes with a thank-you price, just ask.",
+        "Did you know we also make {newthing}? Worth a look.",
+        "For our favourite customers we open the shop a day early; you're on the list.",
+        "Christmas is around the corner and our gift boxes are ready whenever you are.",
+        "Treat yourself: the {season} edition won't be around for long.",
+        "Our prices drop a little for anyone ordering two or more, if that helps.",
+        "Friends of the shop get first pick of the new season pieces.",
+        "Come and see what's new on our storefront.",
+    ],
+}
+
+REVIEW = {
+    "direct": [
+        "Please leave us a 5-star review if you're happy.",
+        "Could you take a moment to rate your purchase?",
+        "f:We would be grateful if you could leave positive feedback for this transaction.",
+        "c:A quick review would really help us out!",
+        "Don't forget to leave feedback once it arrives.",
+        "Please rate us five stars, it means the world to a small shop.",
+        "If you're satisfied, please leave a review on the product page.",
+        "Kindly give us a good rating.",
+        "Reviews are the lifeblood of our business, so please write one!",
+        "Would you mind posting a photo review?",
+        "Please click the stars on your order page, five if you can.",
+        "Only leave feedback if it's five stars; otherwise write to me first.",
+    ],
+    "indirect": [
+        "We'd love to hear how you're getting on with it.",
+        "If you have a moment, sharing your experience helps other shoppers decide.",
+        "Tell everyone what you think of it, it helps small makers like us.",
+        "c:Would love it if you told other buyers what you think!",
+        "Your thoughts on the {item} would mean so much to us, wherever you'd like to share them.",
+        "A few words about your experience on the product page would be wonderful.",
+        "f:Your honest impressions would help future customers make their choice.",
+        "When you've had a chance to use it, let others know how it went.",
+        "It would make my day if you shared a photo of it on the listing.",
+        "Other shoppers really trust what buyers like you say about us.",
+        "How many stars would you give us? Let the marketplace know.",
+        "If we've earned it, a kind word on the listing goes a long way.",
+        "Once it's settled in, we'd be thrilled to read your impressions.",
+        "Help others discover us by sharing how you feel about your purchase.",
+        "Let the community know what you think of our work.",
+        "Your opinion on the order page helps us get noticed.",
+    ],
+    "incentive": [
+        "For a 5-star review we'll refund your shipping.",
+        "Leave a review and I'll send you a free gift with your next order.",
+        "If you post a photo review, we'll give you {price} back.",
+        "c:Leave 5 stars and I'll throw in a freebie next time!",
+        "We offer a {pct}% refund to buyers who share a positive review.",
+        "Send me a screenshot of your review and I'll refund {price}.",
+        "f:Customers who leave feedback receive a complimentary sample.",
+        "Write a nice review and the next one is on us.",
+    ],
+    "change": [
+        "Could you please remove your negative review? I'll make it right.",
+        "Would you consider updating your rating now that the issue is fixed?",
+        "f:We kindly request that you revise your feedback in light of the refund.",
+        "If you delete the 1-star review I'll refund the full amount.",
+        "c:Any chance you could change the review to 5 stars now?",
+        "I've sent a replacement, so I hope you'll edit what you wrote about us.",
+        "Please take down the review, it's hurting my small shop.",
+        "Now that it's sorted, would you mind bumping your stars up?",
+    ],
+}
+
+CONTACT = {
+    "words": [
+        "Let's talk on {appdesc}, it's faster.",
+        "Message me directly on {app} and we can sort it out there.",
+        "Search my name on {app}, I'm {handle}.",
+        "c:Add me on {app}! {handle}",
+        "Call me and we can discuss the custom design.",
+        "Email me at my {mail}, it's {user}.",
+        "f:For faster service, please contact us directly via {app}.",
+        "Text me when you're home and I'll send the driver.",
+        "It's easier to chat outside the marketplace; find me on {app}.",
+        "Drop me a line at {user} on {mail} and I'll send more photos.",
+        "Give me a ring tomorrow and we'll figure it out.",
+        "We can skip the platform fees if you message me privately.",
+        "Scan the QR code on the card in your parcel to chat with us.",
+        "Follow me on {social} and DM me there.",
+        "My personal number is in the parcel note, text me.",
+        "c:hit me up on {app}, way easier lol",
+        "f:Please reach out to our direct line for priority support.",
+        "Find us on {app} by searching for {shop}.",
+    ],
+    "handle": [
+        "My {app} ID is {handle}.",
+        "{app}: {handle}",
+        "You can find me on {app} as {handle}.",
+        "c:my {app} is {handle}, add me",
+        "Send a message to {handle} on {app}.",
+        "I'm {handle} on {social}, just DM me.",
+        "Our {app} account: {handle} (same name as the shop).",
+        "Email: {user} at {mail} dot com.",
+        "Write to {user} (at) {mail} (dot) com.",
+        "You can email me at {user} @ {mail}.",
+    ],
+    "number": [
+        "Call me on {phone}.",
+        "My number is {phone}, text anytime.",
+        "f:Please call our office at {phone} between 9 and 5.",
+        "c:text me {phone}",
+        "WhatsApp me at {phone}.",
+        "Reach me on {phone} if the courier can't find you.",
+        "My cell: {phone}.",
+        "You can ring us at {phone} for a faster answer.",
+    ],
+}
+
+BUYER_CONTACT = [
+    "Can I just call you? My number is {phone}.",
+    "It's easier for me on {app}, my ID is {handle}.",
+    "c:can u text me instead? {phone}",
+    "Please email me at {user} at {mail}, I don't check this app.",
+    "Add me on {app} and send me the photos there.",
+    "f:Could you contact me directly by phone at {phone}?",
+    "What's your {app}? I'd rather chat there.",
+    "Do you have a number I can call?",
+    "Message me on {social}, I'm {handle}.",
+    "Let's move this to {appdesc}.",
+]
+
+GRAMMAR = [
+    ("review.indirect", " ", [
+        ["If you have a moment,", "When you get a chance,", "Whenever it suits you,", "Once you've tried it,",
+         "No pressure, but", "If it's not too much trouble,", "After a few days of use,"],
+        ["sharing your experience", "a few words about the {item}", "telling other shoppers what you think",
+         "your impressions on the listing", "a little note on the product page", "your honest opinion",
+         "a photo and a sentence or two"],
+        ["helps other buyers a lot.", "means the world to us.", "really helps a small shop like ours.",
+         "would be so appreciated.", "helps people decide.", "keeps our little business going."],
+    ]),
+    ("marketing.indirect", " ", [
+        ["By the way,", "Also,", "P.S.", "Just so you know,", "Before I forget,"],
+        ["we just released {newthing}", "our {season} range is now in the shop", "the {color} edition is back",
+         "we've opened a new corner of the shop with {newthing}", "there's a little something new on our page"],
+        ["and I think you'd love it.", "if you fancy a look.", "for returning customers first.",
+         "that goes perfectly with your {item}.", "before it sells out.", "and friends of the shop get first dibs."],
+    ]),
+    ("contact.words", " ", [
+        ["Honestly,", "To make it easier,", "If you prefer,", "c:tbh", "For anything urgent,", "Next time,"],
+        ["just message me on {app}", "find me on {appdesc}", "ping me on {app}", "call or text me",
+         "drop me an email on my {mail}", "look me up on {social}", "add {handle} on {app}"],
+        ["and we'll chat there.", "so we don't have to use this site.", "— I reply faster there.",
+         "and I'll send you the details.", "instead of this inbox.", ""],
+    ]),
+    ("marketing.direct", " ", [
+        ["This week only,", "For you,", "As a thank you,", "Good news:", "c:omg"],
+        ["everything in the shop is {pct}% off", "use code {code} at checkout", "shipping is free on your next order",
+         "our {season} sale is live", "you get a second {item} at half price"],
+        ["— don't miss it!", "until Sunday.", "while stocks last.", "so grab yours now.", "."],
+    ]),
+]
+
+SPACE_WORDS = ["review", "stars", "feedback", "WhatsApp", "LINE", "Telegram", "WeChat", "coupon", "sale", "discount",
+               "tracking", "order", "refund", "number", "call", "email", "shop", "new", "rate"]
+MIX: list[tuple[str, str]] = []
