@@ -1,0 +1,96 @@
+"""The policy model's training data (data/policy/) and its held-out table (model_cases.py), issue 22:
+the generator reproduces the checked-in corpus byte for byte, the corpus has its counts and valid labels,
+and no held-out case appears in it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.unit.policy.model_cases import CASES, CATEGORIES
+
+ROOT = Path(__file__).resolve().parents[3]
+DATA = ROOT / "data" / "policy"
+CORPUS = DATA / "corpus.jsonl"
+LANGS = ("en", "ja", "zh", "ko")
+FIELDS = ["id", "lang", "text", "labels", "kind", "direction"]
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    with CORPUS.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def norm(text: str) -> str:
+    """NFKC, case-folded, letters and digits only: the 'approximately the same text' key."""
+    return "".join(c for c in unicodedata.normalize("NFKC", text).casefold() if c.isalnum())
+
+
+def test_generator_reproduces_corpus(tmp_path: Path) -> None:
+    out = tmp_path / "corpus.jsonl"
+    subprocess.run([sys.executable, str(DATA / "generate.py"), "--out", str(out)], check=True, timeout=60)
+    assert out.read_bytes() == CORPUS.read_bytes(), "run python3 data/policy/generate.py and commit the result"
+
+
+def test_rows_well_formed(rows: list[dict]) -> None:
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    for r in rows:
+        assert list(r) == FIELDS, r["id"]
+        assert r["lang"] in LANGS and r["id"].startswith(r["lang"] + "-")
+        assert r["direction"] in ("seller", "buyer")
+        assert r["text"].strip()
+        assert len(r["labels"]) == len(set(r["labels"]))
+        assert all(label in CATEGORIES for label in r["labels"]), r["id"]
+        if r["labels"]:
+            assert r["kind"].split(".")[0] in r["labels"], r["id"]
+        else:
+            assert r["kind"].startswith("legit."), r["id"]
+    assert len({r["text"] for r in rows}) == len(rows), "duplicate texts"
+    assert CORPUS.stat().st_size < 15 * 1024 * 1024
+
+
+def test_counts(rows: list[dict]) -> None:
+    per_lang = Counter(r["lang"] for r in rows)
+    for lang in LANGS:
+        assert per_lang[lang] >= 5000, lang
+        mine = [r for r in rows if r["lang"] == lang]
+        legit = sum(1 for r in mine if not r["labels"])
+        assert 0.5 <= legit / len(mine) <= 0.6, lang
+        for cat in CATEGORIES:
+            assert sum(1 for r in mine if cat in r["labels"]) >= 800, (lang, cat)
+        kinds = Counter(r["kind"] for r in mine)
+        assert sum(1 for k in kinds if k.startswith("legit.")) >= 10, lang
+        assert sum(1 for r in mine if r["direction"] == "buyer" and not r["labels"]) >= 300, lang
+
+
+def test_held_out_table_shape() -> None:
+    ids = [c["id"] for c in CASES]
+    assert len(ids) == len(set(ids))
+    for lang in LANGS:
+        mine = [c for c in CASES if c["lang"] == lang]
+        for cat in CATEGORIES:
+            assert sum(1 for c in mine if cat in c["labels"]) >= 40, (lang, cat)
+        assert sum(1 for c in mine if not c["labels"]) >= 60, lang
+    texts = [norm(c["text"]) for c in CASES]
+    assert len(texts) == len(set(texts)), "a held-out case is written twice"
+
+
+def test_held_out_cases_not_in_corpus(rows: list[dict]) -> None:
+    """No case's normalised first 40 characters start a corpus message or appear anywhere inside one."""
+    starts = {norm(r["text"])[:40] for r in rows}
+    blob = "\x00".join(norm(r["text"]) for r in rows)
+    leaked = []
+    for c in CASES:
+        key = norm(c["text"])[:40]
+        assert len(key) >= 8, c["id"]
+        if key in starts or key in blob:
+            leaked.append((c["id"], c["text"]))
+    assert not leaked, leaked
