@@ -516,3 +516,167 @@ GRAMMAR = [
 SPACE_WORDS = ["review", "stars", "feedback", "WhatsApp", "LINE", "Telegram", "WeChat", "coupon", "sale", "discount",
                "tracking", "order", "refund", "number", "call", "email", "shop", "new", "rate"]
 MIX: list[tuple[str, str]] = []
+
+
+# ---------------------------------------------------------------- second pass: more phrasings by concept
+
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+def spoken(rng: random.Random) -> str:
+    """A phone number written in words, the way people dodge digit filters."""
+    digits = rng.choice(["07", "09", "01", "05"]) + "".join(rng.choice("0123456789") for _ in range(rng.choice([8, 9])))
+    words = [rng.choice(["oh", "zero"]) if d == "0" else WORDS[int(d)] for d in digits]
+    groups = [words[:3], words[3:6], words[6:]]
+    sep = rng.choice([" ", "-", ", ", " "])
+    return rng.choice([", ", " / ", " - "]).join(sep.join(g) for g in groups)
+
+
+MARKETING["launch"] = [
+    "We're running a pottery workshop next month and there are still a few seats left.",
+    "Pre-orders for the {season} edition open on {date}; early birds get theirs first.",
+    "Our mystery boxes are back: five surprise pieces, always worth more than you pay.",
+    "The holiday gift guide is out, with ideas for every budget.",
+    "We're now making {newthing} as well, in case you ever need one.",
+    "Each piece in the new numbered edition is signed, and only fifty exist.",
+    "We'll be doing a pop-up stall in {city} on {date}, come and say hello.",
+    "A brand-new colourway lands on {date}. I have a feeling you'll like it.",
+    "c:we made a thing!! {newthing}, out now",
+    "f:We are pleased to present our latest range, now available in our storefront.",
+    "Our wholesale programme has just launched, if you know a shop that might be interested.",
+    "We've started a monthly subscription with a different hand-picked item every time.",
+    "There's a free tote with every order over {price} until stocks run out.",
+    "Want a second one engraved for a friend? Returning customers get the engraving free.",
+    "Trade in your old {item} and we'll give you credit toward a new one.",
+]
+MARKETING["loyalty"] = [
+    "Bring a friend to the shop and you'll both get a little something off.",
+    "Because you've ordered before, the members' price applies to your next basket automatically.",
+    "Add us to your favourites so the next drop shows up in your feed.",
+    "Our anniversary week means treats for everyone who has shopped with us before.",
+    "Your third order with us comes with a free upgrade, just saying.",
+    "We'll match any lower price you find for the same item, always.",
+    "c:regulars get first dibs on the new stuff, and ur a regular now",
+    "f:As one of our valued patrons, you are invited to an exclusive preview.",
+    "Keep your eyes on the shop tonight: a few special pieces go up at midnight.",
+    "Every order earns stamps; ten stamps and your next candle is free.",
+    "If you order before the end of the month, the price stays at this year's rate.",
+    "Treat someone you love: our wrapped gift sets are ready to go.",
+    "You might like what else is in the shop; the {color} range especially.",
+    "Why not make it a pair? The second one is cheaper when bought together.",
+    "We've got a wishlist feature now, perfect for dropping hints before your birthday.",
+]
+REVIEW["reminder"] = [
+    "Your verdict on the order page would mean a lot to us.",
+    "Top-seller badges depend on buyer ratings, so yours really counts.",
+    "If we did a good job, please vote for us with your stars.",
+    "An unboxing photo on the listing would be the best compliment.",
+    "Would you recommend us to others on the marketplace? We'd be honoured.",
+    "The marketplace ranks shops by their ratings, and we're trying to climb.",
+    "A short testimonial from you would help the next buyer feel confident.",
+    "c:if u liked it, stars pls, we're tiny and it helps heaps",
+    "f:We would be most grateful for your evaluation of our service.",
+    "Let people know whether the {item} lived up to the photos.",
+    "A rating from you is the best way to support a small maker.",
+    "Do consider telling other customers about your purchase; they listen to buyers, not to us.",
+    "We'd treasure a comment from you under the product.",
+    "If you think we earned them, the five stars would be a dream.",
+    "Whenever you're ready, tell the world what you think of your new {item}.",
+]
+REVIEW["incentive"] += [
+    "Buyers who leave a rating go into our monthly prize draw.",
+    "If your review includes a photo, your next order ships free.",
+    "Rate us five stars and we'll upgrade your next delivery to express.",
+    "c:review us and i'll slip a bonus keyring in ur next order",
+    "f:A gift voucher will be issued upon receipt of your positive feedback.",
+]
+REVIEW["change"] += [
+    "Now that we've made it right, I hope you'll consider raising your rating.",
+    "Would you please edit your review so it reflects the solution?",
+    "If you withdraw the negative feedback, we'll send a free replacement.",
+    "The one-star rating doesn't reflect the fix; could you amend it?",
+]
+CONTACT["elsewhere"] = [
+    "Pop me a message on my mobile, it's on the receipt.",
+    "We have a customer hotline; the number is on our packaging.",
+    "Search for my phone number in {app} and you'll find me.",
+    "My username is the same on every app: {handle}.",
+    "Friend me on {social} and we'll sort the details there.",
+    "Send me a voice note on {app}, typing is slow for me.",
+    "We could meet up in person in {city} and skip the shipping.",
+    "Let's take this off-site, it's simpler for both of us.",
+    "My assistant will call you; just leave your number here.",
+    "The little card in your box has our {app} ID on it.",
+    "Scan the sticker on the lid to chat with us directly.",
+    "c:just dm me on {social}, faster than this thing",
+    "f:Kindly provide your telephone number so that our staff may contact you.",
+    "Reply with your mobile and I'll send the photos by SMS.",
+    "Our direct email is the shop name at {mail}.",
+    "You can always find me on {appdesc}, under my shop name.",
+    "Better to talk by phone for something this detailed; what's a good time and number?",
+    "I'm much quicker on {app} than on here, honestly.",
+    "Leave your number and I'll text you when it's ready.",
+    "Search the shop name on {social} and send us a private message.",
+]
+CONTACT["spelled"] = [
+    "My number is {spoken}, evenings are best.",
+    "Ring me on {spoken}.",
+    "c:text me, it's {spoken}",
+    "The direct line is {spoken} if the driver gets lost.",
+    "WhatsApp: {spoken}.",
+    "Write to {user} at {mail} dot com, all lowercase.",
+    "My email is my shop name at {mail}, no spaces.",
+    "f:Our office can be reached on {spoken} during business hours.",
+]
+BUYER_CONTACT += [
+    "Could you call me instead? I'm at work and can't type much. {spoken}",
+    "Send the photos to my {app}, my ID is {handle}.",
+    "My email is {user} at {mail}, use that please.",
+    "c:u on {app}? easier there",
+    "I'd like to speak to you directly, is there a number?",
+]
+LEGIT["numbers"] = [
+    "The case reference for your return is RMA-{n}4410.",
+    "Your order {order} contains {n} items and was paid on {date}.",
+    "Batch number 24-{n}11 is printed inside the lid, in case you need it for a claim.",
+    "The invoice number is INV-2026-0{n}42 and the total is {price}.",
+    "The locker code comes by text from {carrier}, not from us.",
+    "Please quote order {order} if you speak to {carrier} about the delivery.",
+    "Our reference for this replacement is R-{n}0057.",
+    "Serial number SN{n}4471-B is on the sticker under the base.",
+    "Your customs declaration lists the value as {price}.",
+    "The order ID {order} and the tracking ID {tracking} are both on the packing slip.",
+]
+LEGIT["hardneg"] += [
+    "Thanks for the honest review of the proof, I've made the changes you asked for.",
+    "Your comments on the colour were spot on, so the reprint will be a shade darker.",
+    "No need to rate or reply, this is just to let you know it's sorted.",
+    "I've shared your suggestion with the workshop.",
+    "How long should the cord be? I'll cut it to size.",
+    "The stars on the label are part of the brand's logo, not a defect.",
+    "Our number one priority is getting this right for you.",
+    "We have a new courier from next month, so parcels may arrive a day sooner.",
+    "The shop has moved to a new workshop, but nothing changes for your order.",
+    "Please keep the old one; there's no need to send anything back.",
+    "Contact marketplace support if the refund hasn't arrived in five days.",
+    "The code on the parcel is the carrier's barcode, not a discount code.",
+    "Our studio reviews every custom order by hand before we cut the wood.",
+    "The new version of the listing has the correct measurements.",
+    "I can't share other buyers' details, but yes, others have had the same question.",
+]
+BUYER_LEGIT["thanks"] += [
+    "Already rated, well deserved. Cheers!",
+    "c:done the stars thing, ty!!",
+    "Thanks, I'll definitely shop here again.",
+]
+BUYER_LEGIT["question"] += [
+    "Is the engraving on the inside or the outside of the ring?",
+    "Do you ship to Norway, and how long would it take?",
+    "Is there a care guide for the leather?",
+    "Can I add a note to the parcel? It's a gift.",
+]
+BUYER_LEGIT["problem"] += [
+    "The zip on the bag broke on the first day.",
+    "My warranty reference is W-{n}221, the light still flickers.",
+    "The colour is much darker than in the photos.",
+]

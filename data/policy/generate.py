@@ -155,6 +155,8 @@ def fill(text: str, bank, rng: random.Random) -> str:
             out.append(bank.date(rng))
         elif key == "price":
             out.append(bank.price(rng))
+        elif key == "spoken":
+            out.append(bank.spoken(rng))
         elif key == "n":
             out.append(str(rng.randrange(2, 8)))
         else:
