@@ -680,3 +680,42 @@ BUYER_LEGIT["problem"] += [
     "My warranty reference is W-{n}221, the light still flickers.",
     "The colour is much darker than in the photos.",
 ]
+
+# ---------------------------------------------------------------- third pass: legitimate look-alikes
+
+LEGIT["progress"] = [
+    "Your bowls are drying on the shelf now and go into the kiln on {date}.",
+    "The leather is cut and stitched; I'll burnish the edges tomorrow.",
+    "Progress report: the frame is glued and clamped, painting starts {date}.",
+    "The fabric has been washed and pressed, so sewing begins this week.",
+    "Your piece came out of the final firing with no cracks, which is always a relief.",
+    "I'm halfway through the embroidery; the lettering is done.",
+    "The varnish needs two days to cure before I can pack it.",
+    "c:Little update: it's all stitched up and looking lovely!",
+    "f:Production of your order is progressing as scheduled.",
+    "Everything is finished except the final quality check.",
+]
+LEGIT["info"] = [
+    "Could you tell me the ring size you normally wear?",
+    "Please let me know the width of the window so I can cut the curtain correctly.",
+    "Would you send a picture of the broken part so I can order the right spare?",
+    "Tell me which of the two proofs you prefer and I'll go ahead.",
+    "Can you let me know whether the recipient has a nut allergy? Some bars contain almonds.",
+    "Let me know if the parcel should be marked as a gift so no price is shown.",
+    "f:Kindly advise whether you would prefer a matte or a glossy finish.",
+    "c:Just tell me the colour you want and I'll start!",
+]
+BUYER_LEGIT["rated"] = [
+    "Just rated the order, well deserved.",
+    "I put five stars on the order page, you were great.",
+    "Left some feedback about how fast it came, thanks!",
+    "c:gave u full marks on the site :)",
+    "f:I have submitted my rating for this transaction; thank you for the service.",
+]
+BUYER_LEGIT["numbers"] = [
+    "The tracking {tracking} hasn't updated in four days.",
+    "It's order {order}, the one with the engraving.",
+    "I paid {price} but the receipt says a different amount; order {order}.",
+    "The courier left a card with reference {tracking}, what should I do?",
+    "Can you check order {order}? The app says cancelled.",
+]
