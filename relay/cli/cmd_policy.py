@@ -156,7 +156,7 @@ def message_release(args: argparse.Namespace) -> int:
         held_for = _held_for(conn, args.message)
 
         def unit(c: sqlite3.Connection) -> tuple[int, Label | None]:
-            held = labels.is_held(c, args.message)
+            held = labels.held_by_policy(c, args.message)
             n = queue_repo.release_message(c, args.message, now)
             return n, (_record_label(c, args, "released", held_for, now) if held else None)
 
@@ -190,7 +190,7 @@ def message_drop(args: argparse.Namespace) -> int:
         def unit(c: sqlite3.Connection) -> tuple[int, Label | None]:
             # a held message is an operator's decision on the policy's doubt (a label); so is a
             # released one dropped before it left (that decision replaces the release's label)
-            decided = labels.is_held(c, args.message) or labels.has_label(c, args.message)
+            decided = labels.held_by_policy(c, args.message) or labels.has_label(c, args.message)
             n = queue_repo.drop_message(c, args.message, now, "operator.drop", notice)
             return n, (_record_label(c, args, "dropped", held_for, now) if decided else None)
 

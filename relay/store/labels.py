@@ -46,10 +46,13 @@ def hold_findings(conn: sqlite3.Connection, message_id: int) -> list[tuple[str, 
     return out
 
 
-def is_held(conn: sqlite3.Connection, message_id: int) -> bool:
-    """Is one of the message's own queue rows held (by the policy or an operator)?"""
-    return conn.execute("SELECT 1 FROM queue WHERE message_id = ? AND kind = 'message' AND state = 'held'",
-                        (message_id,)).fetchone() is not None
+def held_by_policy(conn: sqlite3.Connection, message_id: int) -> bool:
+    """Is the message waiting for an operator because the policy held it at DATA time (not because
+    an operator held its queue entry: `relay queue hold` is no judgement of its content)?"""
+    if conn.execute("SELECT 1 FROM queue WHERE message_id = ? AND kind = 'message' AND state = 'held'",
+                    (message_id,)).fetchone() is None:
+        return False
+    return bool(audit.events_after(conn, message_id=message_id, event="message.held", limit=1))
 
 
 def has_label(conn: sqlite3.Connection, message_id: int) -> bool:

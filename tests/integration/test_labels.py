@@ -21,7 +21,7 @@ from typing import Any
 
 from relay.store import audit, labels
 from tests.integration.test_policy_e2e import POLICY
-from tests.support import NO_LIMITS, Sink, World, message, provision, send_expect
+from tests.support import NO_LIMITS, Sink, World, eventually, message, provision, send_expect
 
 KEYS = {"id", "lang", "text", "labels", "kind", "direction"}
 PLACEHOLDER = re.compile(r"\[(?:email|phone|messenger)\]")
@@ -280,3 +280,30 @@ async def test_label_arguments_are_checked(start_relay, sink: Sink, tmp_path: Pa
     assert json.loads(r.stderr)["skipped_uncategorised"] == 1
     r = cli(world, tmp_path, "policy", "export-labels", "--out", str(tmp_path / "no" / "such" / "dir.jsonl"))
     assert r.returncode == 1 and "No such file" in r.stderr
+
+
+async def test_an_operators_own_hold_is_no_label(start_relay, sink: Sink, tmp_path: Path) -> None:
+    """`relay queue hold` keeps a message the policy passed: releasing it judges nothing."""
+    sink.replies = ["451 4.3.0 try later"] * 50
+    relay = await start_relay(smarthost=sink.port, policy={"path": str(hold_policy(tmp_path))}, rules=NO_LIMITS,
+                              delivery={"retry_base": "1h", "retry_max": "1h"})
+    world = provision(relay.settings)
+    assert (await send_expect(relay.addresses[0][1], world.seller_email, [world.buyer_alias],
+                              message(world.seller_email, world.buyer_alias, "Shipped", "It ships today.\r\n")))[0] == 250
+    conn = world.conn()
+    mid, qid = conn.execute("SELECT message_id, id FROM queue WHERE kind = 'message'").fetchone()
+    conn.close()
+    conn = world.conn()
+    try:  # refused once, then waiting an hour: queued, and only the CLI moves it
+        await eventually(lambda: conn.execute("SELECT state = 'queued' AND attempts = 1 FROM queue WHERE id = ?",
+                                              (qid,)).fetchone()[0] == 1)
+    finally:
+        conn.close()
+    ok(cli(world, tmp_path, "queue", "hold", str(qid), "--json"))
+    out = ok(cli(world, tmp_path, "message", "release", str(mid), "--json"))
+    assert out["released"] == 1 and out["label"] is None
+    conn = world.conn()
+    try:
+        assert labels.listing(conn) == [] and not list(audit.iter_all(conn, event="message.labelled"))
+    finally:
+        conn.close()
