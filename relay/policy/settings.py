@@ -457,7 +457,7 @@ def _model_settings(section: ModelSection, source: Path | None) -> tuple[Path | 
         raise PolicyConfigError("model.path", f"{path} does not exist (train one: python -m relay.policy.train)")
     try:
         meta = trained.read_meta(path)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError) as exc:
         raise PolicyConfigError("model.path", f"{path} is not a policy model: {exc}") from None
     verdicts: dict[str, tuple[float, float, str]] = {}
     for cat in trained.CATEGORIES:
