@@ -33,6 +33,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ck = psub.add_parser("check", help="print every policy finding for a message file (nothing is sent)")
     ck.add_argument("file", type=Path)
     ck.add_argument("--policy", type=Path, help="policy file (default: policy.path from the config)")
+    ck.add_argument("--explain", action="store_true",
+                    help="say what triggered each finding: its rule, or the model's score and top n-grams")
     add_json(ck)
     ck.set_defaults(handler=policy_check)
     ex = psub.add_parser("export-labels", help="write operators' decisions on held messages as training-corpus"
@@ -111,9 +113,19 @@ def policy_check(args: argparse.Namespace) -> int:
          "action": f.action, "detail": f.detail, "text": explain(raw, f)} for f in report.findings]
     attachments: list[dict[str, Any]] = [{"part": a.label, "filename": a.filename, "safe_name": a.safe_name, "kind": a.kind,
                     "size": a.size, "action": a.action, "reasons": a.reasons} for a in report.attachments]
+    if args.explain:
+        for f, found in zip(findings, report.findings, strict=True):
+            f["explain"] = _explanation(found)
     lines = [f"verdict: {report.action}" + (f" ({report.reject_category})" if report.reject_category else "")]
     for f in findings:
         lines.append(f"  {f['action']:7} {f['rule']:28} {f['part']:24} [{f['start']}:{f['end']}] {quoted(f['text'])}")
+        if args.explain:
+            why = f["explain"]
+            if why["by"] == "model":
+                grams = ", ".join(f"{quoted(g['ngram'])} {g['weight']:+.2f}" for g in why["features"])
+                lines.append(f"          why: model {f['category']} score {why['detail']}; n-grams: {grams}")
+            else:
+                lines.append(f"          why: rule {f['rule']} ({why['detail']})")
     for a in attachments:
         lines.append(f"  attachment {quoted(a['safe_name'])} {a['kind']} {a['size']} B: {a['action']}"
                      + (f" ({', '.join(a['reasons'])})" if a["reasons"] else ""))
@@ -145,6 +157,14 @@ def _label_view(label: Label | None) -> dict[str, Any] | None:
         return None
     return {"decision": label.decision, "categories": list(label.categories), "held_for": list(label.held_for),
             "corrected": label.corrected, "by": label.decided_by}
+
+
+def _explanation(finding: Any) -> dict[str, Any]:
+    """What triggered a finding: its rule id, or the model's score and the n-grams that weighed most."""
+    if finding.rule.startswith("model."):
+        return {"by": "model", "rule": finding.rule, "detail": finding.detail.split(";", 1)[0].removeprefix("model score "),
+                "features": [{"ngram": g, "weight": w} for g, w in finding.features]}
+    return {"by": "rule", "rule": finding.rule, "detail": finding.detail}
 
 
 def message_release(args: argparse.Namespace) -> int:
