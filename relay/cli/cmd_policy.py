@@ -1,14 +1,31 @@
 """relay policy check FILE.eml — every finding for a message, without sending it;
-relay message release|drop ID — an operator's decision on a held message."""
+relay message release|drop ID — an operator's decision on a held message, kept as a label;
+relay policy export-labels — those labels in the training corpus's format (never retrains).
+
+Audit: message.released, message.dropped (+ notice.queued), message.labelled (decision and
+categories, never text or addresses).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.cli.common import CliError, add_json, emit, group, quoted, settings, store, write
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from relay.store.labels import Label
+
+#: longest --reason and --by kept
+MAX_REASON = 500
+MAX_BY = 64
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,17 +33,66 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ck = psub.add_parser("check", help="print every policy finding for a message file (nothing is sent)")
     ck.add_argument("file", type=Path)
     ck.add_argument("--policy", type=Path, help="policy file (default: policy.path from the config)")
+    ck.add_argument("--explain", action="store_true",
+                    help="say what triggered each finding: its rule, or the model's score and top n-grams")
     add_json(ck)
     ck.set_defaults(handler=policy_check)
+    ex = psub.add_parser("export-labels", help="write operators' decisions on held messages as training-corpus"
+                                                " lines (JSONL); nothing is retrained")
+    ex.add_argument("--since", type=_date, help="only decisions from this DATE on (e.g. 2026-12-01)")
+    ex.add_argument("--out", type=Path, help="write the lines to FILE (0600) instead of standard output")
+    ex.add_argument("--json", action="store_true", help="the summary (on standard error) as one JSON object")
+    ex.set_defaults(handler=export_labels)
     msub = group(sub, "message", "relayed messages")
-    rel = msub.add_parser("release", help="deliver a held message")
+    rel = msub.add_parser("release", help="deliver a held message (its hold's categories were no violation)")
     rel.add_argument("message", type=int)
+    _label_options(rel)
     add_json(rel)
     rel.set_defaults(handler=message_release)
-    drop = msub.add_parser("drop", help="refuse a held message; the sender gets a notice")
+    drop = msub.add_parser("drop", help="refuse a held message (its hold's categories are confirmed); the sender"
+                                        " gets a notice")
     drop.add_argument("message", type=int)
+    _label_options(drop)
     add_json(drop)
     drop.set_defaults(handler=message_drop)
+
+
+def _label_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--label", type=_categories, metavar="CATEGORY[,CATEGORY]",
+                   help="the categories the decision is about, correcting the hold's (marketing, review, contact;"
+                        " none)")
+    p.add_argument("--reason", type=_text(MAX_REASON, "--reason"), help="a note kept with the label")
+    p.add_argument("--by", type=_text(MAX_BY, "--by"), help="the operator deciding (default: $USER)")
+
+
+def _categories(value: str) -> list[str]:
+    from relay.policy.feedback import parse_categories
+
+    try:
+        return parse_categories(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _text(limit: int, option: str) -> Any:
+    def check(value: str) -> str:
+        value = value.strip()
+        if not value or len(value) > limit or not value.isprintable():
+            raise argparse.ArgumentTypeError(f"{option}: expected 1 to {limit} printable characters")
+        return value
+
+    return check
+
+
+def _date(value: str) -> float:
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {quoted(value)} (expected e.g. 2026-12-01"
+                                         " or 2026-12-01T09:00:00+09:00)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def policy_check(args: argparse.Namespace) -> int:
@@ -47,9 +113,19 @@ def policy_check(args: argparse.Namespace) -> int:
          "action": f.action, "detail": f.detail, "text": explain(raw, f)} for f in report.findings]
     attachments: list[dict[str, Any]] = [{"part": a.label, "filename": a.filename, "safe_name": a.safe_name, "kind": a.kind,
                     "size": a.size, "action": a.action, "reasons": a.reasons} for a in report.attachments]
+    if args.explain:
+        for f, found in zip(findings, report.findings, strict=True):
+            f["explain"] = _explanation(found)
     lines = [f"verdict: {report.action}" + (f" ({report.reject_category})" if report.reject_category else "")]
     for f in findings:
         lines.append(f"  {f['action']:7} {f['rule']:28} {f['part']:24} [{f['start']}:{f['end']}] {quoted(f['text'])}")
+        if args.explain:
+            why = f["explain"]
+            if why["by"] == "model":
+                grams = ", ".join(f"{quoted(g['ngram'])} {g['weight']:+.2f}" for g in why["features"])
+                lines.append(f"          why: model {f['category']} score {why['detail']}; n-grams: {grams}")
+            else:
+                lines.append(f"          why: rule {f['rule']} ({why['detail']})")
     for a in attachments:
         lines.append(f"  attachment {quoted(a['safe_name'])} {a['kind']} {a['size']} B: {a['action']}"
                      + (f" ({', '.join(a['reasons'])})" if a["reasons"] else ""))
@@ -58,19 +134,63 @@ def policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _held_for(conn: sqlite3.Connection, message_id: int) -> list[str]:
+    from relay.policy.feedback import hold_categories
+    from relay.store import labels
+
+    return hold_categories(labels.hold_findings(conn, message_id))
+
+
+def _record_label(conn: sqlite3.Connection, args: argparse.Namespace, decision: str, held_for: list[str],
+                  now: float) -> Label:
+    from relay.store import labels
+
+    corrected = args.label is not None and args.label != held_for
+    categories = held_for if args.label is None else args.label
+    by = args.by or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+    return labels.record(conn, args.message, decision, held_for, categories, corrected=corrected,
+                         reason=args.reason, by=by[:MAX_BY], now=now)
+
+
+def _label_view(label: Label | None) -> dict[str, Any] | None:
+    if label is None:
+        return None
+    return {"decision": label.decision, "categories": list(label.categories), "held_for": list(label.held_for),
+            "corrected": label.corrected, "by": label.decided_by}
+
+
+def _explanation(finding: Any) -> dict[str, Any]:
+    """What triggered a finding: its rule id, or the model's score and the n-grams that weighed most."""
+    if finding.rule.startswith("model."):
+        return {"by": "model", "rule": finding.rule, "detail": finding.detail.split(";", 1)[0].removeprefix("model score "),
+                "features": [{"ngram": g, "weight": w} for g, w in finding.features]}
+    return {"by": "rule", "rule": finding.rule, "detail": finding.detail}
+
+
 def message_release(args: argparse.Namespace) -> int:
+    from relay.store import labels
     from relay.store import queue as queue_repo
 
     now = time.time()
     with store(args) as conn:
-        n = write(conn, lambda c: queue_repo.release_message(c, args.message, now))
-    emit(args, {"message": args.message, "released": n}, f"message {args.message} released")
+        held_for = _held_for(conn, args.message)
+
+        def unit(c: sqlite3.Connection) -> tuple[int, Label | None]:
+            held = labels.held_by_policy(c, args.message)
+            n = queue_repo.release_message(c, args.message, now)
+            return n, (_record_label(c, args, "released", held_for, now) if held else None)
+
+        n, label = write(conn, unit)
+    what = ", ".join(label.categories) if label and label.categories else "no category"
+    emit(args, {"message": args.message, "released": n, "label": _label_view(label)},
+         f"message {args.message} released; labelled not a violation ({what})")
     return 0
 
 
 def message_drop(args: argparse.Namespace) -> int:
     from relay.app import load_signer
     from relay.delivery.worker import notice_from_row
+    from relay.store import labels
     from relay.store import messages as messages_repo
     from relay.store import queue as queue_repo
 
@@ -85,9 +205,62 @@ def message_drop(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot sign the sender's notice: {exc}") from None
         notice = notice_from_row(s, signer, row, "policy.dropped")
-        n = write(conn, lambda c: queue_repo.drop_message(c, args.message, now, "operator.drop", notice))
-    emit(args, {"message": args.message, "dropped": n, "notice": notice is not None},
-         f"message {args.message} dropped; the sender will be told")
+        held_for = _held_for(conn, args.message)
+
+        def unit(c: sqlite3.Connection) -> tuple[int, Label | None]:
+            # a held message is an operator's decision on the policy's doubt (a label); so is a
+            # released one dropped before it left (that decision replaces the release's label)
+            decided = labels.held_by_policy(c, args.message) or labels.has_label(c, args.message)
+            n = queue_repo.drop_message(c, args.message, now, "operator.drop", notice)
+            return n, (_record_label(c, args, "dropped", held_for, now) if decided else None)
+
+        n, label = write(conn, unit)
+    what = ", ".join(label.categories) if label and label.categories else "no category"
+    emit(args, {"message": args.message, "dropped": n, "notice": notice is not None, "label": _label_view(label)},
+         f"message {args.message} dropped; the sender will be told"
+         + (f"; labelled a violation ({what})" if label else ""))
     return 0
 
 
+def export_labels(args: argparse.Namespace) -> int:
+    import orjson
+
+    from relay.policy.feedback import corpus_line
+    from relay.store import labels, parties
+    from relay.store import messages as messages_repo
+
+    lines: list[bytes] = []
+    cleared = uncategorised = 0
+    with store(args) as conn:
+        for label in labels.listing(conn, args.since):
+            if label.decision == "dropped" and not label.categories:
+                uncategorised += 1  # dropped for something the corpus has no label for (links, …)
+                continue
+            raw = messages_repo.get_blob(conn, label.original_sha256) if label.original_sha256 else None
+            if raw is None:  # cleared by retention, or erased
+                cleared += 1
+                continue
+            ids = [p for p in (label.sender_id, label.recipient_id) if p is not None]
+            addresses = [a for group_ in parties.addresses_of(conn, ids).values() for a in group_]
+            line = corpus_line(label.message_id, label.decision, label.categories, label.direction, raw, addresses)
+            lines.append(orjson.dumps(line) + b"\n")
+    data = b"".join(lines)
+    if args.out is not None:
+        try:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except OSError as exc:
+            raise CliError(f"{args.out}: {exc.strerror}") from None
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    summary = {"exported": len(lines), "skipped_cleared": cleared, "skipped_uncategorised": uncategorised,
+               "out": str(args.out) if args.out is not None else None}
+    if args.json:
+        print(orjson.dumps(summary).decode(), file=sys.stderr)
+    else:
+        print(f"relay: exported {len(lines)} label(s)" + (f" to {args.out}" if args.out is not None else "")
+              + f"; skipped {cleared} whose content was cleared (retention or erasure)"
+              + f" and {uncategorised} dropped for no corpus category", file=sys.stderr)
+    return 0

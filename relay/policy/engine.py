@@ -53,6 +53,7 @@ class Finding:
     end: int
     action: str        # reject | hold | strip | redact | flag | none
     detail: str        # audit only; never the matched text in an SMTP reply
+    features: tuple[tuple[str, float], ...] = ()  # model.* findings: the n-grams that weighed most
 
 
 @dataclass(slots=True)
@@ -102,11 +103,15 @@ def _verdict(findings: list[Finding]) -> str:
     return best
 
 
-def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset()) -> list[tuple[str, str, int, int, str, float]]:
-    """(category, rule, start, end, detail, weight) for one text; offsets in its normalized text."""
+def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset(),
+              collect: list[str] | None = None) -> list[tuple[str, str, int, int, str, float]]:
+    """(category, rule, start, end, detail, weight) for one text; offsets in its normalized text
+    (`collect`: the normalized text is appended to it, for the trained model)."""
     n = normalize(text[: policy.settings.max_text_chars])
     if own:
         n = _mask_own(n, own)
+    if collect is not None:
+        collect.append(n.text)
     v = match_view(n)
     hits: list[Hit] = find_links(v, policy, own) + find_contacts(v, policy, own)
     found = policy.phrase_literals_in(v.text) if v.text else {}
@@ -155,9 +160,15 @@ def _check(raw: bytes, root: Part, policy: Policy, own_addresses: Collection[str
            docs: dict[str, HtmlDocument] | None = None) -> Report:
     own = frozenset(fold(a.strip().strip("<>")) for a in own_addresses)
     pending: list[_Pending] = []
+    judged: list[tuple[str, str]] = []  # (part, normalized text) the trained model reads
 
-    def add_text(text: str, part: str, scope: str, override: str | None = None, qr: bool = False) -> None:
-        for cat, rule, s, e, detail, weight in scan_text(text, policy, own):
+    def add_text(text: str, part: str, scope: str, override: str | None = None, qr: bool = False,
+                 model: bool = False) -> None:
+        seen: list[str] | None = [] if model and policy.model_path is not None else None
+        found = scan_text(text, policy, own, seen)
+        if seen:
+            judged.append((part, seen[0]))
+        for cat, rule, s, e, detail, weight in found:
             if qr and cat == "links":
                 rule, detail = "links.qr_code", f"QR code: {detail}"
             action = override or policy.action_for(cat, rule)
@@ -165,7 +176,7 @@ def _check(raw: bytes, root: Part, policy: Policy, own_addresses: Collection[str
 
     subjects = header_values(raw, root, "subject")
     if subjects:
-        add_text(subjects[0][2], "header:subject", "message")
+        add_text(subjects[0][2], "header:subject", "message", model=True)
     for name in ("list-unsubscribe", "list-id"):
         if root.header(name) is not None and policy.enabled("marketing", "marketing.list_headers"):
             pending.append(_Pending(Finding("marketing", "marketing.list_headers", f"header:{name}", 0, 0,
@@ -230,11 +241,13 @@ def _check(raw: bytes, root: Part, policy: Policy, own_addresses: Collection[str
                 continue
             if docs is not None:
                 docs[leaf.id] = doc
-            _scan_html(doc, leaf.id, policy, own, pending)
+            _scan_html(doc, leaf.id, policy, own, pending, judged)
         else:
-            add_text(text, leaf.id, "message")
+            add_text(text, leaf.id, "message", model=True)
 
     findings = _score(pending, policy)
+    if policy.model_path is not None:
+        findings += model_findings(judged, policy)
     stripped_labels = {f.part for f in findings if f.part.startswith("attachment:") and f.action in ("strip", "redact")}
     for a in attachments:
         if a.label in stripped_labels:
@@ -251,9 +264,14 @@ def _check(raw: bytes, root: Part, policy: Policy, own_addresses: Collection[str
     return report
 
 
-def _scan_html(doc: HtmlDocument, pid: str, policy: Policy, own: frozenset[str], pending: list[_Pending]) -> None:
+def _scan_html(doc: HtmlDocument, pid: str, policy: Policy, own: frozenset[str], pending: list[_Pending],
+               judged: list[tuple[str, str]] | None = None) -> None:
     """Findings in an HTML part as read_html reads it: its text (displayed, then hidden) and every URL."""
-    for cat, rule, s, e, detail, weight in scan_text(doc.reading, policy, own):
+    seen: list[str] | None = [] if judged is not None and policy.model_path is not None else None
+    found = scan_text(doc.reading, policy, own, seen)
+    if seen and judged is not None:
+        judged.append((pid, seen[0]))
+    for cat, rule, s, e, detail, weight in found:
         pending.append(_Pending(Finding(cat, rule, pid, s, e, policy.action_for(cat, rule), detail), "message", weight))
     for i, u in enumerate(doc.urls):
         url = u.forms[0]
@@ -320,6 +338,51 @@ def _score(pending: list[_Pending], policy: Policy) -> list[Finding]:
                 continue
         if f.action != "none":
             out.append(f)
+    return out
+
+
+# --- the trained model (relay/policy/model.py, [model]) -------------------------------------
+
+def model_findings(judged: list[tuple[str, str]], policy: Policy) -> list[Finding]:
+    """One `model.<category>` finding per category the model scores at or above its `low`
+    threshold: the configured action at or above `high`, hold below it. The message's texts
+    (subject, text parts, HTML readings; normalized, the parties' own addresses blanked) are
+    judged once, joined by line breaks: the best window may be anywhere in them. The finding
+    points at the part holding the n-gram that weighed most, over the window's span in it."""
+    from relay.policy import model as trained
+
+    if policy.model_path is None or not judged:
+        return []
+    model = trained.load(policy.model_path)
+    offsets, pos = [], 0
+    for _part, text in judged:
+        offsets.append(pos)
+        pos += len(text) + 1
+    joined = "\n".join(text for _part, text in judged)
+    scores = model.score(joined)
+    out: list[Finding] = []
+    for cat in trained.CATEGORIES:
+        if cat not in policy.model_verdicts or cat not in scores.probability:
+            continue
+        high, low, action = policy.model_verdicts[cat]
+        prob = scores.probability[cat]
+        if prob < low:
+            continue
+        features = model.top_features(joined, scores, cat)
+        a, b = scores.windows[cat]
+        anchor = a
+        if features:  # where the heaviest n-gram is, inside the window
+            at = joined.find(features[0][0], a, b + len(features[0][0]))
+            anchor = at if at >= 0 else a
+        k = max(i for i, off in enumerate(offsets) if off <= anchor)
+        part, text = judged[k]
+        start = max(a - offsets[k], 0)
+        end = min(b - offsets[k], len(text))
+        verdict = action if prob >= high else "hold"
+        shown = ", ".join(f"{g!r} {w:+.2f}" for g, w in features)
+        out.append(Finding(cat, f"model.{cat}", part, start, max(end, start), verdict,
+                           f"model score {prob:.3f} (high {high}, low {low}); top n-grams: {shown}",
+                           tuple(features)))
     return out
 
 

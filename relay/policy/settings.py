@@ -111,6 +111,22 @@ class Allowlist(_Model):
     emails: list[str] = []
 
 
+class ModelThreshold(_Model):
+    """One category's verdicts from the trained model: `action` at or above `high`, hold between
+    `low` and `high`, nothing below `low` (omitted thresholds: those the model file was trained with)."""
+    high: float | None = Field(default=None, ge=0.0, le=1.0)
+    low: float | None = Field(default=None, ge=0.0, le=1.0)
+    action: Literal["reject", "redact"] = "reject"
+
+
+class ModelSection(_Model):
+    enabled: bool = False
+    path: str = ""   # "" → the model shipped with relay (relay/policy/model.npz); relative → to the policy file
+    marketing: ModelThreshold = ModelThreshold()
+    review: ModelThreshold = ModelThreshold()
+    contact: ModelThreshold = ModelThreshold()
+
+
 class Settings(_Model):
     version: int = 1
     redaction_marker: str = "[removed]"
@@ -122,6 +138,7 @@ class Settings(_Model):
     review: Category
     tracking: Category
     attachments: Attachments
+    model: ModelSection = ModelSection()
 
     @field_validator("redaction_marker")
     @classmethod
@@ -333,6 +350,9 @@ class Policy:
     shorteners: frozenset[str] = frozenset()
     redirectors: frozenset[str] = frozenset()
     source: Path | None = None
+    #: [model]: the model file and, per category, (high, low, action); None when disabled
+    model_path: Path | None = None
+    model_verdicts: dict[str, tuple[float, float, str]] = field(default_factory=dict)
     _finder: ahocorasick_rs.AhoCorasick | None = None
     _literals: list[str] = field(default_factory=list)
 
@@ -409,6 +429,7 @@ def build_policy(data: dict[str, Any], source: Path | None = None) -> Policy:
         raise PolicyConfigError("rules", f"combined pattern does not compile: {exc}") from None
     from relay.message.normalize import fold
 
+    model_path, verdicts = _model_settings(settings.model, source)
     return Policy(
         settings=settings,
         phrases=phrases,
@@ -417,7 +438,41 @@ def build_policy(data: dict[str, Any], source: Path | None = None) -> Policy:
         shorteners=frozenset(fold(d) for d in settings.links.shorteners),
         redirectors=frozenset(fold(d) for d in settings.links.redirectors),
         source=source,
+        model_path=model_path,
+        model_verdicts=verdicts,
     )
+
+
+def _model_settings(section: ModelSection, source: Path | None) -> tuple[Path | None, dict[str, tuple[float, float, str]]]:
+    """[model] checked against its file (which must exist and be a model when enabled); the weights
+    themselves are read later, once per process (relay.policy.model.load)."""
+    if not section.enabled:
+        return None, {}
+    from relay.policy import model as trained
+
+    path = Path(section.path) if section.path else trained.DEFAULT_PATH
+    if not path.is_absolute() and source is not None:
+        path = Path(source).parent / path
+    if not path.is_file():
+        raise PolicyConfigError("model.path", f"{path} does not exist (train one: python -m relay.policy.train)")
+    try:
+        meta = trained.read_meta(path)
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise PolicyConfigError("model.path", f"{path} is not a policy model: {exc}") from None
+    verdicts: dict[str, tuple[float, float, str]] = {}
+    for cat in trained.CATEGORIES:
+        conf: ModelThreshold = getattr(section, cat)
+        if cat not in meta.get("categories", ()):
+            raise PolicyConfigError(f"model.{cat}", f"{path} has no {cat} model")
+        default = meta.get("thresholds", {}).get(cat, {})
+        high = conf.high if conf.high is not None else default.get("high")
+        low = conf.low if conf.low is not None else default.get("low")
+        if high is None or low is None:
+            raise PolicyConfigError(f"model.{cat}", "high and low are needed (the model file has none)")
+        if low > high:
+            raise PolicyConfigError(f"model.{cat}.low", f"{low} is above high ({high})")
+        verdicts[cat] = (float(high), float(low), conf.action)
+    return path, verdicts
 
 
 def load_policy(path: Path) -> Policy:

@@ -16,12 +16,12 @@ from __future__ import annotations
 import urllib.parse
 from typing import Final
 
-from relay.rewrite.body import IDENTITY, NESTED_MESSAGE, Edit, apply_edits, content_type
-from relay.rewrite.headers import _UNSTRUCTURED, decode_words, encode_words, fold, raw_to_str
-from relay.rewrite.mime import (
+from relay.message.headers import decode_words, raw_to_str
+from relay.message.mime import (
     CRLF,
     MAX_DEPTH,
     Field,
+    content_type,
     cte_of,
     decode_body,
     encode_base64,
@@ -31,6 +31,8 @@ from relay.rewrite.mime import (
     split_multipart,
     unfold,
 )
+from relay.rewrite.body import IDENTITY, NESTED_MESSAGE, Edit, apply_edits
+from relay.rewrite.headers import _UNSTRUCTURED, encode_words, fold
 from relay.smtp.shape import _longest_line_over
 
 LIMIT: Final = 998
