@@ -32,12 +32,18 @@ import bank_zh  # noqa: E402
 
 BANKS = [bank_en, bank_ja, bank_zh, bank_ko]
 SEED = 20261207
-PER_LANG = 5400
-LEGIT_SHARE = 0.54
+PER_LANG = 6400
+LEGIT_SHARE = 0.55
 CATEGORIES = ["marketing", "review", "contact"]
 
 EMOJI = ["😊", "🙏", "✨", "📦", "🎁", "👍", "❤️", "🌸", "🙂", "😀", "🚚", "⭐", "🎉", "💐", "☺️", "(^^)", "(*^^*)", "^_^", "!!", "~"]
 LATIN = "abcdefghijklmnopqrstuvwxyz"
+# Sentences in a message body (before any lead-in), drawn the same way for legitimate and violating
+# messages; four in ten are single sentences. ONE_LINER: share of messages with no greeting, lead-in,
+# closing, signature or quote, again for every label.
+BODY_SENTENCES = [1, 1, 1, 1, 2, 2, 2, 3, 3, 4]
+ONE_LINER = 0.3
+SECOND_LABEL = 0.12
 
 
 # ---------------------------------------------------------------- slot values shared by all languages
@@ -282,6 +288,11 @@ def compose(rng: random.Random, bank, labels: list[str], direction: str) -> tupl
     legit_table = bank.LEGIT if direction == "seller" else bank.BUYER_LEGIT
     kinds = list(legit_table)
 
+    # The body's length is drawn the same way for every label: N sentences, of which a violating
+    # message's core sentences are one or two; the rest are legitimate sentences of one kind, with
+    # (for N >= 2) one of them from another kind a quarter of the time. So sentence count, and with it
+    # length and whitespace, tells nothing about the label.
+    n = rng.choice(BODY_SENTENCES)
     core: list[str] = []
     kind = ""
     if labels:
@@ -289,34 +300,33 @@ def compose(rng: random.Random, bank, labels: list[str], direction: str) -> tupl
             k, s = core_sentence(rng, bank, cat, direction, level)
             kind = kind or k
             core.append(s)
-        if rng.random() < 0.2:
+        if len(core) < n and rng.random() < 0.2:
             _k2, s2 = core_sentence(rng, bank, labels[0], direction, level)
             if s2 not in core:
                 core.append(s2)
-        context: list[str] = []
-        if rng.random() < 0.7:
-            ck = rng.choice(kinds)
-            for _ in range(rng.choice([1, 1, 2])):
-                s = pick(rng, legit_table[ck], level)
-                if s not in context:
-                    context.append(s)
+        n = max(n, len(core))
+    elif rng.random() < SECOND_LABEL:
+        # as many legitimate bodies get the two-sentence minimum as two-label messages do
+        n = max(n, 2)
+    ck = rng.choice(kinds)
+    if not labels:
+        kind = f"legit.{ck}"
+    context: list[str] = []
+    for _ in range(n - len(core)):
+        s = pick(rng, legit_table[ck], level)
+        if s not in context:
+            context.append(s)
+    if len(context) >= 1 and n >= 2 and rng.random() < 0.25:
+        other = rng.choice(kinds)
+        context[-1] = pick(rng, legit_table[other], level)
+    if core:
         pos = rng.randrange(3)
         body = context + core if pos == 0 else core + context if pos == 1 else context[:1] + core + context[1:]
     else:
-        lk = rng.choice(kinds)
-        kind = f"legit.{lk}"
-        n = rng.choice([1, 1, 2, 2, 2, 3, 4])
-        body = []
-        for _ in range(n):
-            s = pick(rng, legit_table[lk], level)
-            if s not in body:
-                body.append(s)
-        if rng.random() < 0.25:
-            other = rng.choice(kinds)
-            body.append(pick(rng, legit_table[other], level))
+        body = context
 
     body = [fill(s, bank, rng) for s in body]
-    one_liner = rng.random() < 0.15
+    one_liner = rng.random() < ONE_LINER
     lines: list[str] = []
     if not one_liner:
         if rng.random() < 0.85:
@@ -360,7 +370,7 @@ def generate_lang(bank) -> list[dict]:
     for i in range(n_bad):
         first = CATEGORIES[i % 3]
         labels = [first]
-        if rng.random() < 0.12:
+        if rng.random() < SECOND_LABEL:
             second = rng.choice([c for c in CATEGORIES if c != first])
             labels.append(second)
         plan.append(labels)
@@ -369,12 +379,15 @@ def generate_lang(bank) -> list[dict]:
     seen: set[str] = set()
     for labels in plan:
         for _attempt in range(50):
+            # Buyers write legitimate messages and contact offers. Half the contact offers come from
+            # buyers, so that about as large a share of violating as of legitimate messages has the
+            # buyer's (shorter) shape.
             if "contact" in labels and len(labels) == 1:
-                direction = "buyer" if rng.random() < 0.25 else "seller"
+                direction = "buyer" if rng.random() < 0.5 else "seller"
             elif labels:
                 direction = "seller"
             else:
-                direction = "buyer" if rng.random() < 0.3 else "seller"
+                direction = "buyer" if rng.random() < 0.25 else "seller"
             text, kind = compose(rng, bank, labels, direction)
             if text not in seen:
                 break
