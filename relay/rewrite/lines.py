@@ -16,9 +16,7 @@ from __future__ import annotations
 import urllib.parse
 from typing import Final
 
-from relay.rewrite.body import IDENTITY, NESTED_MESSAGE, Edit, apply_edits, content_type
-from relay.rewrite.headers import _UNSTRUCTURED, decode_words, encode_words, fold, raw_to_str
-from relay.rewrite.mime import (
+from relay.message.mime import (
     CRLF,
     MAX_DEPTH,
     Field,
@@ -31,6 +29,8 @@ from relay.rewrite.mime import (
     split_multipart,
     unfold,
 )
+from relay.rewrite.body import IDENTITY, NESTED_MESSAGE, Edit, apply_edits, content_type
+from relay.rewrite.headers import _UNSTRUCTURED, decode_words, encode_words, fold, raw_to_str
 from relay.smtp.shape import _longest_line_over
 
 LIMIT: Final = 998
