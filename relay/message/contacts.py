@@ -386,9 +386,12 @@ def emails_in(view: View, providers: Collection[str] = MAIL_PROVIDERS,
 
 
 def contacts_in(view: View, providers: Collection[str] = MAIL_PROVIDERS,
-                tlds: Collection[str] | None = None) -> list[Contact]:
-    """Every e-mail address, phone number and messenger ID in a match view, in view offsets."""
-    words, keywords = literals_in(view.text)
+                tlds: Collection[str] | None = None,
+                literals: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None,
+                ) -> list[Contact]:
+    """Every e-mail address, phone number and messenger ID in a match view, in view offsets
+    (``literals``: phones.literals_in of the view's text, if the caller has found them)."""
+    words, keywords = literals_in(view.text) if literals is None else literals
     return (emails_in(view, providers, tlds) + phones_in(view.text, view.digits, words)
             + messengers_in(view.text, keywords=keywords))
 

@@ -17,7 +17,7 @@ import bisect
 import itertools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -386,12 +386,22 @@ def _deob_regex(names: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(f"(?P<{name}>{_PATTERNS[name]})" for name in names))
 
 
-def match_view(n: Normalized) -> View:
-    """Undo common obfuscations so that links, addresses and phrases match."""
+def obfuscation_patterns() -> tuple[tuple[str, str], ...]:
+    """(name, pattern) of every obfuscation match_view undoes, in its order (for a caller that
+    finds which may occur in its own pass and tells match_view through `maybe`)."""
+    return tuple((name, pat) for name, pat, _ in _DEOBFUSCATIONS)
+
+
+def match_view(n: Normalized, maybe: Collection[str] | None = None) -> View:
+    """Undo common obfuscations so that links, addresses and phrases match. `maybe`: the names of
+    the obfuscations that may occur in n.text (a superset of those that do); None: the triggers say."""
     text = n.text
-    present = needles_in(text)
-    answers: dict[int, bool] = {}
-    active = tuple(name for name, _, _ in _DEOBFUSCATIONS if _ask(_TRIGGERS[name], text, present, answers))
+    if maybe is None:
+        present = needles_in(text)
+        answers: dict[int, bool] = {}
+        active = tuple(name for name, _, _ in _DEOBFUSCATIONS if _ask(_TRIGGERS[name], text, present, answers))
+    else:
+        active = tuple(name for name, _, _ in _DEOBFUSCATIONS if name in maybe)
     if not active:
         return View(text, Spans.identity(len(text)), [], n)
     out: list[str] = []
