@@ -183,10 +183,58 @@ def _wide_gap(op: Any, av: Any) -> bool:
     return bool(ranges) and ranges[-1][1] >= 0x80
 
 
-def prefilter_form(pattern: str) -> str | None:
+def _leading_lookbehind(items: Any) -> str:
+    r"""A look-behind of one character class opening the pattern ((?<![a-z]), (?<!\S)) as the
+    character it asks for, or the start of the text: the form's ends stay the pattern's and it
+    reports far fewer of them than with the look-behind dropped ("(?<!\S)(?:\S[ \t]){3,}\S"
+    would otherwise fire on every "x a b c" of prose)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    if not items or items[0][0] not in (c.ASSERT, c.ASSERT_NOT):
+        return ""
+    direction, sub = items[0][1]
+    body = list(sub.data) if hasattr(sub, "data") else list(sub)
+    if direction != -1 or len(body) != 1 or body[0][0] not in (c.IN, c.LITERAL, c.NOT_LITERAL):
+        return ""
+    op, av = body[0]
+    try:
+        ranges = _class_ranges(av) if op is c.IN else ([(av, av)] if op is c.LITERAL else _complement([(av, av)]))
+    except _NoForm:
+        return ""
+    if items[0][0] is c.ASSERT_NOT:
+        ranges = _complement(ranges)
+        return "(?:^|" + _class(ranges) + ")" if ranges else "^"
+    return _class(ranges) if ranges else ""
+
+
+def _trailing_lookahead(items: Any) -> str:
+    """A look-ahead closing the pattern as what it asks for (only where the ends do not matter:
+    presence; ",(?=com\b)" is then ",com", not every comma of prose)."""
+    from re import _constants as c  # type: ignore[attr-defined]
+
+    if not items or items[-1][0] not in (c.ASSERT, c.ASSERT_NOT):
+        return ""
+    direction, sub = items[-1][1]
+    if direction != 1:
+        return ""
+    body = list(sub.data) if hasattr(sub, "data") else list(sub)
+    try:
+        if items[-1][0] is c.ASSERT:
+            return "(?:" + _emit(body) + ")"
+        if len(body) == 1 and body[0][0] is c.IN:
+            rest = _complement(_class_ranges(body[0][1]))
+            return "(?:" + _class(rest) + "|$)" if rest else "$"
+    except _NoForm:
+        pass
+    return ""
+
+
+def prefilter_form(pattern: str, presence: bool = False) -> str | None:
     """A hyperscan (UTF-8 mode) pattern with a match ending wherever a match of the Python pattern
-    ends (and maybe elsewhere): zero-width assertions dropped and, after a wide gap, only what
-    follows it (what ends a match). None if there is none to give."""
+    ends (and maybe elsewhere): zero-width assertions dropped (an opening one-character look-behind
+    kept as a character or the start) and, after a wide gap, only what follows it (what ends a
+    match). presence=True: a closing look-ahead kept too (the ends then move; for patterns whose
+    presence alone is asked). None if there is none to give."""
     from re import _parser  # type: ignore[attr-defined]
 
     try:
@@ -198,7 +246,7 @@ def prefilter_form(pattern: str) -> str | None:
         tail = _parser.SubPattern(parsed.state, items[last_gap + 1 :])
         if tail.getwidth()[0] == 0:
             return None  # nothing after the gap that every match ends with
-        return _emit(tail.data)
+        return _leading_lookbehind(tail.data) + _emit(tail.data) + (_trailing_lookahead(tail.data) if presence else "")
     except (_NoForm, re.error, RecursionError):
         return None
 
@@ -281,7 +329,7 @@ class Scanner:
         for idx, lit in enumerate(LITERALS):
             add(_literal(lit), "literal", (idx, len(lit)), span)
         for name, pat in obfuscation_patterns():
-            form = prefilter_form(pat)
+            form = prefilter_form(pat, presence=True)
             add(form if form is not None and (trusted or _compiles(form, once)) else "", "obfuscation", name, once)
         for head in COLON_URI_HEADS:
             form = prefilter_form(head)

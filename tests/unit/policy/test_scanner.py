@@ -150,7 +150,12 @@ def test_a_pattern_without_a_prefilter_form_runs_on_its_literals(policy: Policy)
 
 
 def test_prefilter_forms() -> None:
-    assert prefilter_form(r"(?<![a-z])unsubscribe") == "".join(f"\\x{{{ord(c):x}}}" for c in "unsubscribe")
+    word = "".join(f"\\x{{{ord(c):x}}}" for c in "unsubscribe")
+    assert prefilter_form(r"unsubscribe(?![a-z])") == word  # a look-ahead moves the ends: dropped
+    # an opening look-behind of one character: that character, or the start of the text
+    assert prefilter_form(r"(?<![a-z])unsubscribe") == "(?:^|[\\x{0}-\\x{60}\\x{7b}-\\x{d7ff}\\x{e000}-\\x{10ffff}])" + word
+    # presence only: a closing look-ahead kept
+    assert prefilter_form(r",(?=com)", presence=True) == "\\x{2c}(?:\\x{63}\\x{6f}\\x{6d})"
     assert prefilter_form(r"(a)\1") is None
     assert prefilter_form(r"(?i)abc") is None
     assert prefilter_form(r"(?i:a)bc") is None
