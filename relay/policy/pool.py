@@ -98,7 +98,9 @@ def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     policy = load_policy(Path(path))
     tlds()
-    run(_WARM_UP, policy, ())  # first-use costs (~30 ms) are the worker's, not the first message's budget
+    # first-use costs (~30 ms; compiling the policy's hyperscan database ~0.5 s) are the worker's,
+    # not the first message's budget
+    run(_WARM_UP, policy, ())
     run_egress(_WARM_UP, ("a@example.com",), "b@example.com")
     conn.send(("ready", None, 0.0))
     while True:
