@@ -251,14 +251,36 @@ def prefilter_form(pattern: str, presence: bool = False) -> str | None:
         return None
 
 
+def prefilter_head(pattern: str) -> str | None:
+    """For a pattern with a wide gap, the form of what comes before its first gap: every match of
+    the pattern holds a match of it, so the pattern's matches lie within its width of the ends
+    this form reports. None: no gap, or nothing before it that every match holds."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    try:
+        parsed = _parser.parse(pattern)
+        if parsed.state.flags & ~re.UNICODE:
+            return None
+        items = list(parsed.data)
+        first_gap = min((k for k, (op, av) in enumerate(items) if _wide_gap(op, av)), default=-1)
+        if first_gap <= 0:
+            return None
+        head = _parser.SubPattern(parsed.state, items[:first_gap])
+        if head.getwidth()[0] == 0:
+            return None
+        return _leading_lookbehind(head.data) + _emit(head.data)
+    except (_NoForm, re.error, RecursionError):
+        return None
+
+
 @dataclass(slots=True)
 class Found:
     """What one pass over a text found."""
 
     #: category → (rule group, pattern index) → where its prefilter form's matches end (characters)
     phrase_ends: dict[str, dict[tuple[str, int], list[int]]]
-    #: category → (group, index, literal length) → where a literal of a pattern without a
-    #: prefilter form ends
+    #: category → (group, index, literal length) → where a literal of a pattern without a prefilter
+    #: form ends, or (length 0) the head form of a pattern with a wide gap (prefilter_head)
     phrase_literals: dict[str, dict[tuple[str, int, int], list[int]]]
     #: phones.literals_in of the text: (number words, messenger keywords)
     literals: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]
@@ -314,6 +336,13 @@ class Scanner:
                 widths = compiled.widths.get(g, ())
                 for i, pat in enumerate(rule.patterns):
                     width = widths[i] if i < len(widths) else None
+                    # a pattern with a wide gap runs near what opens it (its ends, the words after
+                    # the gap, may be everywhere: "送" of "…[^。\n]{0,12}(?:返现|…|送)" is in every
+                    # "発送" of Japanese prose); any other near its form's ends
+                    head = prefilter_head(pat) if width is not None else None
+                    if head is not None and (trusted or _compiles(head, span)):
+                        add(head, "phrase_literal", (_Phrase(cat, g, i, width), 0), span)
+                        continue
                     form = prefilter_form(pat)
                     if form is not None and (trusted or _compiles(form, span)):
                         add(form, "phrase", _Phrase(cat, g, i, width), span)
