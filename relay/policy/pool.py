@@ -86,7 +86,7 @@ def _over_budget(signum: int, frame: FrameType | None) -> None:
     raise _OverBudget
 
 
-def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
+def _serve(conn: Connection, path: str, max_cpu_seconds: float, scanner: bytes | None = None) -> None:
     """One worker: load the policy, then check one message at a time until the pipe closes.
 
     Two limits per message: ITIMER_PROF (CPU time, sub-second) raises _OverBudget between
@@ -97,6 +97,10 @@ def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a SIGXCPU kill must not write a core file
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     policy = load_policy(Path(path))
+    if scanner is not None:
+        from relay.policy.scanner import install
+
+        install(policy, scanner)  # the parent's compiled database, if it is this policy's
     tlds()
     # first-use costs (~30 ms; compiling the policy's hyperscan database ~0.5 s) are the worker's,
     # not the first message's budget
@@ -165,8 +169,9 @@ class _Worker:
 class WorkerPool:
     """`size` worker processes, started on first use; one message per worker at a time."""
 
-    def __init__(self, path: Path, size: int, max_cpu_seconds: float) -> None:
+    def __init__(self, path: Path, size: int, max_cpu_seconds: float, scanner: bytes | None = None) -> None:
         self.path = path
+        self.scanner = scanner  # scanner.dumps() of the parent's policy: workers need not compile it
         self.size = size
         self.max_cpu_seconds = max_cpu_seconds
         # forkserver: a fresh single-threaded server forks the workers (the daemon has threads by
@@ -252,7 +257,7 @@ class WorkerPool:
 
     async def _start(self) -> _Worker:
         parent, child = self._mp.Pipe()
-        process = self._mp.Process(target=_serve, args=(child, str(self.path), self.max_cpu_seconds),
+        process = self._mp.Process(target=_serve, args=(child, str(self.path), self.max_cpu_seconds, self.scanner),
                                    name="relay-policy", daemon=True)
         await asyncio.to_thread(process.start)  # the forkserver's first start imports the policy modules
         child.close()

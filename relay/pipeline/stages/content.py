@@ -21,7 +21,7 @@ from relay.pipeline.transit import Transit
 from relay.policy import Policy, load_policy
 from relay.policy import pool as policy_pool
 from relay.policy.links import tlds
-from relay.policy.scanner import scanner_for
+from relay.policy.scanner import dumps, scanner_for
 from relay.smtp import replies
 
 #: Without worker processes (policy.workers = 0), above this size the checks leave the event loop
@@ -49,7 +49,8 @@ def load(ctx: Context, policy: Policy | None = None) -> Policy:
         old.shutdown()  # messages being checked by the old workers finish there
     settings = ctx.settings.policy
     if settings.workers:
-        ctx.extras["policy_pool"] = policy_pool.WorkerPool(settings.path, settings.workers, settings.max_cpu_seconds)
+        ctx.extras["policy_pool"] = policy_pool.WorkerPool(settings.path, settings.workers, settings.max_cpu_seconds,
+                                                           scanner=dumps(policy))
     return policy
 
 

@@ -177,3 +177,45 @@ def test_a_text_hyperscan_cannot_read_is_refused_not_misread(policy: Policy) -> 
     """Lone surrogates are no UTF-8: scan() answers None (scan_text then takes the regex path;
     the texts the engine reads have U+FFFD in their place)."""
     assert scanner_for(policy).scan("leave a review \udcff please") is None
+
+
+def test_a_worker_takes_the_parents_database(policy: Policy) -> None:
+    """dumps()/install(): a policy worker loads the parent's compiled scanner instead of compiling;
+    a blob of another policy is refused (the worker then compiles its own)."""
+    import tomllib
+
+    from relay.policy import load_policy
+    from relay.policy.scanner import dumps, install
+
+    blob = dumps(policy)
+    again = load_policy(POLICY_PATH)
+    assert install(again, blob)
+    assert scanner_for(again).policy is again
+    for text in TEXTS[::5]:
+        _same(text, again)
+    data = tomllib.loads(POLICY_PATH.read_text("utf-8"))
+    data["review"]["rules"][0]["patterns"].append("write\\s+to\\s+me")
+    assert not install(build_policy(data), blob)
+    assert not install(again, b"not a scanner")
+
+
+def test_scans_from_several_threads_at_once(policy: Policy) -> None:
+    """Hyperscan's scratch space serves one scan at a time: each thread has its own."""
+    import threading
+
+    text = "leave a 5 star review, whatsapp me +81 90 1234 5678 好评返现 hxxp://x[.]com " * 100
+    want = engine.scan_text(text, policy, one_pass=False)
+    wrong: list[object] = []
+
+    def work() -> None:
+        for _ in range(20):
+            got = engine.scan_text(text, policy)
+            if got != want:
+                wrong.append(got)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
