@@ -533,15 +533,30 @@ def install(policy: Policy, blob: bytes) -> bool:
     return True
 
 
+#: compiled scanners by policy fingerprint: a policy loaded again from an unchanged file (a reload
+#: that changed other settings, each test's own load) shares the database instead of compiling it
+_BUILT: dict[str, Scanner] = {}
+
+
 def scanner_for(policy: Policy) -> Scanner:
-    """The policy's scanner, compiled on first use (one per policy object: a reload compiles anew)."""
+    """The policy's scanner, compiled on first use (one per policy object; a reloaded policy with
+    other rules compiles anew, one with the same rules shares the database)."""
     got = _CACHE.get(id(policy))
     if got is not None and got.policy is policy:
         return got
     with _LOCK:
         got = _CACHE.get(id(policy))
         if got is None or got.policy is not policy:
+            fingerprint = _fingerprint(policy)
+            built = _BUILT.get(fingerprint)
+            if built is None:
+                built = Scanner.build(policy)
+                if len(_BUILT) >= 4:
+                    _BUILT.pop(next(iter(_BUILT)))
+                _BUILT[fingerprint] = built
+            got = Scanner(policy, built.db, built.kinds, built.always)
+            got._always_obfuscations = built._always_obfuscations
             if len(_CACHE) >= 8:  # a few policies at once (tests, a reload): drop the oldest
                 _CACHE.pop(next(iter(_CACHE)))
-            got = _CACHE[id(policy)] = Scanner.build(policy)
+            _CACHE[id(policy)] = got
         return got

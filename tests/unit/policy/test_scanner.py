@@ -164,13 +164,23 @@ def test_prefilter_forms() -> None:
     assert prefilter_form(r"好评[^。\n]{0,12}返现") == "\\x{8fd4}\\x{73b0}"
 
 
-def test_a_reloaded_policy_gets_its_own_database(policy: Policy) -> None:
+def test_a_reloaded_policy_gets_its_own_scanner(policy: Policy) -> None:
+    """One scanner per policy object; the same rules share one compiled database, other rules
+    compile their own."""
+    import tomllib
+
     from relay.policy import load_policy
 
     again = load_policy(POLICY_PATH)
     assert scanner_for(policy) is scanner_for(policy)
     assert scanner_for(again) is not scanner_for(policy)
     assert scanner_for(again).policy is again
+    assert scanner_for(again).db is scanner_for(policy).db
+    data = tomllib.loads(POLICY_PATH.read_text("utf-8"))
+    data["marketing"]["rules"][0]["patterns"].append("mega\\s+deal")
+    changed = build_policy(data)
+    assert scanner_for(changed).db is not scanner_for(policy).db
+    assert any(r == "marketing.coupon.en" for _, r, *_ in engine.scan_text("a mega  deal", changed))
 
 
 def test_a_text_hyperscan_cannot_read_is_refused_not_misread(policy: Policy) -> None:
