@@ -36,7 +36,7 @@ from relay.policy.attachments import inspect, sanitize_filename
 from relay.policy.contact import find_contacts
 from relay.policy.links import Hit, classify_url, find_links, host_of
 from relay.policy.phrases import find_phrases, find_phrases_at, score
-from relay.policy.scanner import scanner_for
+from relay.policy.scanner import ready
 from relay.policy.scrub import scrub
 from relay.policy.settings import RANK, Policy
 from relay.scan import is_crlf
@@ -107,13 +107,14 @@ def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset(), *,
               one_pass: bool = True) -> list[tuple[str, str, int, int, str, float]]:
     """(category, rule, start, end, detail, weight) for one text; offsets in its normalized text.
 
-    one_pass: every rule pattern's trigger found in one hyperscan pass per text (relay.policy.scanner);
-    False: each finder's own prefilters (Aho–Corasick passes, trigger regexes) — the same findings,
-    the reference the scanner is tested against, and the path for a text hyperscan cannot read."""
+    one_pass: every rule pattern's trigger found in one hyperscan pass per text (relay.policy.scanner),
+    once the policy's database is compiled; False (or not compiled yet): each finder's own prefilters
+    (Aho–Corasick passes, trigger regexes) — the same findings, the reference the scanner is tested
+    against, and the path for a text hyperscan cannot read."""
     n = normalize(text[: policy.settings.max_text_chars])
     if own:
         n = _mask_own(n, own)
-    scanner = scanner_for(policy) if one_pass else None
+    scanner = ready(policy) if one_pass else None
     found = scanner.scan(n.text) if scanner is not None else None
     if scanner is None or found is None:
         v = match_view(n)

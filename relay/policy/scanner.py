@@ -509,10 +509,12 @@ def _fingerprint(policy: Policy) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def dumps(policy: Policy) -> bytes:
+def dumps(policy: Policy) -> bytes | None:
     """The policy's scanner, serialized (a policy worker then loads it in milliseconds instead of
-    compiling it again: ~0.6 s of CPU per worker start)."""
-    scanner = scanner_for(policy)
+    compiling it again: ~0.6 s of CPU per worker start); None while it is not compiled yet."""
+    scanner = ready(policy)
+    if scanner is None:
+        return None
     return pickle.dumps((_fingerprint(policy), scanner.kinds, scanner.always, scanner._always_obfuscations,
                          hyperscan.dumpb(scanner.db)))
 
@@ -536,6 +538,21 @@ def install(policy: Policy, blob: bytes) -> bool:
 #: compiled scanners by policy fingerprint: a policy loaded again from an unchanged file (a reload
 #: that changed other settings, each test's own load) shares the database instead of compiling it
 _BUILT: dict[str, Scanner] = {}
+
+
+def ready(policy: Policy) -> Scanner | None:
+    """The policy's scanner if it has been compiled (never compiles: the caller takes its regex
+    path meanwhile, which finds the same)."""
+    got = _CACHE.get(id(policy))
+    return got if got is not None and got.policy is policy else None
+
+
+def compile_in_background(policy: Policy) -> threading.Thread:
+    """Compile the policy's scanner in a thread (hyperscan lets go of the GIL while it compiles):
+    the daemon starts listening, and a check runs on the regex path, until it is ready."""
+    thread = threading.Thread(target=scanner_for, args=(policy,), name="relay-scanner", daemon=True)
+    thread.start()
+    return thread
 
 
 def scanner_for(policy: Policy) -> Scanner:

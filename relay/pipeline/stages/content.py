@@ -21,7 +21,7 @@ from relay.pipeline.transit import Transit
 from relay.policy import Policy, load_policy
 from relay.policy import pool as policy_pool
 from relay.policy.links import tlds
-from relay.policy.scanner import dumps, scanner_for
+from relay.policy.scanner import compile_in_background, dumps, scanner_for
 from relay.smtp import replies
 
 #: Without worker processes (policy.workers = 0), above this size the checks leave the event loop
@@ -30,8 +30,8 @@ OFFLOAD_BYTES = 128 * 1024
 
 
 def compile_policy(path: Path) -> Policy:
-    """Load a policy file, with what its first message would otherwise pay for: the TLD list and
-    the policy's hyperscan database (~0.5 s to compile; hyperscan lets go of the GIL meanwhile)."""
+    """Load a policy file, with the TLD list and the policy's hyperscan database (~0.5 s to compile;
+    hyperscan lets go of the GIL meanwhile): for a reload, in a thread."""
     policy = load_policy(path)
     tlds()
     scanner_for(policy)
@@ -40,9 +40,12 @@ def compile_policy(path: Path) -> Policy:
 
 def load(ctx: Context, policy: Policy | None = None) -> Policy:
     """Load the policy file named by policy.path (or take `policy`, compiled from it by
-    compile_policy) and keep it for the stage."""
+    compile_policy) and keep it for the stage. The hyperscan database of a policy loaded here
+    compiles in a thread: the daemon need not wait for it (checks take the regex path until then)."""
     if policy is None:
-        policy = compile_policy(ctx.settings.policy.path)
+        policy = load_policy(ctx.settings.policy.path)
+        tlds()  # read the TLD list now, not during the first message
+        compile_in_background(policy)
     ctx.extras["policy"] = policy
     old = ctx.extras.pop("policy_pool", None)
     if old is not None:
@@ -50,7 +53,7 @@ def load(ctx: Context, policy: Policy | None = None) -> Policy:
     settings = ctx.settings.policy
     if settings.workers:
         ctx.extras["policy_pool"] = policy_pool.WorkerPool(settings.path, settings.workers, settings.max_cpu_seconds,
-                                                           scanner=dumps(policy))
+                                                           scanner=lambda: dumps(policy))
     return policy
 
 

@@ -17,7 +17,7 @@ from relay.message.html import HtmlDocument, HtmlTooComplex
 from relay.message.normalize import fold, match_view, normalize
 from relay.message.phones import literals_in
 from relay.policy import Policy, engine
-from relay.policy.scanner import prefilter_form, scanner_for
+from relay.policy.scanner import prefilter_form, ready, scanner_for
 from relay.policy.settings import build_policy
 from tests.unit.policy.cases import ADVERSARIAL, ORDINARY
 from tests.unit.policy.conftest import CORPUS, POLICY_PATH
@@ -65,7 +65,15 @@ def _texts() -> list[str]:
 TEXTS = _texts()
 
 
+@pytest.fixture(autouse=True)
+def compiled(policy: Policy) -> None:
+    """scan_text takes the one pass once the policy's database is compiled (the daemon compiles it
+    in a thread at start); these tests compile it first."""
+    scanner_for(policy)
+
+
 def _same(text: str, policy: Policy, own: frozenset[str] = frozenset()) -> int:
+    assert ready(policy) is not None
     new = engine.scan_text(text, policy, own)
     old = engine.scan_text(text, policy, own, one_pass=False)
     assert new == old, text
@@ -97,6 +105,7 @@ def _policy() -> Policy:
         from relay.policy import load_policy
 
         _POLICY.append(load_policy(POLICY_PATH))
+        scanner_for(_POLICY[0])
     return _POLICY[0]
 
 
@@ -122,7 +131,7 @@ def test_check_reports_agree_on_the_corpus(policy: Policy, monkeypatch: pytest.M
             reports.append(engine.check(raw, policy, own_addresses=["john.doe@gmail.com"]))
         except Exception as exc:  # the parser's own refusals are the same on both paths
             reports.append(type(exc))
-    monkeypatch.setattr(engine, "scanner_for", lambda _policy: None)
+    monkeypatch.setattr(engine, "ready", lambda _policy: None)
     for path, new in zip(paths, reports, strict=True):
         raw = path.read_bytes()
         try:
@@ -181,6 +190,20 @@ def test_a_reloaded_policy_gets_its_own_scanner(policy: Policy) -> None:
     changed = build_policy(data)
     assert scanner_for(changed).db is not scanner_for(policy).db
     assert any(r == "marketing.coupon.en" for _, r, *_ in engine.scan_text("a mega  deal", changed))
+
+
+def test_an_uncompiled_policy_takes_the_regex_path(policy: Policy) -> None:
+    """Until its database is compiled (in a thread, at start), a policy's texts take the regex path;
+    the CLI's one-off check never waits for a compile."""
+    from relay.policy import load_policy
+    from relay.policy.scanner import compile_in_background
+
+    fresh = load_policy(POLICY_PATH)
+    assert ready(fresh) is None
+    text = "leave a 5 star review and visit example.com"
+    assert engine.scan_text(text, fresh) == engine.scan_text(text, fresh, one_pass=False)
+    compile_in_background(fresh).join()
+    assert ready(fresh) is not None
 
 
 def test_a_text_hyperscan_cannot_read_is_refused_not_misread(policy: Policy) -> None:
