@@ -4,14 +4,17 @@ Reads the phrase rules of [contact], [marketing] and [review] (every language), 
 patterns of the message model the content check runs per text: the obfuscations match_view undoes,
 the number words and messenger keywords of the contact finder, the heads of the link patterns
 with a colon. All of them are compiled into ONE Vectorscan/Hyperscan block-mode database per
-policy (`scanner_for`: built on first use, kept while the policy object lives, so a reloaded
-policy compiles its own) and `Scanner.scan` runs it once over a text.
+policy (`scanner_for`: built on first use and kept per policy object; a reloaded policy with other
+rules compiles its own, one with the same rules shares it; the daemon compiles it in a thread,
+`compile_in_background`, and workers load the parent's, `dumps`/`install`) and `Scanner.scan` runs
+it once over a text.
 
 What a report means: hyperscan runs each pattern in prefilter form — look-arounds, \\b and anchors
 dropped, Python's \\s, \\d and \\w spelled out as the code points Python's re gives them —, which
 matches wherever the Python pattern matches and maybe elsewhere. So a pattern it does not report
 cannot match, and a phrase pattern it reports runs, as the Python regex it is, only within its width
-of a reported end: exact spans and alternation order stay Python's. A pattern that has no
+of a reported end (one with a wide gap, [^。\n]{0,30}, within its width of what opens it:
+`prefilter_head`): exact spans and alternation order stay Python's. A pattern that has no
 prefilter form (a back-reference, inline flags, one that matches the empty string) is triggered by
 its required literals (settings._pattern_needs) instead, or runs over the whole text when it has
 none. The literals' occurrences are the exact ones an Aho–Corasick search gives.
@@ -380,6 +383,8 @@ class Scanner:
     def scan(self, text: str) -> Found | None:
         """One pass of the database over `text`; None if hyperscan cannot read it (lone surrogates)."""
         try:
+            # UTF-8, not a latin-1 projection (CJK has none); only reported ends are mapped back to
+            # characters: the encode is a copy for ASCII, ~0.04 ms per 100 KB of CJK
             data = text.encode("utf-8")
         except UnicodeEncodeError:
             return None
