@@ -36,6 +36,10 @@ async def measure(scenario: str, runs: int) -> dict[str, float]:
         try:
             ctx = Context(settings=settings, db=db, signer=load_signer(settings, create=True))
             stages = build_stages(ctx)
+            if "policy" in ctx.extras:  # the steady state: the policy's hyperscan database compiled
+                from relay.policy.scanner import scanner_for
+
+                scanner_for(ctx.extras["policy"])
             raw = Message(SCENARIOS[scenario], world.seller_email, [world.buyer_alias]).wire(1)
             target = AliasTarget(world.buyer_alias.split("@")[0], world.thread_id, world.buyer_id, Role.BUYER)
             per_stage: dict[str, list[float]] = {s.name: [] for s in stages}

@@ -84,19 +84,19 @@ def builtin_reloaders(relay: Relay) -> list[Reloader]:
 
         return apply
 
-    def policy(old: Settings, new: Settings) -> Apply | None:
-        # Compile the new policy file now (an error names the key and refuses the reload).
+    async def policy(old: Settings, new: Settings) -> Apply | None:
+        # Compile the new policy file now (an error names the key and refuses the reload), its
+        # hyperscan database with it, in a thread: half a second the event loop need not wait.
         if relay.ctx is None or "policy" not in relay.ctx.extras:
             return None
         from relay.pipeline.stages import content
-        from relay.policy import load_policy
 
-        load_policy(new.policy.path)
+        compiled = await asyncio.to_thread(content.compile_policy, new.policy.path)
         ctx = relay.ctx
 
         def apply() -> None:
             ctx.settings = new
-            content.load(ctx)
+            content.load(ctx, compiled)
             log.info("policy reloaded", path=str(new.policy.path))
 
         return apply

@@ -19,9 +19,12 @@ from relay.policy.links import Hit, tlds
 from relay.policy.settings import Policy
 
 
-def find_contacts(view: View, policy: Policy, own_addresses: frozenset[str] = frozenset()) -> list[Hit]:
-    """The contact details in a match view that break the policy, as hits (view offsets)."""
-    found = contacts_in(view, policy.settings.contact.mail_providers, tlds())
+def find_contacts(view: View, policy: Policy, own_addresses: frozenset[str] = frozenset(),
+                  literals: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] | None = None,
+                  ) -> list[Hit]:
+    """The contact details in a match view that break the policy, as hits (view offsets;
+    ``literals``: phones.literals_in of the view's text, if the caller has found them)."""
+    found = contacts_in(view, policy.settings.contact.mail_providers, tlds(), literals)
     return [Hit("contact", c.rule, c.start, c.end, c.detail) for c in found
             if policy.enabled("contact", c.rule) and not (c.kind == "email" and _allowed_email(c, policy, own_addresses))]
 

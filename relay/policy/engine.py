@@ -35,7 +35,8 @@ from relay.message.parts import Part, decode_body, decode_text, header_values, p
 from relay.policy.attachments import inspect, sanitize_filename
 from relay.policy.contact import find_contacts
 from relay.policy.links import Hit, classify_url, find_links, host_of
-from relay.policy.phrases import find_phrases, score
+from relay.policy.phrases import find_phrases, find_phrases_at, score
+from relay.policy.scanner import ready
 from relay.policy.scrub import scrub
 from relay.policy.settings import RANK, Policy
 from relay.scan import is_crlf
@@ -104,19 +105,36 @@ def _verdict(findings: list[Finding]) -> str:
 
 
 def scan_text(text: str, policy: Policy, own: frozenset[str] = frozenset(),
-              collect: list[str] | None = None) -> list[tuple[str, str, int, int, str, float]]:
+              collect: list[str] | None = None, *,
+              one_pass: bool = True) -> list[tuple[str, str, int, int, str, float]]:
     """(category, rule, start, end, detail, weight) for one text; offsets in its normalized text
-    (`collect`: the normalized text is appended to it, for the trained model)."""
+    (`collect`: the normalized text is appended to it, for the trained model).
+
+    one_pass: every rule pattern's trigger found in one hyperscan pass per text (relay.policy.scanner),
+    once the policy's database is compiled; False (or not compiled yet): each finder's own prefilters
+    (Aho–Corasick passes, trigger regexes) — the same findings, the reference the scanner is tested
+    against, and the path for a text hyperscan cannot read."""
     n = normalize(text[: policy.settings.max_text_chars])
     if own:
         n = _mask_own(n, own)
     if collect is not None:
         collect.append(n.text)
-    v = match_view(n)
-    hits: list[Hit] = find_links(v, policy, own) + find_contacts(v, policy, own)
-    found = policy.phrase_literals_in(v.text) if v.text else {}
-    for cat in _SCORED:
-        hits.extend(find_phrases(v, policy.phrases[cat], found))
+    scanner = ready(policy) if one_pass else None
+    found = scanner.scan(n.text) if scanner is not None else None
+    if scanner is None or found is None:
+        v = match_view(n)
+        hits: list[Hit] = find_links(v, policy, own) + find_contacts(v, policy, own)
+        literals = policy.phrase_literals_in(v.text) if v.text else {}
+        for cat in _SCORED:
+            hits.extend(find_phrases(v, policy.phrases[cat], literals))
+    else:
+        v = match_view(n, found.obfuscations)
+        if v.text is not n.text:  # an obfuscation was undone: the view is another text, scanned again
+            found = scanner.scan(v.text)
+            assert found is not None  # (the same characters as n.text's, rearranged)
+        hits = find_links(v, policy, own, found.colon_uris) + find_contacts(v, policy, own, found.literals)
+        for cat in _SCORED:
+            hits.extend(find_phrases_at(v, policy.phrases[cat], scanner.phrase_plan(found, cat, len(v.text))))
     out = []
     for h in hits:
         ns, ne = v.to_norm(h.start, h.end)

@@ -8,6 +8,7 @@ lone weak word ("sale", "webinar") never rejects an ordinary message.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from relay.message.normalize import View
@@ -23,6 +24,21 @@ def find_phrases(view: View, compiled: CompiledCategory, found: Mapping[str, Seq
     if not view.text:
         return []
     regex, windows = compiled.plan(view.text, found, windowed=windowed)
+    return _matches(view, compiled, regex, windows)
+
+
+def find_phrases_at(view: View, compiled: CompiledCategory,
+                    plan: tuple[list[tuple[str, tuple[int, ...]]], list[tuple[int, int]] | None]) -> list[Hit]:
+    """Every phrase-rule match of one category in the view, given which patterns can match and
+    the windows they can match in (relay.policy.scanner's one pass over the text)."""
+    active, windows = plan
+    if not view.text or not active:
+        return []
+    return _matches(view, compiled, compiled.regex_for(active), windows)
+
+
+def _matches(view: View, compiled: CompiledCategory, regex: re.Pattern[str] | None,
+             windows: list[tuple[int, int]] | None) -> list[Hit]:
     if regex is None:
         return []
     text = view.text

@@ -14,7 +14,7 @@ import math
 import multiprocessing
 import resource
 import signal
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -86,7 +86,7 @@ def _over_budget(signum: int, frame: FrameType | None) -> None:
     raise _OverBudget
 
 
-def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
+def _serve(conn: Connection, path: str, max_cpu_seconds: float, scanner: bytes | None = None) -> None:
     """One worker: load the policy, then check one message at a time until the pipe closes.
 
     Two limits per message: ITIMER_PROF (CPU time, sub-second) raises _OverBudget between
@@ -97,6 +97,10 @@ def _serve(conn: Connection, path: str, max_cpu_seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a SIGXCPU kill must not write a core file
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     policy = load_policy(Path(path))
+    from relay.policy.scanner import install, scanner_for
+
+    if scanner is None or not install(policy, scanner):  # the parent's compiled database, if it is this policy's
+        scanner_for(policy)  # or compiled here, before the worker says it is ready
     tlds()
     run(_WARM_UP, policy, ())  # first-use costs (~30 ms) are the worker's, not the first message's budget
     run_egress(_WARM_UP, ("a@example.com",), "b@example.com")
@@ -163,8 +167,12 @@ class _Worker:
 class WorkerPool:
     """`size` worker processes, started on first use; one message per worker at a time."""
 
-    def __init__(self, path: Path, size: int, max_cpu_seconds: float) -> None:
+    def __init__(self, path: Path, size: int, max_cpu_seconds: float,
+                 scanner: Callable[[], bytes | None] | None = None) -> None:
         self.path = path
+        #: scanner.dumps() of the parent's policy once it is compiled: a worker started after that
+        #: need not compile it
+        self.scanner = scanner
         self.size = size
         self.max_cpu_seconds = max_cpu_seconds
         # forkserver: a fresh single-threaded server forks the workers (the daemon has threads by
@@ -250,7 +258,8 @@ class WorkerPool:
 
     async def _start(self) -> _Worker:
         parent, child = self._mp.Pipe()
-        process = self._mp.Process(target=_serve, args=(child, str(self.path), self.max_cpu_seconds),
+        blob = self.scanner() if self.scanner is not None else None
+        process = self._mp.Process(target=_serve, args=(child, str(self.path), self.max_cpu_seconds, blob),
                                    name="relay-policy", daemon=True)
         await asyncio.to_thread(process.start)  # the forkserver's first start imports the policy modules
         child.close()

@@ -189,18 +189,21 @@ class CompiledCategory:
                 self._active[key] = active
         if not active:
             return None, None
+        return self.regex_for(active), (self._windows(text, active, found) if windowed else None)
+
+    def regex_for(self, active: list[tuple[str, tuple[int, ...]]]) -> re.Pattern[str]:
+        """The alternation of only the `active` patterns (rule group, pattern indexes; in rule
+        order), compiled once per combination."""
         total = sum(len(needs) for needs in self.needs.values())
-        if sum(len(i) for _, i in active) == total:
-            regex = self.regex
-        else:
-            combination = tuple(active)
-            cached = self._cache.get(combination)
-            if cached is None:
-                cached = re.compile("|".join(_group(g, self.rules[g], idx) for g, idx in active))
-                if len(self._cache) < 1024:
-                    self._cache[combination] = cached
-            regex = cached
-        return regex, (self._windows(text, active, found) if windowed else None)
+        if sum(len(i) for _, i in active) == total and self.regex is not None:
+            return self.regex
+        combination = tuple(active)
+        cached = self._cache.get(combination)
+        if cached is None:
+            cached = re.compile("|".join(_group(g, self.rules[g], idx) for g, idx in active))
+            if len(self._cache) < 1024:
+                self._cache[combination] = cached
+        return cached
 
     def _select(self, present: frozenset[str]) -> list[tuple[str, tuple[int, ...]]]:
         """The rule groups, and their patterns, that can match a text holding `present`."""

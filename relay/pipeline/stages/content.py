@@ -11,6 +11,7 @@ every finding (category, rule, part, offsets, action).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from relay.model import Action, Verdict
@@ -20,6 +21,7 @@ from relay.pipeline.transit import Transit
 from relay.policy import Policy, load_policy
 from relay.policy import pool as policy_pool
 from relay.policy.links import tlds
+from relay.policy.scanner import compile_in_background, dumps, scanner_for
 from relay.smtp import replies
 
 #: Without worker processes (policy.workers = 0), above this size the checks leave the event loop
@@ -27,17 +29,31 @@ from relay.smtp import replies
 OFFLOAD_BYTES = 128 * 1024
 
 
-def load(ctx: Context) -> Policy:
-    """Load the policy file named by policy.path and keep it for the stage."""
-    policy = load_policy(ctx.settings.policy.path)
-    tlds()  # read the TLD list now, not during the first message
+def compile_policy(path: Path) -> Policy:
+    """Load a policy file, with the TLD list and the policy's hyperscan database (~0.5 s to compile;
+    hyperscan lets go of the GIL meanwhile): for a reload, in a thread."""
+    policy = load_policy(path)
+    tlds()
+    scanner_for(policy)
+    return policy
+
+
+def load(ctx: Context, policy: Policy | None = None) -> Policy:
+    """Load the policy file named by policy.path (or take `policy`, compiled from it by
+    compile_policy) and keep it for the stage. The hyperscan database of a policy loaded here
+    compiles in a thread: the daemon need not wait for it (checks take the regex path until then)."""
+    if policy is None:
+        policy = load_policy(ctx.settings.policy.path)
+        tlds()  # read the TLD list now, not during the first message
+        compile_in_background(policy)
     ctx.extras["policy"] = policy
     old = ctx.extras.pop("policy_pool", None)
     if old is not None:
         old.shutdown()  # messages being checked by the old workers finish there
     settings = ctx.settings.policy
     if settings.workers:
-        ctx.extras["policy_pool"] = policy_pool.WorkerPool(settings.path, settings.workers, settings.max_cpu_seconds)
+        ctx.extras["policy_pool"] = policy_pool.WorkerPool(settings.path, settings.workers, settings.max_cpu_seconds,
+                                                           scanner=lambda: dumps(policy))
     return policy
 
 
