@@ -69,6 +69,21 @@ _ORDER_CONTEXT: Final = re.compile(
     r"order|tracking|track|invoice|parcel|package|shipment|ref|item|sku|isbn|zip|post\s?code|postal|serial|"
     r"model|jan|ean|upc|注文|追跡|伝票|お問い合わせ番号|问い合わせ|郵便番号|〒|型番|品番|订单|訂單|单号|單號|运单|運單|"
     r"快递|快遞|物流|邮编|郵編|型号|주문|송장|운송장|우편번호|#|no\.|번호:")
+#: What may stand between an order/tracking word and its number: label words and particles.
+_LABEL_GAP: Final = re.compile(r"number|num|nr|no|id|code|is|was|are|were|番号|番號|号码|號碼|号|號|번호|번|は|が|の|是|为|為|는|은|이|가")
+
+
+def _labels(before: str) -> bool:
+    """An order, tracking, reference … word labels the number that follows ``before``: the last
+    such word is followed by nothing but label words, particles, digits and punctuation (in
+    "Tracking: 123. Write to 090-…" the words between say the number is something else)."""
+    ends = [m.end() for m in _ORDER_CONTEXT.finditer(before)]
+    if not ends:
+        return False
+    gap = _LABEL_GAP.sub("", before[ends[-1]:])
+    return not any(c.isalpha() for c in gap)
+
+
 _DATE: Final = re.compile(r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])?.*")
 
 
@@ -220,8 +235,8 @@ def _classify(text: str, chunk: str, plus: bool, start: int, end: int, spelled: 
         if not (phone_ctx and 9 <= len(number) <= 13):
             return None
         plan = "context"
-    if not phone_ctx and (_ORDER_CONTEXT.search(before[-25:]) or (plan in ("nanp-ungrouped", "cn-mobile")
-                          and _ORDER_CONTEXT.search(before))):
+    if not phone_ctx and (_labels(before[-25:]) or (plan in ("nanp-ungrouped", "cn-mobile")
+                          and _labels(before))):
         return None  # an order, tracking, reference, ISBN or postal number
     if groups[0] in (4, 8) and len(groups) > 1 and not phone_ctx and _DATE.fullmatch(number):
         return None  # a date and time: 2024.03.15 10:30

@@ -30,6 +30,9 @@ POSITIVE: list[tuple[str, str, str]] = [
     ("phone", "tel:%2B447700900123", "%2B447700900123"),
     ("phone", "0044 7700 900 123 any time", "0044 7700 900 123"),
     ("phone", "reach me: 0 7 7 0 0 9 0 0 1 2 3", "0 7 7 0 0 9 0 0 1 2 3"),
+    # an order word before, but words between it and the number say the number is something else
+    ("phone", "Tracking: 123 Write to 090-1234-5678", "090-1234-5678"),
+    ("phone", "Order shipped, thanks! Ring me 090 1234 5678", "090 1234 5678"),
     ("phone", "07700/900/123", "07700/900/123"),
     ("phone", "+44 7700\r\n900 123", "+44 7700\r\n900 123"),
     ("phone", "+44 7700\n> 900 123", "+44 7700\n> 900 123"),
@@ -104,6 +107,7 @@ NEGATIVE: list[str] = [
     "Amazon order # 249-5551234-7654321 was refunded",
     "Order 123-1234567-1234567 and order 249-5551234-7654321 ship together",
     "Tracking: 1Z999AA10123456784",
+    "Tracking number is 0901 2345 678",
     "USPS tracking 9400 1000 0000 0000 0000 00",
     "The tracking number is 9400111899223197428490",
     "FedEx tracking 7489 1234 5678, delivery by Friday",
