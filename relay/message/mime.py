@@ -22,6 +22,30 @@ from relay.scan import a2b_base64, find_dashed, is_crlf, padded_at_end_only
 CRLF: Final = b"\r\n"
 MAX_DEPTH: Final = 40  # deeper nesting is treated as an opaque body (DoS: "endless nesting")
 
+#: Transfer encodings that leave the body as it is.
+IDENTITY: Final = frozenset({"7bit", "8bit", "binary"})
+# message/* leaves are text (RFC 2046 §5.2: 7bit/8bit only); these are the common ones
+# (DSN fields carry the failed recipient's address). Every other message/* is text too.
+TEXTLIKE: Final = frozenset(
+    {
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/disposition-notification",
+        "message/global-disposition-notification",
+        "message/feedback-report",
+        "message/partial",
+        "message/news",
+    }
+)
+# Attachment types that are plain text in disguise and routinely carry addresses
+# (calendar ORGANIZER/ATTENDEE mailto:, vCard EMAIL): rewritten like text/*.
+TEXTLIKE_APPLICATION: Final = frozenset(
+    {"application/ics", "application/calendar", "application/vcard", "application/x-vcard"}
+)
+NESTED_MESSAGE: Final = frozenset({"message/rfc822", "message/global",
+                                   # a DSN's copy of the original's header block (RFC 6522)
+                                   "message/rfc822-headers", "text/rfc822-headers", "message/global-headers"})
+
 _FIELD_RE: Final = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _PARAM_RE: Final = re.compile(rb';\s*([!#-\'*+\-.0-9A-Z^-~]+)\s*=\s*("(?:[^"\\]|\\.)*"?|[^;\s]*)', re.DOTALL)
 

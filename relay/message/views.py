@@ -22,6 +22,9 @@ from relay.message.headers import decode_words, raw_to_str
 from relay.message.html import HtmlTooComplex, read_html, text_superset
 from relay.message.mime import (
     MAX_DEPTH,
+    NESTED_MESSAGE,
+    TEXTLIKE,
+    TEXTLIKE_APPLICATION,
     Field,
     boundary_of,
     content_type,
@@ -34,7 +37,6 @@ from relay.message.mime import (
     split_multipart,
 )
 from relay.message.parts import filename_of
-from relay.rewrite.body import NESTED_MESSAGE, TEXTLIKE, TEXTLIKE_APPLICATION
 
 #: Header fields that identify a forwarded message's sender or route; none may leave.
 ROUTE_HEADERS: Final = frozenset({

@@ -19,7 +19,11 @@ from relay.message.contacts import AddressFinder
 from relay.message.html import HtmlTooComplex, rewrite_html, text_superset
 from relay.message.mime import (
     CRLF,
+    IDENTITY,
     MAX_DEPTH,
+    NESTED_MESSAGE,
+    TEXTLIKE,
+    TEXTLIKE_APPLICATION,
     Field,
     boundary_of,
     content_type,
@@ -44,28 +48,6 @@ from relay.scan import clean_slice, is_crlf, known_clean, remember_clean
 
 Edit = tuple[int, int, bytes]
 
-IDENTITY: Final = frozenset({"7bit", "8bit", "binary"})
-# message/* leaves are text (RFC 2046 §5.2: 7bit/8bit only); these are the common ones
-# (DSN fields carry the failed recipient's address). Every other message/* is text too.
-TEXTLIKE: Final = frozenset(
-    {
-        "message/delivery-status",
-        "message/global-delivery-status",
-        "message/disposition-notification",
-        "message/global-disposition-notification",
-        "message/feedback-report",
-        "message/partial",
-        "message/news",
-    }
-)
-# Attachment types that are plain text in disguise and routinely carry addresses
-# (calendar ORGANIZER/ATTENDEE mailto:, vCard EMAIL): rewritten like text/*.
-TEXTLIKE_APPLICATION: Final = frozenset(
-    {"application/ics", "application/calendar", "application/vcard", "application/x-vcard"}
-)
-NESTED_MESSAGE: Final = frozenset({"message/rfc822", "message/global",
-                                   # a DSN's copy of the original's header block (RFC 6522)
-                                   "message/rfc822-headers", "text/rfc822-headers", "message/global-headers"})
 #: The header fields a forwarded message keeps.
 FORWARDED_KEEP: Final = frozenset({
     "from", "to", "cc", "date", "subject", "message-id", "in-reply-to", "references", "mime-version",

@@ -19,7 +19,9 @@ from typing import Final
 from relay.message.headers import decode_words, raw_to_str
 from relay.message.mime import (
     CRLF,
+    IDENTITY,
     MAX_DEPTH,
+    NESTED_MESSAGE,
     Field,
     content_type,
     cte_of,
@@ -31,7 +33,7 @@ from relay.message.mime import (
     split_multipart,
     unfold,
 )
-from relay.rewrite.body import IDENTITY, NESTED_MESSAGE, Edit, apply_edits
+from relay.rewrite.body import Edit, apply_edits
 from relay.rewrite.headers import _UNSTRUCTURED, encode_words, fold
 from relay.smtp.shape import _longest_line_over
 
