@@ -526,7 +526,7 @@ class HtmlDocument:
         edits: dict[int, tuple[_Seg, list[tuple[int, int, str]]]] = {}
         comments: dict[int, _CommentEdit] = {}
         changed = False
-        for start, end in _merged(spans):
+        for start, end in merged_spans(spans):
             placed = False
             nested: dict[int, tuple[LexborNode, list[str]]] = {}
             for seg, lo, hi in self._pieces(start, end):
@@ -582,7 +582,8 @@ class HtmlDocument:
             del u.node.attrs[u.attr]
 
 
-def _merged(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+def merged_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Non-empty spans, sorted, overlapping or touching ones joined."""
     merged: list[tuple[int, int]] = []
     for s, e in sorted(spans):
         if e <= s:

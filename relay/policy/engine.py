@@ -28,7 +28,7 @@ from typing import Any
 from relay.message import mime
 from relay.message.contacts import finder_of
 from relay.message.headers import raw_to_str
-from relay.message.html import HtmlDocument, HtmlTooComplex, HtmlUrl
+from relay.message.html import HtmlDocument, HtmlTooComplex, HtmlUrl, merged_spans
 from relay.message.mime import first
 from relay.message.normalize import Normalized, fold, match_view, normalize
 from relay.message.parts import Part, decode_body, decode_text, header_values, parse, set_header
@@ -504,16 +504,8 @@ def _redact_text(source: str, spans: list[tuple[int, int]], marker: str) -> str:
 
 
 def _replace_spans(source: str, spans: list[tuple[int, int]], marker: str) -> str:
-    merged: list[tuple[int, int]] = []
-    for s, e in sorted(spans):
-        if e <= s:
-            continue
-        if merged and s <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
-        else:
-            merged.append((s, e))
     out, pos = [], 0
-    for s, e in merged:
+    for s, e in merged_spans(spans):
         out.append(source[pos:s])
         out.append(marker)
         pos = e

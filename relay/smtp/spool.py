@@ -16,6 +16,7 @@ from pathlib import Path
 
 import structlog
 
+from relay.delivery.lease import process_alive
 from relay.scan import find_rare
 
 log = structlog.get_logger("relay.smtp")
@@ -104,7 +105,7 @@ class Spool:
             return 0
         for path in entries:
             pid, _, _ = path.name.partition("-")
-            if only_dead and pid.isdigit() and _alive(int(pid)):
+            if only_dead and pid.isdigit() and process_alive(int(pid)):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
@@ -114,11 +115,3 @@ class Spool:
         return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
