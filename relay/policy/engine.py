@@ -21,7 +21,7 @@ import binascii
 import email.header
 import email.utils
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -265,7 +265,7 @@ def _check(raw: bytes, root: Part, policy: Policy, own_addresses: Collection[str
 
     findings = _score(pending, policy)
     if policy.model_path is not None:
-        findings += model_findings(judged, policy)
+        findings += model_findings(judged, policy, findings)
     stripped_labels = {f.part for f in findings if f.part.startswith("attachment:") and f.action in ("strip", "redact")}
     for a in attachments:
         if a.label in stripped_labels:
@@ -361,15 +361,18 @@ def _score(pending: list[_Pending], policy: Policy) -> list[Finding]:
 
 # --- the trained model (relay/policy/model.py, [model]) -------------------------------------
 
-def model_findings(judged: list[tuple[str, str]], policy: Policy) -> list[Finding]:
+def model_findings(judged: list[tuple[str, str]], policy: Policy, found: Sequence[Finding] = ()) -> list[Finding]:
     """One `model.<category>` finding per category the model scores at or above its `low`
-    threshold: the configured action at or above `high`, hold below it. The message's texts
+    threshold: the configured action at or above `high`, hold below it. None when the rules
+    (`found`: their findings) already refuse the message, nor for a category they already act on,
+    since their action (a phone number redacted, say) is the one configured for what they found.
+    The message's texts
     (subject, text parts, HTML readings; normalized, the parties' own addresses blanked) are
     judged once, joined by line breaks: the best window may be anywhere in them. The finding
     points at the part holding the n-gram that weighed most, over the window's span in it."""
     from relay.policy import model as trained
 
-    if policy.model_path is None or not judged:
+    if policy.model_path is None or not judged or any(f.action == "reject" for f in found):
         return []
     model = trained.load(policy.model_path)
     offsets, pos = [], 0
@@ -378,9 +381,10 @@ def model_findings(judged: list[tuple[str, str]], policy: Policy) -> list[Findin
         pos += len(text) + 1
     joined = "\n".join(text for _part, text in judged)
     scores = model.score(joined)
+    acted = {f.category for f in found if f.action in ("reject", "redact", "hold")}
     out: list[Finding] = []
     for cat in trained.CATEGORIES:
-        if cat not in policy.model_verdicts or cat not in scores.probability:
+        if cat not in policy.model_verdicts or cat not in scores.probability or cat in acted:
             continue
         high, low, action = policy.model_verdicts[cat]
         prob = scores.probability[cat]

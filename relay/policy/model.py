@@ -14,10 +14,14 @@ multiplicatively; the top `bits` bits are the bucket. Each category's weight is 
 per category), so window sums are exact integers: the trainer and the daemon get the same numbers.
 
 Windows. A long message must not dilute a promotion in 50 KB of filler: the text is cut into
-blocks of `stride` characters (an n-gram counts in the block where it starts) and every window is
-two consecutive blocks (≤ 2·stride characters; a text up to that long is one window). A window's
-raw score is bias + scale·Σ weights / √(n-grams in it); the message's score is the maximum over
-its windows, and its probability the logistic of Platt's a·raw + b stored with the model.
+blocks of `stride` characters (an n-gram belongs to the block where it starts, and counts ONCE
+there however often it recurs: repeating a phrase, or a run of one letter, cannot pile up weight)
+and every window is two consecutive blocks (≤ 2·stride characters; a text up to that long is one
+window). With n the distinct n-grams of its blocks, a window's raw score is
+bias + scale·Σ weights / √n + length·√n: the last term (one learned weight per category) cancels
+the drift that a longer window's many small weights would otherwise give it. The message's score
+is the maximum over its windows, and its probability the logistic of Platt's a·raw + b stored with
+the model.
 """
 
 from __future__ import annotations
@@ -123,13 +127,27 @@ def windows(length: int, f: Featuriser) -> np.ndarray:
     return np.stack([a, np.minimum(a + 2 * f.stride, length)], axis=1)
 
 
-def window_counts(length: int, f: Featuriser) -> np.ndarray:
-    """How many n-grams start in each window (an n-gram must end inside the text)."""
-    wins = windows(length, f)
-    total = np.zeros(len(wins), dtype=np.int64)
-    for n in range(f.nmin, f.nmax + 1):
-        total += np.clip(np.minimum(wins[:, 1], length - n + 1) - wins[:, 0], 0, None)
-    return total
+def block_grams(cp: np.ndarray, f: Featuriser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct n-grams of each block: (block, bucket) of each, sorted by block, and the number
+    of them per block. One sort of (block, bucket) keys finds them (about 0.15 ms for 5,000
+    characters)."""
+    nb = -(-cp.size // f.stride)
+    rows = f.nmax - f.nmin + 1
+    pad = 1 << f.bits
+    grid = np.full((rows, nb * f.stride), pad, dtype=np.int64)  # past the text's end: the padding bucket
+    buckets(cp, f, out=grid)
+    shift = f.bits + 1
+    keys = np.sort((grid | ((np.arange(nb * f.stride, dtype=np.int64) // f.stride) << shift)).ravel())
+    keys = keys[np.r_[True, keys[1:] != keys[:-1]] & ((keys & ((1 << shift) - 1)) != pad)]
+    block = keys >> shift
+    return block, keys & ((1 << shift) - 1), np.bincount(block, minlength=nb)
+
+
+def window_counts(per_block: np.ndarray) -> np.ndarray:
+    """Distinct n-grams per window, from those per block (a gram in both blocks counts twice)."""
+    if per_block.size <= 2:
+        return per_block.sum(keepdims=True)
+    return per_block[:-1] + per_block[1:]
 
 
 class Model:
@@ -157,35 +175,31 @@ class Model:
         self._packed = packed
         self.scale = np.array([meta["scale"][c] for c in self.categories], dtype=np.float64)
         self.bias = np.array([meta["bias"][c] for c in self.categories], dtype=np.float64)
+        self.length = np.array([meta.get("length", {}).get(c, 0.0) for c in self.categories], dtype=np.float64)
         self.platt = np.array([meta["platt"][c] for c in self.categories], dtype=np.float64)  # (k, 2)
         self.thresholds: dict[str, dict[str, float]] = meta.get("thresholds", {})
 
     # --- scoring ------------------------------------------------------------------------
-    def window_sums(self, cp: np.ndarray) -> np.ndarray:
-        """Integer weight sums per window and category, shape (windows, categories)."""
-        f = self.featuriser
+    def window_sums(self, cp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Integer weight sums per window and category, shape (windows, categories), and the
+        distinct n-grams per window."""
         k = len(self.categories)
-        rows = f.nmax - f.nmin + 1
-        nb = -(-cp.size // f.stride)
-        grid = np.full((rows, nb * f.stride), self._packed.size - 1, dtype=np.intp)
-        buckets(cp, f, out=grid)
-        vals = self._packed.take(grid)
-        per_pos = vals[0]
-        for r in range(1, rows):
-            per_pos += vals[r]
-        per_block = per_pos.reshape(nb, f.stride).sum(axis=1, dtype=np.uint64)
+        _block, bucket, per_block = block_grams(cp, self.featuriser)
+        starts = np.r_[0, np.cumsum(per_block)[:-1]]
+        packed = np.add.reduceat(self._packed.take(bucket), starts)  # every block has a gram
         shifts = np.arange(k, dtype=np.uint64) * np.uint64(LANE)
-        lanes = (per_block[:, None] >> shifts) & np.uint64((1 << LANE) - 1)
-        blocks = lanes.astype(np.int64) - rows * f.stride * QBIAS
-        if nb <= 2:
-            return blocks.sum(axis=0, keepdims=True)
-        return blocks[:-1] + blocks[1:]
+        lanes = (packed[:, None] >> shifts) & np.uint64((1 << LANE) - 1)
+        blocks = lanes.astype(np.int64) - per_block[:, None] * QBIAS
+        counts = window_counts(per_block)
+        if per_block.size <= 2:
+            return blocks.sum(axis=0, keepdims=True), counts
+        return blocks[:-1] + blocks[1:], counts
 
     def raw_scores(self, cp: np.ndarray) -> np.ndarray:
         """Raw (pre-Platt) score per window and category; shape (windows, categories)."""
-        sums = self.window_sums(cp)
-        counts = window_counts(cp.size, self.featuriser)
-        return self.bias + self.scale * sums / np.sqrt(np.maximum(counts, 1))[:, None]
+        sums, counts = self.window_sums(cp)
+        root = np.sqrt(np.maximum(counts, 1))[:, None]
+        return self.bias + self.scale * sums / root + self.length * root
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.platt[:, 0] * raw + self.platt[:, 1])))
@@ -211,16 +225,15 @@ class Model:
         f = self.featuriser
         contrib: dict[tuple[int, int], float] = {}
         where: dict[tuple[int, int], int] = {}
-        counts = window_counts(cp.size, f)
+        counts = window_counts(block_grams(cp, f)[2])
         idx = a // f.stride
         norm = self.scale[ci] / math.sqrt(max(int(counts[idx]) if counts.size else 1, 1))
         for n, bk in zip(range(f.nmin, f.nmax + 1), buckets(cp, f), strict=True):
             sl = bk[a : min(b, bk.size)]
             if not sl.size:
                 continue
-            w = self.weights[sl, ci].astype(np.int64)
-            uniq, first, inv = np.unique(sl, return_index=True, return_inverse=True)
-            sums = np.bincount(inv, weights=w, minlength=uniq.size)
+            uniq, first = np.unique(sl, return_index=True)  # each gram once, as the score counts it
+            sums = self.weights[uniq, ci].astype(np.int64)
             for u, s, p in zip(uniq.tolist(), sums.tolist(), first.tolist(), strict=True):
                 if s > 0:
                     contrib[(n, u)] = s * norm

@@ -1,12 +1,17 @@
-"""python -m relay.policy.train [--corpus PATH] [--out PATH] [--seed 1] — train the policy model.
+"""python -m relay.policy.train [--corpus PATH …] [--out PATH] [--seed 1] — train the policy model.
 
-Reads a JSONL corpus ({"id", "lang", "text", "labels": [marketing|review|contact …], …}); holds
-back 20 % of it by a hash of each id (and the seed); trains one L2 logistic regression per
-category (scikit-learn, the `train` extra) on exactly the features relay.policy.model computes at
-run time (its hashing builds the sparse matrix); quantises the weights; scores the held-back part
-with the run-time Model itself, fits Platt's calibration there and picks per category a `high`
-threshold (precision ≥ 0.99) and a `low` one (recall ≥ 0.97); prints precision/recall/F1 at both,
-per category and per language; writes the model file (the same corpus and seed give the same bytes).
+Reads JSONL corpora ({"id", "lang", "text", "labels": [marketing|review|contact …], …}; by default
+data/policy/corpus.jsonl, composed from phrase banks, and data/policy/written/*.jsonl, whole
+messages written by hand); holds back 20 % of them by a hash of each id (and the seed); trains one
+L2 logistic regression per category (scikit-learn, the `train` extra) on exactly the features
+relay.policy.model computes at run time (its hashing builds the sparse matrix); quantises the
+weights; scores the held-back part with the run-time Model itself and fits Platt's calibration
+there. The thresholds are chosen on the held-back hand-written messages (the composed ones are far
+easier to tell apart than real mail, and would set them too low): per category `low`, the lowest
+threshold that touches at most LOW_FPR of the legitimate ones, and `high`, the lowest whose
+precision reaches HIGH_PRECISION (never below low). Prints precision/recall/F1 at both, per
+category, per held-back set and per language; writes the model file (the same corpora and seed give
+the same bytes).
 """
 
 from __future__ import annotations
@@ -26,10 +31,10 @@ import numpy as np
 from relay.message.normalize import normalize
 from relay.policy import model as M
 
-DEFAULT_CORPUS = Path("data/policy/corpus.jsonl")
+DATA = Path("data/policy")
 HOLD_BACK = 0.20
 HIGH_PRECISION = 0.99
-LOW_RECALL = 0.97
+LOW_FPR = 0.01
 
 
 @dataclass(slots=True)
@@ -38,10 +43,16 @@ class Example:
     lang: str
     labels: frozenset[str]
     cp: np.ndarray
+    written: bool = False  # a whole message written by hand (data/policy/written/), not composed
+
+
+def default_corpora() -> list[Path]:
+    return [DATA / "corpus.jsonl", *sorted((DATA / "written").glob("*.jsonl"))]
 
 
 def read_corpus(path: Path) -> list[Example]:
     out: list[Example] = []
+    written = path.parent.name == "written"
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -53,7 +64,7 @@ def read_corpus(path: Path) -> list[Example]:
                 if unknown:
                     raise ValueError(f"unknown labels {sorted(unknown)}")
                 out.append(Example(str(rec["id"]), str(rec.get("lang", "?")), labels,
-                                   M.codepoints(normalize(str(rec["text"])).text)))
+                                   M.codepoints(normalize(str(rec["text"])).text), written))
             except (ValueError, KeyError, TypeError) as exc:
                 raise SystemExit(f"{path}:{lineno}: {exc}") from None
     return out
@@ -65,28 +76,29 @@ def held_back(ex_id: str, seed: int) -> bool:
 
 
 def window_rows(cp: np.ndarray, f: M.Featuriser) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(window index, bucket, value) of every n-gram occurrence of each window of one text, and the
-    number of windows: the sparse rows whose dot product with the weights is Model.raw_scores."""
-    wins = M.windows(cp.size, f)
-    if not len(wins):
+    """(window index, column, value) of every distinct n-gram of each block of one text in each
+    window holding that block (its bucket, 1/√n), plus each window's length column (2^bits, √n),
+    and the number of windows: the sparse rows whose dot product with the weights is
+    Model.raw_scores (n: the window's distinct n-grams, M.window_counts)."""
+    if not cp.size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0
-    norm = 1.0 / np.sqrt(np.maximum(M.window_counts(cp.size, f), 1))
-    nw = len(wins)
-    rows, cols = [], []
-    for b in M.buckets(cp, f):
-        col = b.astype(np.int64)
-        if nw == 1:
-            rows.append(np.zeros(b.size, np.int64))
-            cols.append(col)
-            continue
-        block = np.arange(b.size) // f.stride
+    block, bucket, per_block = M.block_grams(cp, f)
+    counts = M.window_counts(per_block)
+    nw = counts.size
+    norm = 1.0 / np.sqrt(np.maximum(counts, 1))
+    if nw == 1:
+        rows, cols = [np.zeros(block.size, np.int64)], [bucket]
+    else:
+        rows, cols = [], []
         for k in (block - 1, block):  # block j lies in windows j-1 and j (those that exist)
             ok = (k >= 0) & (k < nw)
             rows.append(k[ok])
-            cols.append(col[ok])
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    return r, c, norm[r], nw
+            cols.append(bucket[ok])
+    r = np.concatenate([*rows, np.arange(nw)])
+    c = np.concatenate([*cols, np.full(nw, 1 << f.bits, np.int64)])
+    v = norm[r]
+    v[-nw:] = 1.0 / norm
+    return r, c, v, nw
 
 
 def build_matrix(examples: Sequence[Example], f: M.Featuriser) -> tuple[Any, np.ndarray]:
@@ -103,24 +115,24 @@ def build_matrix(examples: Sequence[Example], f: M.Featuriser) -> tuple[Any, np.
         owner.append(np.full(nw, i, dtype=np.int64))
         base += nw
     x = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(base, 1 << f.bits), dtype=np.float64)
+                          shape=(base, (1 << f.bits) + 1), dtype=np.float64)
     x.sum_duplicates()
     x.sort_indices()
     return x, np.concatenate(owner)
 
 
-def fit(x: Any, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, float]:
+def fit(x: Any, y: np.ndarray, c: float, seed: int, weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     from sklearn.linear_model import LogisticRegression
 
     if y.min() == y.max():  # one class only: a constant model
         return np.zeros(x.shape[1]), (10.0 if y[0] else -10.0)
     lr = LogisticRegression(C=c, solver="liblinear", random_state=seed, max_iter=1000)
-    lr.fit(x, y)
+    lr.fit(x, y, sample_weight=weight)
     return lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
 
 
 def train_category(x: Any, owner: np.ndarray, examples: Sequence[Example], train_idx: np.ndarray,
-                   cat: str, c: float, seed: int) -> tuple[np.ndarray, float]:
+                   cat: str, c: float, seed: int, written_weight: float = 1.0) -> tuple[np.ndarray, float]:
     """Weights for one category. Every window of a message without the label is a negative; a
     one-window positive is a positive; of a longer positive only its best window (multiple-instance
     learning: by a first model that counted all its windows positive) is, the rest being unknown."""
@@ -130,7 +142,8 @@ def train_category(x: Any, owner: np.ndarray, examples: Sequence[Example], train
     counts = np.bincount(owner, minlength=len(examples))
     sel = in_train[owner]
     y = pos[owner].astype(np.int64)
-    w, b = fit(x[sel], y[sel], c, seed)
+    weight = np.where(np.array([ex.written for ex in examples])[owner], written_weight, 1.0)
+    w, b = fit(x[sel], y[sel], c, seed, weight[sel])
     long_pos = in_train & pos & (counts > 1)
     if not long_pos.any():
         return w, b
@@ -140,7 +153,7 @@ def train_category(x: Any, owner: np.ndarray, examples: Sequence[Example], train
     for i in np.flatnonzero(long_pos):
         lo = first[i]
         keep[lo + int(np.argmax(scores[lo : lo + counts[i]]))] = True
-    return fit(x[keep], y[keep], c, seed)
+    return fit(x[keep], y[keep], c, seed, weight[keep])
 
 
 def quantise(w: np.ndarray) -> tuple[np.ndarray, float]:
@@ -175,39 +188,42 @@ def prf(pred: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def thresholds(prob: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(high, low): the lowest threshold whose precision reaches HIGH_PRECISION, and the highest
-    whose recall reaches LOW_RECALL (never above high)."""
+def thresholds(prob: np.ndarray, y: np.ndarray, legit: np.ndarray) -> tuple[float, float]:
+    """(high, low): `low` the lowest threshold at which at most LOW_FPR of the `legit` messages
+    score, `high` the lowest whose precision reaches HIGH_PRECISION (never below low)."""
     order = np.argsort(-prob, kind="stable")
-    p, t = prob[order], y[order].astype(np.int64)
-    tp = np.cumsum(t)
+    p, t, neg = prob[order], y[order].astype(np.int64), legit[order].astype(np.int64)
     k = np.arange(1, p.size + 1)
-    precision = tp / k
-    recall = tp / max(int(t.sum()), 1)
+    precision = np.cumsum(t) / k
+    fpr = np.cumsum(neg) / max(int(neg.sum()), 1)
     # a threshold must not split equal scores: look only at the last of each run of ties
     last = np.r_[p[1:] != p[:-1], True] if p.size else np.zeros(0, bool)
+    ok_f = np.flatnonzero(last & (fpr <= LOW_FPR))
+    low = float(p[ok_f[-1]]) if ok_f.size else 1.0
     ok_p = np.flatnonzero(last & (precision >= HIGH_PRECISION))
     high = float(p[ok_p[-1]]) if ok_p.size else 1.0
-    ok_r = np.flatnonzero(last & (recall >= LOW_RECALL))
-    low = float(p[ok_r[0]]) if ok_r.size else 0.5
-    return round(high, 4), round(min(low, high), 4)
+    return round(max(high, low), 4), round(low, 4)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m relay.policy.train", description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--corpus", type=Path, action="append",
+                    help="a JSONL corpus (repeatable; default data/policy/corpus.jsonl and data/policy/written/*.jsonl)")
     ap.add_argument("--out", type=Path, default=M.DEFAULT_PATH)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--C", type=float, default=10.0, help="inverse L2 regularisation (default 10)")
+    ap.add_argument("--C", type=float, default=100.0, help="inverse L2 regularisation (default 100)")
+    ap.add_argument("--written-weight", type=float, default=10.0,
+                    help="weight of a hand-written message against a composed one (default 10)")
     ap.add_argument("--bits", type=int, default=18, help="hash buckets: 2^bits (default 18)")
     ap.add_argument("--ngrams", default="1-4", help="n-gram lengths, e.g. 1-4 or 2-5 (default 1-4)")
     args = ap.parse_args(argv)
     nmin, nmax = (int(v) for v in args.ngrams.split("-"))
     f = M.Featuriser(nmin=nmin, nmax=nmax, bits=args.bits)
     t0 = time.perf_counter()
-    examples = read_corpus(args.corpus)
+    corpora = args.corpus or default_corpora()
+    examples = [ex for path in corpora for ex in read_corpus(path)]
     if not examples:
-        raise SystemExit(f"{args.corpus}: no messages")
+        raise SystemExit(f"{', '.join(map(str, corpora))}: no messages")
     back = np.array([held_back(ex.id, args.seed) for ex in examples])
     train_idx, test_idx = np.flatnonzero(~back), np.flatnonzero(back)
     x, owner = build_matrix(examples, f)
@@ -215,33 +231,43 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{x.nnz} non-zeros; features {time.perf_counter() - t0:.1f} s")
     weights = np.zeros((1 << f.bits, len(M.CATEGORIES)), dtype=np.int16)
     meta: dict[str, Any] = {"format": M.FORMAT, **f.meta(), "categories": list(M.CATEGORIES),
-                            "scale": {}, "bias": {}, "platt": {}, "thresholds": {}}
+                            "scale": {}, "bias": {}, "length": {}, "platt": {}, "thresholds": {}}
     for j, cat in enumerate(M.CATEGORIES):
-        w, b = train_category(x, owner, examples, train_idx, cat, args.C, args.seed)
-        weights[:, j], meta["scale"][cat] = quantise(w)
+        w, b = train_category(x, owner, examples, train_idx, cat, args.C, args.seed, args.written_weight)
+        weights[:, j], meta["scale"][cat] = quantise(w[:-1])
+        meta["length"][cat] = float(w[-1])
         meta["bias"][cat] = b
         meta["platt"][cat] = [1.0, 0.0]
     print(f"trained in {time.perf_counter() - t0:.1f} s")
     test = [examples[i] for i in test_idx]
     raw = max_raw(M.Model(weights, meta), test)
+    written = np.array([ex.written for ex in test])
+    tune = written if written.any() else np.ones(len(test), bool)  # where calibration and thresholds come from
+    legit = np.array([not ex.labels for ex in test])
+    langs = sorted({ex.lang for ex in test})
     report: list[str] = []
     for j, cat in enumerate(M.CATEGORIES):
         y = np.array([cat in ex.labels for ex in test])
-        meta["platt"][cat] = list(platt(raw[:, j], y.astype(np.int64)))
+        meta["platt"][cat] = list(platt(raw[tune, j], y[tune].astype(np.int64)))
         a, c = meta["platt"][cat]
         prob = 1.0 / (1.0 + np.exp(-(a * raw[:, j] + c)))
-        high, low = thresholds(prob, y)
+        high, low = thresholds(prob[tune], y[tune], legit[tune])
         meta["thresholds"][cat] = {"high": high, "low": low}
-        langs = sorted({ex.lang for ex in test})
-        report.append(f"{cat}: high {high} low {low} (held back: {int(y.sum())} of {y.size})")
-        for lang in ["all", *langs]:
-            m = np.ones(y.size, bool) if lang == "all" else np.array([ex.lang == lang for ex in test])
-            ph, rh, fh = prf(prob[m] >= high, y[m])
-            pl, rl, fl = prf(prob[m] >= low, y[m])
-            report.append(f"  {lang:4} n={int(m.sum()):6} pos={int(y[m].sum()):5}  "
-                          f"≥high P {ph:.3f} R {rh:.3f} F1 {fh:.3f}   ≥low P {pl:.3f} R {rl:.3f} F1 {fl:.3f}")
+        report.append(f"{cat}: high {high} low {low} (held back: {int(y.sum())} of {y.size};"
+                      f" thresholds from the {int(tune.sum())} {'written' if written.any() else ''} ones)")
+        for part, sel in (("composed", ~written), ("written", written)):
+            for lang in ["all", *langs]:
+                m = sel & (np.ones(y.size, bool) if lang == "all" else np.array([ex.lang == lang for ex in test]))
+                if not m.any():
+                    continue
+                ph, rh, _ = prf(prob[m] >= high, y[m])
+                pl, rl, _ = prf(prob[m] >= low, y[m])
+                fp = int((legit[m] & (prob[m] >= low)).sum())
+                report.append(f"  {part:8} {lang:4} n={int(m.sum()):5} pos={int(y[m].sum()):4}  "
+                              f"≥high P {ph:.3f} R {rh:.3f}   ≥low P {pl:.3f} R {rl:.3f}"
+                              f"  legitimate ≥low {fp}/{int(legit[m].sum())}")
     meta["training"] = {"messages": len(examples), "held_back": int(test_idx.size), "seed": args.seed,
-                        "C": args.C, "corpus_sha256": hashlib.sha256(args.corpus.read_bytes()).hexdigest()}
+                        "C": args.C, "written_weight": args.written_weight, "corpora": {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in corpora}}
     M.save(args.out, weights, meta)
     print("\n".join(report))
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes) in {time.perf_counter() - t0:.1f} s")

@@ -31,8 +31,11 @@ def events(world: World) -> list[audit.AuditEvent]:
 
 
 def policy_with(tmp_path: Path, category: str, action: str) -> Path:
+    """The shipped policy with one category's rules set to `action`, and the trained model off (so
+    that the verdict is the rules')."""
     text = POLICY.read_text()
     text = re.sub(rf'(\[{category}\]\naction = )"\w+"', rf'\1"{action}"', text, count=1)
+    text = text.replace('[model]\n', '[model]\nenabled = false\n', 1).replace('\nenabled = true\npath', '\npath', 1)
     p = tmp_path / "policy.toml"
     p.write_text(text)
     return p

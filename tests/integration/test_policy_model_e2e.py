@@ -19,6 +19,8 @@ REFUSED_BODY = "Your parcel left today. " + BAD["marketing"][0] + "\r\n"
 
 def probability(raw: bytes, model: Path, category: str) -> float:
     data = tomllib.loads(POLICY.read_text())
+    for rules in ("review", "marketing"):  # flag only, as in the relay below: the verdicts are the model's
+        data[rules]["action"] = "flag"
     data["model"] = {"enabled": True, "path": str(model),
                      **{c: {"high": 1.0, "low": 0.0} for c in ("marketing", "review", "contact")}}
     found = [f for f in check(raw, build_policy(data)).findings if f.rule == f"model.{category}"]
@@ -38,7 +40,7 @@ async def test_model_holds_between_thresholds_and_refuses_above(start_relay, sin
     text = POLICY.read_text()
     # the phrase rules only flag here, so that the verdicts are the model's
     text = re.sub(r'(\[(?:review|marketing)\]\naction = )"\w+"', r'\1"flag"', text)
-    text = text.replace('enabled = false\npath = ""', f'enabled = true\npath = "{model}"', 1)
+    text = text.replace('enabled = true\npath = ""', f'enabled = true\npath = "{model}"', 1)
     text = text.replace('review = { action = "reject" }',
                         f'review = {{ high = {(1 + p_review) / 2!r}, low = {p_review / 2!r}, action = "reject" }}')
     text = text.replace('marketing = { action = "reject" }',

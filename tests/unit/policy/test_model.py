@@ -4,6 +4,7 @@ determinism, threshold → verdict mapping, `relay policy check --explain`."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,11 @@ def test_windows_cover_the_text_in_overlapping_pairs_of_blocks() -> None:
     assert M.windows(600, f).tolist() == [[0, 600]]
     assert M.windows(601, f).tolist() == [[0, 600], [300, 601]]
     assert M.windows(1000, f).tolist() == [[0, 600], [300, 900], [600, 1000]]
-    assert M.window_counts(3, M.Featuriser(nmin=1, nmax=4)).tolist() == [3 + 2 + 1]
+    f4 = M.Featuriser(nmin=1, nmax=4)
+    assert M.window_counts(M.block_grams(M.codepoints("abc"), f4)[2]).tolist() == [3 + 2 + 1]
+    # a gram counts once per block however often it recurs: a run of one letter is 4 grams
+    assert M.window_counts(M.block_grams(M.codepoints("y" * 250), f4)[2]).tolist() == [4]
+    assert M.window_counts(np.array([4, 5, 6])).tolist() == [9, 11]
 
 
 def random_model(f: M.Featuriser, seed: int = 0) -> M.Model:
@@ -65,17 +70,22 @@ def random_model(f: M.Featuriser, seed: int = 0) -> M.Model:
     return M.Model(w, meta)
 
 
-@pytest.mark.parametrize("text", [*TEXTS, "filler text. " * 4000 + "BIG SALE 50% OFF"])
+@pytest.mark.parametrize("text", [*TEXTS, "filler text. " * 4000 + "BIG SALE 50% OFF", "y" * 2000])
 def test_window_sums_equal_direct_sums(text: str) -> None:
     f = M.Featuriser(bits=12)
     model = random_model(f)
     cp = M.codepoints(normalize(text).text)
-    sums = model.window_sums(cp) if cp.size else np.zeros((0, 3))
+    sums = model.window_sums(cp)[0] if cp.size else np.zeros((0, 3))
     wins = M.windows(cp.size, f)
     assert len(sums) == len(wins)
     rows = M.buckets(cp, f)
-    for (a, b), got in zip(wins.tolist(), sums.tolist(), strict=True):
-        want = sum((model.weights[r[a:b]].astype(np.int64).sum(axis=0) for r in rows), np.zeros(3, np.int64))
+    nb = -(-cp.size // f.stride)
+    # each block's distinct buckets, summed over the blocks of each window
+    per_block = [{int(x) for r in rows for x in r[j * f.stride:(j + 1) * f.stride]} for j in range(nb)]
+    for i, got in enumerate(sums.tolist()):
+        blocks = range(nb) if nb <= 2 else (i, i + 1)
+        want = sum((model.weights[sorted(per_block[j])].astype(np.int64).sum(axis=0) for j in blocks),
+                   np.zeros(3, np.int64))
         assert got == want.tolist()
 
 
@@ -166,10 +176,34 @@ def test_threshold_to_verdict(trained: Path, high: float, low: float, action: st
 
 
 def test_check_reports_model_findings_for_the_whole_message(trained: Path) -> None:
-    policy = build_policy(policy_with_model(trained, marketing=(0.5, 0.1, "reject")))
-    report = check(plain("Your parcel left today.\n" + "All good here. " * 3000 + BAD["marketing"][1]), policy)
+    """A promotion after 45 KB of ordinary replies is judged where it is: the finding's window is the
+    message's last, and its score the one the promotion gets after a little of the same filler."""
+    filler = (" ".join(CLEAN) + "\n") * 150
+    body = "Your parcel left today.\n" + filler + BAD["marketing"][1]
+    model = M.load(trained)
+    short = model.score(normalize(" ".join(CLEAN) + "\n" + BAD["marketing"][1]).text).probability["marketing"]
+    assert model.score(normalize(filler).text).probability["marketing"] < short / 2
+    policy = build_policy(policy_with_model(trained, marketing=(1.0, short / 2, "reject")))
+    report = check(plain(body), policy)
     rules = {f.rule: f for f in report.findings}
-    assert "model.marketing" in rules and rules["model.marketing"].action in ("reject", "hold")
+    assert "model.marketing" in rules and rules["model.marketing"].action == "hold"
+    assert rules["model.marketing"].end >= len(normalize(body).text) - 5
+
+
+@pytest.mark.parametrize(("rule_actions", "expected"), [
+    ({}, {"review"}),                                      # the rules act on nothing: the model's verdict
+    ({"review": "redact"}, set()),                         # the rules act on that category: theirs stands
+    ({"review": "flag"}, {"review"}),                      # a rule that only flags does not act
+    ({"contact": "reject"}, set()),                        # the rules refuse the message: nothing to add
+    ({"contact": "redact"}, {"review"}),                   # another category redacted: the model still judges
+])
+def test_model_defers_to_rules_that_act(trained: Path, rule_actions: dict[str, str], expected: set[str]) -> None:
+    from relay.policy.engine import Finding
+    policy = build_policy(policy_with_model(trained, review=(0.01, 0.0, "reject"), marketing=(1.0, 1.0, "reject"),
+                                            contact=(1.0, 1.0, "reject")))
+    found = [Finding(cat, f"{cat}.test", "1", 0, 1, action, "") for cat, action in rule_actions.items()]
+    got = model_findings([("1", normalize("Thanks! " + BAD["review"][1]).text)], policy, found)
+    assert {f.category for f in got} == expected
 
 
 def test_model_section_is_validated(tmp_path: Path) -> None:
@@ -177,7 +211,7 @@ def test_model_section_is_validated(tmp_path: Path) -> None:
     with pytest.raises(PolicyConfigError) as exc:
         build_policy(data)
     assert exc.value.key == "model.path"
-    assert load_policy(POLICY_PATH).model_path is None  # shipped disabled: nothing changes
+    assert load_policy(POLICY_PATH).model_path == M.DEFAULT_PATH  # shipped enabled, with the shipped model
     data = policy_with_model(tmp_path / "x.npz", review=(0.5, 0.9, "reject"))
     (tmp_path / "x.npz").write_bytes(b"")
     with pytest.raises(PolicyConfigError):
@@ -196,7 +230,8 @@ def test_low_above_high_is_refused(trained: Path) -> None:
 
 def test_cli_explain(trained: Path, tmp_path: Path) -> None:
     import tomllib  # noqa: F401
-    text = POLICY_PATH.read_text().replace('enabled = false\npath = ""', f'enabled = true\npath = "{trained}"', 1)
+    text = POLICY_PATH.read_text().replace('enabled = true\npath = ""', f'enabled = true\npath = "{trained}"', 1)
+    text = re.sub(r'(\[review\]\naction = )"\w+"', r'\1"flag"', text)  # the model's verdict, not the phrase rules'
     pol = tmp_path / "policy.toml"
     pol.write_text(text)
     eml = tmp_path / "m.eml"
