@@ -81,3 +81,34 @@ def pg_url(pg_cluster: PgCluster, request: pytest.FixtureRequest) -> Iterator[st
 
 
 _pg_seq = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_cluster: PgCluster) -> str:
+    """A database with the PostgreSQL migrations applied, once per session: the template of pg_store_url."""
+    import asyncio
+
+    import asyncpg
+
+    from relay.store.pg.migrate import migrate
+
+    url = pg_cluster.create_database("relay_template")
+
+    async def _migrate() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(_migrate())
+    return "relay_template"
+
+
+@pytest.fixture
+def pg_store_url(pg_cluster: PgCluster, pg_template: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a new database with the relay's schema (a copy of pg_template), dropped after the test."""
+    name = f"s_{next(_pg_seq)}_{re.sub(r'[^a-z0-9]+', '_', request.node.name.lower())[:40]}"
+    url = pg_cluster.create_database(name, template=pg_template)
+    yield url
+    pg_cluster.drop_database(name)
