@@ -214,13 +214,15 @@ async def test_notify_wakes_a_waiting_worker(db: PgDatabase, pg_store_url: str) 
 
 # --- several processes --------------------------------------------------------------------------------
 
-def _claimer(url: str, name: str, lease: float, deliver: bool, out: Any) -> None:
+def _claimer(url: str, name: str, lease: float, deliver: bool, out: Any, start: Any) -> None:
     """A node's worker process: its own pool; claims until nothing is due; reports (id, token) pairs."""
 
     async def main() -> list[tuple[int, int]]:
         got: list[tuple[int, int]] = []
         async with PgDatabase(_target(url), max_size=2) as db:
             q = PgQueue(db)
+            out.put(("ready", name))
+            assert await asyncio.to_thread(start.wait, 60)  # all start together, however slow the spawns
             owner = f"{name}:{os.getpid()}:n"
             while items := await q.claim_due(time.time(), 10, owner, lease):
                 got += [(i.id, i.lease_token) for i in items]
@@ -232,9 +234,12 @@ def _claimer(url: str, name: str, lease: float, deliver: bool, out: Any) -> None
     out.put((name, asyncio.run(main())))
 
 
-def _await_results(ctx: Any, procs: list[Any], out: Any, timeout: float) -> dict[str, list[tuple[int, int]]]:
+def _await_results(procs: list[Any], out: Any, start: Any, timeout: float) -> dict[str, list[tuple[int, int]]]:
     results = {}
     deadline = time.monotonic() + timeout
+    for _ in procs:
+        assert out.get(timeout=max(0.1, deadline - time.monotonic()))[0] == "ready"
+    start.set()
     for _ in procs:
         name, got = out.get(timeout=max(0.1, deadline - time.monotonic()))
         results[name] = got
@@ -251,12 +256,13 @@ def test_four_processes_claim_every_row_exactly_once_and_chain_the_audit(pg_stor
 
     ids = asyncio.run(seed())
     ctx = multiprocessing.get_context("spawn")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_claimer, args=(pg_store_url, f"node{n}", 600.0, True, out)) for n in range(4)]
+    out, start = ctx.Queue(), ctx.Event()
+    procs = [ctx.Process(target=_claimer, args=(pg_store_url, f"node{n}", 600.0, True, out, start))
+             for n in range(4)]
     for p in procs:
         p.start()
     try:
-        results = _await_results(ctx, procs, out, 120)
+        results = _await_results(procs, out, start, 120)
     finally:
         for p in procs:
             if p.is_alive():

@@ -110,3 +110,16 @@ def test_relay_node() -> None:
     for bad in ("a:b", "", "two words"):
         with pytest.raises(ConfigError, match=r"relay\.node"):
             config.settings_from_dict({"relay": {"node": bad}})
+
+
+def test_serve_refuses_a_postgresql_store_until_it_is_wired(tmp_path: Path) -> None:
+    from relay import preflight
+
+    cfg = tmp_path / "relay.toml"
+    cfg.write_text(f'[relay]\nstate_dir = "{tmp_path}"\n[store]\nurl = "postgresql://relay:{SECRET}@db/relay"\n'
+                   f'password_file = "{tmp_path / "missing"}"\n')
+    settings, errors, _ = preflight.check(cfg)
+    assert settings is None and SECRET not in "\n".join(errors)
+    assert [e.split(": ")[1] for e in errors] == ["store.url", "store.password_file"]
+    cfg.write_text(f'[relay]\nstate_dir = "{tmp_path}"\n[store]\nurl = "sqlite:///{tmp_path}/r.db"\n')
+    assert preflight.check(cfg)[1] == []
