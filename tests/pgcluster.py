@@ -71,8 +71,14 @@ class PgCluster:
     # --- life cycle ------------------------------------------------------------------------------
 
     def start(self, *, timeout: float = 60.0) -> PgCluster:
-        self.root = Path(tempfile.mkdtemp(prefix="relay-pg-"))
-        if os.geteuid() == 0:
+        root = os.geteuid() == 0
+        # As root the server runs as `nobody`, which must be able to reach the directory: $TMPDIR
+        # may be a private one (0700); /tmp is not.
+        parent = tempfile.gettempdir()
+        if root and not os.stat(parent).st_mode & 0o001:
+            parent = "/tmp"
+        self.root = Path(tempfile.mkdtemp(prefix="relay-pg-", dir=parent))
+        if root:
             # initdb: "cannot be run as root". The directory goes to an unprivileged user; /tmp is
             # world-traversable, and mkdtemp's 0700 directory becomes that user's.
             try:
