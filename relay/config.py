@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -25,6 +26,9 @@ from pydantic import (
 from relay.errors import EX_CONFIG as EX_CONFIG  # re-exported: callers import them from here too
 from relay.errors import ConfigError
 from relay.errors import ListenError as ListenError
+
+if TYPE_CHECKING:
+    from relay.store.url import StoreTarget
 
 DEFAULT_PATH = Path("config/relay.toml")
 
@@ -109,12 +113,22 @@ class RelaySection(_Section):
     http_base_url: str | None = None
     #: Address that sends the relay's own notices (bounces, confirmations).
     notice_from: str = "postmaster"
+    #: This relay node's name among the nodes sharing one PostgreSQL store: the first part of its
+    #: delivery claims (node:pid:nonce), so it must be unique per host and hold no ":".
+    node: str = Field(default_factory=socket.gethostname)
 
     @field_validator("http_base_url")
     @classmethod
     def _base_url(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", v):
             raise ValueError(f"expected an http(s) URL such as \"https://mail.example\", got {v!r}")
+        return v
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,255}", v):
+            raise ValueError(f"expected a host-like name (letters, digits, '.', '_', '-'), got {v!r}")
         return v
 
     @field_validator("notice_from")
@@ -262,6 +276,13 @@ class LoggingSection(_Section):
 
 
 class StoreSection(_Section):
+    #: Where the store is (relay/store/url.py): absent → SQLite at <relay.state_dir>/relay.db;
+    #: sqlite:///PATH → SQLite at PATH; postgresql://user@host:port/dbname → a PostgreSQL server
+    #: shared by several relay nodes (issue 23). Never shown in logs or errors with its password.
+    url: str | None = Field(default=None, repr=False)
+    #: A file whose first line is the PostgreSQL password (instead of user:password@ in store.url;
+    #: without either, the driver reads PGPASSWORD or ~/.pgpass).
+    password_file: Path | None = None
     #: Largest number of units written in one transaction. There is no waiting window: a group is
     #: whatever became ready while the previous transaction was written and fsynced (relay/store/db.py),
     #: so an idle relay commits at once and a busy one in groups as large as the fsync makes them.
@@ -272,6 +293,17 @@ class StoreSection(_Section):
     #: How long a write waits for a lock held by another process (`relay` commands) before
     #: the SMTP client is told 451 and retries.
     busy_timeout: Duration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        from relay.store import url as store_url
+
+        try:
+            store_url.parse(v, Path("."))  # the syntax only; the password file is read where it is used
+        except store_url.StoreUrlError as exc:
+            raise ValueError(str(exc).removeprefix("store.url: ")) from None
+        return v
 
 
 class PolicySection(_Section):
@@ -402,6 +434,10 @@ class HttpSection(_Section):
 
 
 class Settings(_Section):
+    # No validation error may echo an input: store.url can hold a password (errors are reported
+    # by key and message only, _format_errors).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
     relay: RelaySection = Field(default_factory=RelaySection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
@@ -424,7 +460,19 @@ class Settings(_Section):
     # Derived paths: relative paths in the file are relative to the working directory.
     @property
     def db_path(self) -> Path:
-        return self.relay.state_dir / "relay.db"
+        """The SQLite file: store.url's path when it is a sqlite: URL, else <state_dir>/relay.db."""
+        from relay.store import url as store_url
+
+        target = store_url.parse(self.store.url, self.relay.state_dir)
+        return target.path if isinstance(target, store_url.SqliteTarget) else self.relay.state_dir / "relay.db"
+
+    @property
+    def store_target(self) -> StoreTarget:
+        """Where the store is (SqliteTarget or PgTarget, with the password from store.password_file
+        read now); relay.store.url.StoreUrlError when that file cannot be read."""
+        from relay.store import url as store_url
+
+        return store_url.parse(self.store.url, self.relay.state_dir, self.store.password_file)
 
     @property
     def spool_path(self) -> Path:
