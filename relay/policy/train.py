@@ -1,8 +1,9 @@
 """python -m relay.policy.train [--corpus PATH …] [--out PATH] [--seed 1] — train the policy model.
 
 Reads JSONL corpora ({"id", "lang", "text", "labels": [marketing|review|contact …], …}; by default
-data/policy/corpus.jsonl, composed from phrase banks, and data/policy/written/*.jsonl, whole
-messages written by hand); holds back 20 % of them by a hash of each id (and the seed); trains one
+data/policy/corpus.jsonl, composed from phrase banks, data/policy/offtopic.jsonl, legitimate mail
+that is no marketplace conversation (code, logs, headers, test messages), and
+data/policy/written/*.jsonl, whole messages written by hand); holds back 20 % of them by a hash of each id (and the seed); trains one
 L2 logistic regression per category (scikit-learn, the `train` extra) on exactly the features
 relay.policy.model computes at run time (its hashing builds the sparse matrix); quantises the
 weights; scores the held-back part with the run-time Model itself and fits Platt's calibration
@@ -47,7 +48,7 @@ class Example:
 
 
 def default_corpora() -> list[Path]:
-    return [DATA / "corpus.jsonl", *sorted((DATA / "written").glob("*.jsonl"))]
+    return [DATA / "corpus.jsonl", DATA / "offtopic.jsonl", *sorted((DATA / "written").glob("*.jsonl"))]
 
 
 def read_corpus(path: Path) -> list[Example]:

@@ -39,6 +39,7 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink, writer: R
     outcomes: dict[str, int] = {}
     texts: dict[str, str] = {}
     expected_deliveries: list[tuple[str, str, str]] = []  # (file, seller address, buyer address)
+    thread_of: dict[str, int] = {}
     try:
         for i, name in enumerate(corpus_files()):
             if name in NOT_MESSAGES:
@@ -74,6 +75,7 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink, writer: R
                 await send(port, sender_addr, [alias], raw)
                 outcomes[name] = 250
                 expected_deliveries.append((name, sender_addr, recipient_addr))
+                thread_of[name] = thread.id
             except smtplib.SMTPResponseException as exc:
                 assert 400 <= exc.smtp_code < 600, (name, exc)
                 assert b"@" not in exc.smtp_error, (name, exc.smtp_error)
@@ -98,8 +100,16 @@ async def test_whole_corpus_through_the_relay(start_relay, sink: Sink, writer: R
             continue
         assert manifest[n]["nul_bytes"] or texts[n].startswith("5.7.1 Message refused: "), (n, c, texts.get(n))
     assert len(accepted) >= 40, len(accepted)
+    # accepted and held for an operator (the trained model's doubt): taken, kept, not delivered
+    conn = world.conn()
+    try:
+        held = {r[0] for r in conn.execute("SELECT thread_id FROM messages WHERE state = 'held'")}
+    finally:
+        conn.close()
+    assert len(held) <= len(accepted) // 10, len(held)
+    expected_deliveries = [d for d in expected_deliveries if thread_of[d[0]] not in held]
 
-    received = await sink.wait_for(len(accepted), timeout=60)
+    received = await sink.wait_for(len(expected_deliveries), timeout=60)
     by_rcpt = {r.rcpt_tos[0]: r for r in received}
     missing = [(n, b) for n, _, b in expected_deliveries if b not in by_rcpt]
     assert not missing, (missing, sorted(by_rcpt)[:20], [r.rcpt_tos for r in received if r.rcpt_tos[0] not in

@@ -41,11 +41,11 @@ async def test_model_holds_between_thresholds_and_refuses_above(start_relay, sin
     # the phrase rules only flag here, so that the verdicts are the model's
     text = re.sub(r'(\[(?:review|marketing)\]\naction = )"\w+"', r'\1"flag"', text)
     text = text.replace('enabled = true\npath = ""', f'enabled = true\npath = "{model}"', 1)
-    text = text.replace('review = { action = "reject" }',
-                        f'review = {{ high = {(1 + p_review) / 2!r}, low = {p_review / 2!r}, action = "reject" }}')
-    text = text.replace('marketing = { action = "reject" }',
-                        f'marketing = {{ high = {p_marketing / 2!r}, low = {p_marketing / 4!r}, action = "reject" }}')
-    text = text.replace('contact = { action = "reject" }', 'contact = { high = 1.0, low = 1.0, action = "reject" }')
+    text = re.sub(r'(?m)^review = \{.*\}$',
+                  f'review = {{ high = {(1 + p_review) / 2!r}, low = {p_review / 2!r}, action = "reject" }}', text)
+    text = re.sub(r'(?m)^marketing = \{.*\}$',
+                  f'marketing = {{ high = {p_marketing / 2!r}, low = {p_marketing / 4!r}, action = "reject" }}', text)
+    text = re.sub(r'(?m)^contact = \{.*\}$', 'contact = { high = 1.0, low = 1.0, action = "reject" }', text)
     pol = tmp_path / "policy.toml"
     pol.write_text(text)
     relay = await start_relay(smarthost=sink.port, policy={"path": str(pol)}, rules=NO_LIMITS)
