@@ -20,8 +20,8 @@ from pathlib import Path
 
 from relay import retention
 from relay.store import blobfiles
-from relay.store.db import Database
 from relay.store.migrate import migrate
+from relay.store.sqlite import SqliteStore
 
 DAY = 86400.0
 
@@ -49,21 +49,21 @@ def fill(db_path: Path, count: int, size: int) -> None:
 
 
 async def measure(db_path: Path) -> dict[str, float]:
-    db = Database(db_path)
-    await db.open()
+    store = SqliteStore.at(db_path)
+    await store.open()
     waits: list[float] = []
     try:
         started = time.perf_counter()
-        clearing = asyncio.create_task(retention.run_once(db, 30 * DAY))
+        clearing = asyncio.create_task(retention.run_once(store, 30 * DAY))
         while not clearing.done():
             t = time.perf_counter()
-            await db.write(lambda conn: conn.execute("PRAGMA user_version"))
+            await store.touch()
             waits.append(time.perf_counter() - t)
             await asyncio.sleep(0.01)
         blobs, _ = await clearing
         took = time.perf_counter() - started
     finally:
-        await db.close()
+        await store.close()
     return {"blobs": blobs, "pass_s": took, "probe_p50_ms": statistics.median(waits) * 1000,
             "probe_max_ms": max(waits) * 1000, "probes": len(waits)}
 

@@ -22,10 +22,10 @@ from relay.pipeline.stages.rules import Rules
 from relay.pipeline.transit import Transit
 from relay.rules.metrics import seller_metrics
 from relay.store import messages, parties, threads
-from relay.store import metrics as metrics_repo
 from relay.store import rules as rules_store
-from relay.store.db import Database, connect_sync, run_in_transaction
+from relay.store.db import connect_sync, run_in_transaction
 from relay.store.migrate import migrate
+from relay.store.sqlite import SqliteStore
 from tests.support import make_settings, message
 
 TEXT = ("Dear customer, thank you for your order. " * 120)[:5000]
@@ -88,10 +88,10 @@ async def main(n_threads: int, per_thread: int) -> None:
         t0 = time.perf_counter()
         seller_id, made = seed(settings.db_path, n_threads, per_thread)
         print(f"seeded {n_threads} threads x {per_thread} messages in {time.perf_counter() - t0:.1f} s")
-        db = Database(settings.db_path)
-        await db.open()
+        store = SqliteStore.at(settings.db_path)
+        await store.open()
         try:
-            ctx = Context(settings=settings, db=db)
+            ctx = Context(settings=settings, store=store)
             thread = made[len(made) // 2]
             buyer_addr = f"b{len(made) // 2}@buyer.example"
             cases = {
@@ -108,13 +108,13 @@ async def main(n_threads: int, per_thread: int) -> None:
                 us = await time_stage(ctx, thread, seller_id, data, to_seller, 200)
                 print(f"rules stage, {name:28s} median {us:8.0f} µs")
             t0 = time.perf_counter()
-            rows = await db.read(lambda c: metrics_repo.thread_messages(c, seller_id))
-            orders = await db.read(lambda c: metrics_repo.order_times(c, seller_id))
+            rows = await store.metrics.thread_messages(seller_id)
+            orders = await store.metrics.order_times(seller_id)
             figures = seller_metrics(rows, orders, [], since=None, now=10_000_000.0)
             print(f"metrics seller over {len(rows)} messages: {(time.perf_counter() - t0) * 1000:.0f} ms"
                   f" ({figures.answered_within_24h} answered within 24 h)")
         finally:
-            await db.close()
+            await store.close()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from relay.app import build_stages, load_signer
 from relay.model import Action, AliasTarget, Role
 from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
-from relay.store.db import Database
+from relay.store.sqlite import SqliteStore
 from tests.support import NO_LIMITS, make_settings, provision
 
 
@@ -31,10 +31,10 @@ async def measure(scenario: str, runs: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         settings = make_settings(Path(tmp) / "state", rules=NO_LIMITS, policy={"workers": 0})
         world = provision(settings)
-        db = Database(settings.db_path)
-        await db.open()
+        store = SqliteStore.at(settings.db_path)
+        await store.open()
         try:
-            ctx = Context(settings=settings, db=db, signer=load_signer(settings, create=True))
+            ctx = Context(settings=settings, store=store, signer=load_signer(settings, create=True))
             stages = build_stages(ctx)
             if "policy" in ctx.extras:  # the steady state: the policy's hyperscan database compiled
                 from relay.policy.scanner import scanner_for
@@ -54,7 +54,7 @@ async def measure(scenario: str, runs: int) -> dict[str, float]:
                         raise SystemExit(f"{scenario}: stage {stage.name} answered {verdict.reason}")
             return {name: statistics.median(v) for name, v in per_stage.items()}
         finally:
-            await db.close()
+            await store.close()
 
 
 def main() -> None:

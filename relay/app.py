@@ -45,8 +45,8 @@ from relay.smtp.listeners import start_all
 from relay.smtp.shared import SharedListener
 from relay.smtp.spool import Spool
 from relay.smtp.tls import TlsContexts, client_context
-from relay.store.db import Database, connect_sync
-from relay.store.migrate import migrate
+from relay.store.migrate import migrate_file
+from relay.store.sqlite import SqliteStore
 from relay.systemd import Notifier
 
 log = structlog.get_logger("relay")
@@ -60,11 +60,7 @@ def build_stages(ctx: Context) -> list[Stage]:
 
 
 def migrate_store(path: Path) -> list[str]:
-    conn = connect_sync(path)
-    try:
-        return [f"{m.version:04d}_{m.name}" for m in migrate(conn)]
-    finally:
-        conn.close()
+    return migrate_file(path)
 
 
 def load_signer(settings: Settings, *, create: bool = False) -> Any:
@@ -101,9 +97,9 @@ class Relay:
         self._signer = signer
         self._create_key = create_key
         self._recover_queue = recover_queue  # False in a worker process: the supervisor recovers
-        self.db = Database(settings.db_path, group_commit_max=settings.store.group_commit_max,
-                           busy_timeout=settings.store.busy_timeout,
-                           checkpoint_interval=settings.store.checkpoint_interval)
+        self.store = SqliteStore.at(settings.db_path, group_commit_max=settings.store.group_commit_max,
+                                    busy_timeout=settings.store.busy_timeout,
+                                    checkpoint_interval=settings.store.checkpoint_interval)
         self.servers: list[asyncio.Server | SharedListener] = []
         self.worker: DeliveryWorker | None = None
         # in a worker process, the counters all workers share (the limits are the relay's)
@@ -133,15 +129,15 @@ class Relay:
         applied = await asyncio.to_thread(migrate_store, settings.db_path)
         if applied:
             log.info("migrated store", applied=applied)
-        await self.db.open()
+        await self.store.open()
         # Spool files of DATA a crash interrupted: that client got no 250 and sends again. A worker
         # among siblings removes only those of processes that are gone.
         Spool(settings.spool_path).clean(only_dead=not self._recover_queue)
         signer = self._signer if self._signer is not None else load_signer(settings, create=self._create_key)
         transport = self._transport or build_transport(settings)
-        self.ctx = Context(settings=settings, db=self.db, signer=signer, clock=self.clock,
+        self.ctx = Context(settings=settings, store=self.store, signer=signer, clock=self.clock,
                            extras={"metrics": self.metrics, "reloaders": self.reloaders})
-        self.worker = DeliveryWorker(settings, self.db, transport, signer=signer, clock=self.clock,
+        self.worker = DeliveryWorker(settings, self.store, transport, signer=signer, clock=self.clock,
                                      metrics=self.metrics, large_slots=lambda: self.limits.spool_slots)
         self.notifier.status("recovering the queue")
         await self.worker.start(recover=self._recover_queue)
@@ -156,7 +152,7 @@ class Relay:
             await self.http.start()
         self.servers = await start_all(self.ctx, handler, self.limits, self.tls)
         self.metrics.up_since.set(time.time())
-        self.retention = RetentionTask(self.db, settings.audit.retention, clock=self.clock)
+        self.retention = RetentionTask(self.store, settings.audit.retention, clock=self.clock)
         self.retention.start()
         log.info("relay started", domain=settings.relay.domain, transport=settings.delivery.transport,
                  listen=[f"{h}:{p}" for h, p in self.addresses])
@@ -185,7 +181,7 @@ class Relay:
             await pool.stop()
         if self.http:
             await self.http.stop()
-        await self.db.close()
+        await self.store.close()
         await self.notifier.close()
         self._stopped.set()
         log.info("relay stopped")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,7 +24,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from relay.config import ListenError, split_hostport
 from relay.metrics import Metrics
 from relay.smtp import shared
-from relay.store import queue as queue_repo
 
 log = structlog.get_logger("relay.http")
 
@@ -37,7 +35,7 @@ REFRESH = 1.0
 
 class HttpServer:
     def __init__(self, relay: Any, metrics: Metrics) -> None:
-        self.relay = relay  # relay.app.Relay (settings, db, worker, clock)
+        self.relay = relay  # relay.app.Relay (settings, store, worker, clock)
         self.metrics = metrics
         self.server: asyncio.Server | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -67,7 +65,7 @@ class HttpServer:
     async def _refresh(self) -> None:
         """A sibling may serve /metrics: keep this worker's own gauges in its file fresh (1 s)."""
         while True:
-            self.metrics.store_commits.set(self.relay.db.transactions)
+            self.metrics.store_commits.set(self.relay.store.transactions)
             await asyncio.sleep(REFRESH)
 
     async def stop(self) -> None:
@@ -119,19 +117,18 @@ class HttpServer:
             return 400, "text/plain", b"expected List-Unsubscribe=One-Click\n"
         secret = tokens.load_secret(self.relay.settings.relay.state_dir)
         now = self.relay.clock()
-        changed = await self.relay.db.write(
-            lambda conn: unsubscribe_by_token(conn, secret, token, via="https", now=now))
+        changed = await unsubscribe_by_token(self.relay.store, secret, token, via="https", now=now)
         if changed is None:
             return 404, "text/plain", b"unknown unsubscribe link\n"
         return 200, "text/plain", b"unsubscribed\n"
 
     async def metrics_page(self) -> tuple[int, str, bytes]:
         try:
-            stats = await self.relay.db.read_in_thread(queue_repo.stats)
+            stats = await self.relay.store.queue.stats()
             self.metrics.set_queue(stats, self.relay.clock())
         except Exception as exc:  # still serve the counters when the store is unwell
             log.warning("queue statistics unavailable", error=str(exc))
-        self.metrics.store_commits.set(self.relay.db.transactions)
+        self.metrics.store_commits.set(self.relay.store.transactions)
         self.metrics.smtp_active.set(self.relay.limits.counters.total())  # all workers' (relay/smtp/counters.py)
         return 200, CONTENT_TYPE_LATEST, self.metrics.render()
 
@@ -144,7 +141,7 @@ class HttpServer:
         settings, now = self.relay.settings, self.relay.clock()
         checks: dict[str, dict[str, Any]] = {}
         try:  # a real write transaction: takes the write lock and commits
-            await asyncio.wait_for(self.relay.db.write(_touch), 5)
+            await asyncio.wait_for(self.relay.store.touch(), 5)
             checks["store"] = {"ok": True}
         except Exception as exc:
             checks["store"] = {"ok": False, "error": str(exc)[:200]}
@@ -158,20 +155,16 @@ class HttpServer:
         alive = worker is not None and worker.running
         stalled_for = 0.0
         try:
-            stats = await self.relay.db.read_in_thread(queue_repo.stats)
+            stats = await self.relay.store.queue.stats()
             if stats.oldest_due_at is not None:
                 stalled_for = max(0.0, now - stats.oldest_due_at)
             # leases run out only where a process froze or died; any process's sweeper takes them back
-            expired = await self.relay.db.read_in_thread(lambda conn: queue_repo.expired_leases(conn, now))
+            expired = await self.relay.store.queue.expired_leases(now)
             checks["queue"] = {"ok": alive and stalled_for < settings.http.stall_after, "worker_running": alive,
                                "overdue_seconds": round(stalled_for, 3), "expired_leases": expired, **stats.depth}
         except Exception as exc:
             checks["queue"] = {"ok": False, "error": str(exc)[:200]}
         return checks
-
-
-def _touch(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA user_version")  # inside BEGIN IMMEDIATE … COMMIT: the write lock was ours
 
 
 _ONE_CLICK = re.compile(r"/unsubscribe/([A-Za-z0-9._-]{8,200})$")

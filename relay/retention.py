@@ -10,22 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import time
 from collections.abc import Callable
 
 import structlog
 
-from relay.store import blobfiles
-from relay.store import retention as retention_repo
-from relay.store.db import Database
+from relay.store.interface import Store
 
 log = structlog.get_logger("relay.retention")
 
 DAY = 86400.0
 
 
-async def run_once(db: Database, retention: float, clock: Callable[[], float] = time.time) -> tuple[int, int]:
+async def run_once(store: Store, retention: float, clock: Callable[[], float] = time.time) -> tuple[int, int]:
     """Clear every expired content now; return (blobs, bytes).
 
     Each batch: found by a read (no lock), cleared in one short write transaction (checked again
@@ -33,25 +30,23 @@ async def run_once(db: Database, retention: float, clock: Callable[[], float] = 
     writer lock; so a message arriving meanwhile waits for one small batch at most."""
     now = clock()
     cutoff = now - retention
-    where = blobfiles.directory_of(db.path)
     total = size = 0
-    await asyncio.to_thread(blobfiles.wipe_cleared, where)  # what a crash left set aside
+    await store.retention.wipe_cleared()  # what a crash left set aside
     while True:
-        batch = await db.read_in_thread(functools.partial(retention_repo.expired, cutoff=cutoff))
+        batch = await store.retention.expired(cutoff)
         if not batch:
             return total, size
-        n, b = await db.write(functools.partial(retention_repo.clear_expired, cutoff=cutoff, now=now,
-                                                candidates=batch))
-        await asyncio.to_thread(blobfiles.wipe_cleared, where)
+        n, b = await store.retention.clear_expired(cutoff, now, candidates=batch)
+        await store.retention.wipe_cleared()
         total, size = total + n, size + b
         if n == 0:  # none of the batch was still due (taken up again meanwhile): the next pass sees
             return total, size
 
 
 class RetentionTask:
-    def __init__(self, db: Database, retention: float, *, clock: Callable[[], float] = time.time,
+    def __init__(self, store: Store, retention: float, *, clock: Callable[[], float] = time.time,
                  interval: float = DAY, first_delay: float = 1.0) -> None:
-        self.db = db
+        self.store = store
         self.retention = retention
         self.clock = clock
         self.interval = interval
@@ -72,7 +67,7 @@ class RetentionTask:
         await asyncio.sleep(self.first_delay)
         while True:
             try:
-                blobs, size = await run_once(self.db, self.retention, self.clock)
+                blobs, size = await run_once(self.store, self.retention, self.clock)
                 if blobs:
                     log.info("retention cleared message contents", blobs=blobs, bytes=size)
             except asyncio.CancelledError:

@@ -20,7 +20,6 @@ import os
 import platform
 import signal
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -35,8 +34,8 @@ from relay.metrics import Metrics, reset_worker_files, use_worker_files, worker_
 from relay.rules import tokens
 from relay.smtp import shared
 from relay.smtp.spool import Spool
-from relay.store import queue as queue_repo
-from relay.store.db import connect_sync, run_in_transaction
+from relay.store.errors import StoreUnavailable
+from relay.store.sqlite import SqliteStore
 from relay.systemd import Notifier
 
 log = structlog.get_logger("relay.supervisor")
@@ -49,18 +48,25 @@ EX_CANNOT_LISTEN = 75
 
 def _recover(settings: Settings, pid: int | None) -> int:
     """The rows of dead worker `pid` (its nonce unknown: every owner of that pid here), or with None
-    before any worker runs, those of gone processes of this host and leases that ran out."""
-    def unit(c: sqlite3.Connection) -> int:
-        if pid is None:
-            return queue_repo.reclaim(c, time.time(), socket.gethostname(), lease.process_alive)
-        return queue_repo.recover(c, time.time(), lease.process_prefix(pid), prefix=True)
+    before any worker runs, those of gone processes of this host and leases that ran out. Through
+    the store the workers use (a short-lived one: the supervisor runs no event loop of its own)."""
+    return asyncio.run(_recover_rows(settings, pid))
 
-    conn = connect_sync(settings.db_path)
+
+async def _recover_rows(settings: Settings, pid: int | None) -> int:
+    store = SqliteStore.at(settings.db_path, busy_timeout=settings.store.busy_timeout,
+                           checkpoint_interval=settings.store.checkpoint_interval)
+    await store.open()
     try:
-        ((ok, value),) = run_in_transaction(conn, [unit])
-        return int(value) if ok else 0
+        if pid is None:
+            return await store.queue.reclaim(time.time(), socket.gethostname(), lease.process_alive)
+        return await store.queue.recover(time.time(), lease.process_prefix(pid), prefix=True)
+    except StoreUnavailable:
+        raise
+    except Exception:  # the unit's own failure: nothing returned (the sweepers take the rows back later)
+        return 0
     finally:
-        conn.close()
+        await store.close()
 
 
 def _prewarm() -> None:

@@ -7,7 +7,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from relay.cli.cmd_rules import rules_summary
-from relay.cli.common import CliError, add_json, emit, group, normalize_address, read, settings, store, write
+from relay.cli.common import (
+    CliError,
+    add_json,
+    emit,
+    group,
+    normalize_address,
+    on_store,
+    read,
+    settings,
+    store,
+)
 
 if TYPE_CHECKING:
     from relay.model import Party
@@ -38,14 +48,12 @@ def party_dict(party: Party, thread_ids: list[int] | None = None) -> dict[str, A
 
 def party_add(args: argparse.Namespace) -> int:
     from relay.model import Role
-    from relay.store import parties
 
     name = " ".join(args.name.split())
     if not name:
         raise CliError("--name must not be empty")
     emails = [normalize_address(e) for e in args.email]
-    with store(args) as conn:
-        party = write(conn, lambda c: parties.add(c, Role(args.role), name, emails, args.ref))
+    party = on_store(args, lambda st: st.parties.add(Role(args.role), name, emails, args.ref))
     emit(args, party_dict(party), f"party {party.id}: {party.role.value} {party.name} <{', '.join(party.emails)}>")
     return 0
 

@@ -13,10 +13,11 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, plain, read, settings, store, write
+from relay.cli.common import CliError, add_json, emit, group, on_store, plain, read, settings, store
 
 if TYPE_CHECKING:
     from relay.store import queue as queue_repo
+    from relay.store.interface import Store
 
 STATES = ("queued", "sending", "held", "delivered", "bounced", "dropped")
 
@@ -93,21 +94,15 @@ def release(args: argparse.Namespace) -> int:
 
 
 def _set_held(args: argparse.Namespace, held: bool) -> int:
-    from relay.store import queue as queue_repo
-
     now = time.time()
-    with store(args) as conn:
-        item = write(conn, lambda c: queue_repo.set_held(c, args.id, held, now, reason="operator"))
+    item = on_store(args, lambda st: st.queue.set_held(args.id, held, now, reason="operator"))
     emit(args, as_dict(item), f"queue entry {item.id} is {item.state}")
     return 0
 
 
 def retry(args: argparse.Namespace) -> int:
-    from relay.store import queue as queue_repo
-
     now = time.time()
-    with store(args) as conn:
-        ids = write(conn, lambda c: queue_repo.retry(c, None if args.all else args.id, now))
+    ids = on_store(args, lambda st: st.queue.retry(None if args.all else args.id, now))
     emit(args, {"retried": ids, "count": len(ids)}, f"{len(ids)} queue entries due now")
     return 0
 
@@ -115,21 +110,22 @@ def retry(args: argparse.Namespace) -> int:
 def drop(args: argparse.Namespace) -> int:
     from relay.app import load_signer
     from relay.delivery.worker import notice_from_row
-    from relay.store import messages as messages_repo
-    from relay.store import queue as queue_repo
 
     s = settings(args)
     now = time.time()
-    with store(args) as conn:
-        item = read(lambda: queue_repo.get(conn, args.id))
+
+    async def work(st: Store) -> int | None:
+        item = await st.queue.get(args.id)
         notice = None
         if item.kind == "message":
             try:
                 signer = load_signer(s)
             except (OSError, ValueError) as exc:
                 raise CliError(f"cannot sign the sender's notice: {exc}") from None
-            notice = notice_from_row(s, signer, messages_repo.get(conn, item.message_id), "queue.dropped")
-        notice_id = write(conn, lambda c: queue_repo.drop(c, args.id, now, notice))
+            notice = notice_from_row(s, signer, await st.messages.get(item.message_id), "queue.dropped")
+        return await st.queue.drop(args.id, now, notice)
+
+    notice_id = on_store(args, work)
     emit(args, {"dropped": args.id, "notice_queue_id": notice_id},
          f"queue entry {args.id} dropped" + (f"; notice to the sender queued as {notice_id}" if notice_id else ""))
     return 0

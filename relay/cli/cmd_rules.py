@@ -13,11 +13,13 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, quoted, read, settings, store, write
+from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, read, settings, store, write
 
 if TYPE_CHECKING:
     from relay.config import Settings
     from relay.model import Party, Role
+    from relay.store.interface import Store
+    from relay.store.rules import Vacation
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,15 +121,19 @@ def party_optout(args: argparse.Namespace) -> int:
 
 def party_vacation(args: argparse.Namespace) -> int:
     from relay.model import Role
-    from relay.store import rules as rules_store
 
     on = args.state == "on"
     if args.until and not on:
         raise CliError("--until goes with `on`")
     until = parse_when(args.until) if args.until else None
-    with store(args) as conn:
-        seller = _party(conn, args.party, Role.SELLER)
-        vac = write(conn, lambda c: rules_store.set_vacation(c, seller.id, on, until=until, now=time.time()))
+
+    async def work(st: Store) -> tuple[Party, Vacation | None]:
+        seller = await st.parties.find(args.party)
+        if seller.role is not Role.SELLER:
+            raise CliError(f"party {seller.id} is a {seller.role.value}, not a {Role.SELLER.value}")
+        return seller, await st.rules.set_vacation(seller.id, on, until=until, now=time.time())
+
+    seller, vac = on_store(args, work)
     d = {"party": seller.id, "vacation": args.state, "until": iso(vac.until_at) if vac else None}
     emit(args, d, f"party {seller.id}: vacation {args.state}" + (f" until {d['until']}" if d["until"] else ""))
     return 0
@@ -144,11 +150,7 @@ def party_rules(args: argparse.Namespace) -> int:
 
 
 def message_no_response_needed(args: argparse.Namespace) -> int:
-    from relay.store import rules as rules_store
-
-    with store(args) as conn:
-        changed = write(conn, lambda c: rules_store.mark_no_response_needed(c, args.message, via="cli",
-                                                                            now=time.time()))
+    changed = on_store(args, lambda st: st.rules.mark_no_response_needed(args.message, via="cli", now=time.time()))
     emit(args, {"message": args.message, "no_response_needed": True, "changed": changed},
          f"message {args.message}: no response needed" + ("" if changed else " (already marked)"))
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, quoted, read, settings, store, write
+from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, read, settings, store
 
 if TYPE_CHECKING:
     from relay.store import threads
+    from relay.store.interface import Store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,14 +34,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rv.set_defaults(handler=alias_revoke)
 
 
-def _thread_dict(args: argparse.Namespace, conn: Any, thread: threads.Thread) -> dict[str, Any]:
-    from relay.store import threads
-
+def _thread_dict(args: argparse.Namespace, thread: threads.Thread, orders: list[threads.Order]) -> dict[str, Any]:
     domain = settings(args).relay.domain
     return {"thread": thread.id, "buyer": thread.buyer_id, "seller": thread.seller_id,
             "buyer_alias": f"{thread.buyer_alias}@{domain}" if thread.buyer_alias else None,
             "seller_alias": f"{thread.seller_alias}@{domain}" if thread.seller_alias else None,
-            "orders": [o.ref for o in threads.orders(conn, thread.id)]}
+            "orders": [o.ref for o in orders]}
 
 
 def _local(args: argparse.Namespace, value: str | None) -> str | None:
@@ -53,15 +52,16 @@ def _local(args: argparse.Namespace, value: str | None) -> str | None:
 
 
 def thread_open(args: argparse.Namespace) -> int:
-    from relay.store import parties, threads
-
-    with store(args) as conn:
-        buyer = read(lambda: parties.find(conn, args.buyer))
-        seller = read(lambda: parties.find(conn, args.seller))
+    async def work(st: Store) -> tuple[threads.Thread, bool, list[threads.Order]]:
+        buyer = await st.parties.find(args.buyer)
+        seller = await st.parties.find(args.seller)
         b_alias, s_alias = _local(args, args.buyer_alias), _local(args, args.seller_alias)
-        thread, created = write(conn, lambda c: threads.open_thread(
-            c, buyer.id, seller.id, order=args.order, buyer_alias=b_alias, seller_alias=s_alias))
-        d = _thread_dict(args, conn, thread) | {"created": created}
+        thread, created = await st.threads.open_thread(buyer.id, seller.id, order=args.order, buyer_alias=b_alias,
+                                                       seller_alias=s_alias)
+        return thread, created, await st.threads.orders(thread.id)
+
+    thread, created, orders = on_store(args, work)
+    d = _thread_dict(args, thread, orders) | {"created": created}
     emit(args, d, f"thread {thread.id}: buyer alias {d['buyer_alias']}, seller alias {d['seller_alias']}")
     return 0
 
@@ -71,17 +71,14 @@ def thread_show(args: argparse.Namespace) -> int:
 
     with store(args) as conn:
         thread = read(lambda: threads.get(conn, args.thread))
-        d = _thread_dict(args, conn, thread)
+        d = _thread_dict(args, thread, threads.orders(conn, thread.id))
     emit(args, d)
     return 0
 
 
 def alias_revoke(args: argparse.Namespace) -> int:
-    from relay.store import threads
-
     local = _local(args, args.alias) or ""
-    with store(args) as conn:
-        target = write(conn, lambda c: threads.revoke_alias(c, local))
+    target = on_store(args, lambda st: st.threads.revoke_alias(local))
     emit(args, {"alias": f"{target.alias}@{settings(args).relay.domain}", "thread": target.thread_id,
                 "revoked": True}, f"revoked {target.alias}")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import sqlite3
 
     from relay import config
+    from relay.store.interface import Store
 
 T = TypeVar("T")
 
@@ -54,6 +55,38 @@ def store(args: argparse.Namespace) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
+
+
+def on_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run `work` on the daemon's store through the same async methods (and the same group-commit
+    writer, queued on the daemon's write lock) that the daemon uses, in one event loop for this
+    command. A store's refusal (StoreError) or its being unavailable becomes a one-line CLI error."""
+    import asyncio
+
+    from relay.store.errors import StoreError, StoreUnavailable
+    from relay.store.migrate import migrate_file
+    from relay.store.sqlite import SqliteStore
+
+    s = settings(args)
+    migrate_file(s.db_path)
+
+    async def run() -> T:
+        async with SqliteStore.at(s.db_path, busy_timeout=s.store.busy_timeout,
+                                  checkpoint_interval=s.store.checkpoint_interval) as store:
+            return await work(store)
+
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(run())
+        # called from inside a running loop (a test, a program embedding the CLI): a loop of its own
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
+    except (StoreError, StoreUnavailable) as exc:
+        raise CliError(str(exc)) from None
 
 
 def write(conn: sqlite3.Connection, unit: Callable[[sqlite3.Connection], T]) -> T:

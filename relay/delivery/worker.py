@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import socket
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,7 +33,7 @@ from relay.delivery.transport import DeliveryError, Transport
 from relay.metrics import Metrics
 from relay.store import messages as messages_repo
 from relay.store import queue as queue_repo
-from relay.store.db import Database, StoreUnavailable
+from relay.store.interface import Store
 
 log = structlog.get_logger("relay.delivery")
 
@@ -49,12 +47,12 @@ def backoff(settings: Settings, attempts: int) -> float:
 
 
 class DeliveryWorker:
-    def __init__(self, settings: Settings, db: Database, transport: Transport, *, signer: Any = None,
+    def __init__(self, settings: Settings, store: Store, transport: Transport, *, signer: Any = None,
                  clock: Callable[[], float] = time.time, poll_interval: float = 1.0,
                  metrics: Metrics | None = None,
                  large_slots: Callable[[], asyncio.Semaphore] | None = None) -> None:
         self.settings = settings
-        self.db = db
+        self.store = store
         self.transport = transport
         self.signer = signer
         self.clock = clock
@@ -116,7 +114,7 @@ class DeliveryWorker:
     async def sweep(self) -> int:
         """Return to the queue the rows whose lease ran out or whose local owner is gone."""
         now, host = self.clock(), socket.gethostname()
-        return await self.db.write(lambda conn: queue_repo.reclaim(conn, now, host, lease.process_alive))
+        return await self.store.queue.reclaim(now, host, lease.process_alive)
 
     async def renew(self) -> list[int]:
         """Extend this process's leases; return the queue ids whose lease was lost meanwhile."""
@@ -124,7 +122,7 @@ class DeliveryWorker:
         if not held:
             return []
         until = self.clock() + self.lease
-        lost = await self.db.write(lambda conn: queue_repo.renew(conn, held, until))
+        lost = await self.store.queue.renew(held, until)
         for qid in lost:
             # Its result will not be written (the token no longer matches); another process
             # has it or will. The attempt itself is not cut: that would make the outcome unknown.
@@ -142,7 +140,7 @@ class DeliveryWorker:
                 if swept:
                     log.warning("leases ran out; their rows went back to the queue", count=swept)
                     self._wake.set()
-            except (StoreUnavailable, sqlite3.Error) as exc:
+            except self.store.failures as exc:
                 log.error("could not renew or sweep delivery leases", error=str(exc))
 
     async def stop(self, grace: float = 30.0) -> None:
@@ -160,7 +158,7 @@ class DeliveryWorker:
                 # Back to the queue now rather than at the next start (the send may have happened);
                 # only ours: a sibling process's rows in flight are still being delivered.
                 now = self.clock()
-                returned = await self.db.write(lambda conn: queue_repo.recover(conn, now, self.owner))
+                returned = await self.store.queue.recover(now, self.owner)
                 log.warning("deliveries cut short by the shutdown went back to the queue", count=returned)
         if self._lease_task is not None:
             self._lease_task.cancel()
@@ -178,9 +176,8 @@ class DeliveryWorker:
                 # Only claim what there are free slots for: claimed rows never wait in memory.
                 now = self.clock()
                 try:
-                    claimed = await self.db.write(functools.partial(queue_repo.claim_due, now=now, limit=free,
-                                                                    owner=self.owner, lease=self.lease))
-                except (StoreUnavailable, sqlite3.Error) as exc:
+                    claimed = await self.store.queue.claim_due(now, free, self.owner, self.lease)
+                except self.store.failures as exc:
                     log.error("could not read the queue", error=str(exc))
             for item in claimed:
                 self._held[item.id] = item.lease_token
@@ -213,8 +210,7 @@ class DeliveryWorker:
                 self._cached_bytes -= len(data)
                 size: int | None = len(data)
             else:
-                size, data = await self.db.read_in_thread(
-                    lambda conn: messages_repo.small_blob(conn, item.blob_sha256, self.large))
+                size, data = await self.store.messages.small_blob(item.blob_sha256, self.large)
             if size is None:
                 await self._record_bounce(item, "delivery.content_missing", "message content is gone")
                 return
@@ -228,7 +224,7 @@ class DeliveryWorker:
                 await self._failed(item, exc)
                 return
             now, sent = self.clock(), time.perf_counter()
-            if not await self.db.write(lambda conn: queue_repo.mark_delivered(conn, item, now, response)):
+            if not await self.store.queue.mark_delivered(item, now, response):
                 log.warning("delivered, but the queue entry was changed meanwhile", queue=item.id)
             if self.metrics is not None:
                 self.metrics.record_seconds.observe(time.perf_counter() - sent)
@@ -249,7 +245,7 @@ class DeliveryWorker:
 
     async def _send(self, item: queue_repo.QueueItem, data: bytes | None) -> str:
         if data is None:
-            data = await self.db.read_in_thread(lambda conn: messages_repo.get_blob(conn, item.blob_sha256))
+            data = await self.store.messages.get_blob(item.blob_sha256)
             if data is None:  # cleared since its size was read
                 raise DeliveryError("message content is gone", permanent=True)
         return await self.transport.send(item.envelope_from, item.recipient, data)
@@ -263,7 +259,7 @@ class DeliveryWorker:
         if next_at >= item.expires_at:
             await self._record_bounce(item, "delivery.expired", exc.text)
             return
-        await self.db.write(lambda conn: queue_repo.defer(conn, item, now, next_at, exc.text, ambiguous=exc.ambiguous))
+        await self.store.queue.defer(item, now, next_at, exc.text, ambiguous=exc.ambiguous)
         self.deferred += 1
         self._outcome("deferred", item)
         if exc.ambiguous:
@@ -279,20 +275,20 @@ class DeliveryWorker:
         notice = None
         if item.kind == "message":
             notice = await self._notice_for(item, reason)
-        await self.db.write(lambda conn: queue_repo.bounce(conn, item, now, reason, error, notice))
+        await self.store.queue.bounce(item, now, reason, error, notice)
         self.bounced += 1
         self._outcome("bounced", item)
         log.warning("bounced", queue=item.id, message=item.message_id, reason=reason, kind=item.kind)
 
     async def _notice_for(self, item: queue_repo.QueueItem, reason: str) -> tuple[str, str, bytes] | None:
-        return await notice_for_message(self.settings, self.db, self.signer, item.message_id, reason)
+        return await notice_for_message(self.settings, self.store, self.signer, item.message_id, reason)
 
 
 
-async def notice_for_message(settings: Settings, db: Database, signer: Any, message_id: int,
+async def notice_for_message(settings: Settings, store: Store, signer: Any, message_id: int,
                              reason: str) -> tuple[str, str, bytes] | None:
     """(recipient, envelope sender, signed notice) for the sender of `message_id`, or None."""
-    row = await db.read(lambda conn: messages_repo.get(conn, message_id))
+    row = await store.messages.get(message_id)
     return notice_from_row(settings, signer, row, reason)
 
 

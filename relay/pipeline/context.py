@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.config import Settings
-from relay.store.db import Database
+from relay.store.interface import Store
 
 
 @dataclass
 class Context:
     settings: Settings
-    db: Database
+    store: Store
     signer: Any = None  # relay.dkim.Signer | None
     clock: Callable[[], float] = field(default=time.time)
     extras: dict[str, Any] = field(default_factory=dict)  # per-feature services (policy, resolver, …)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from relay.model import AliasTarget, Direction, Party, Thread, Verdict
 from relay.pipeline.headers import HeaderFacts
+from relay.store.interface import AcceptHook
 from relay.store.messages import PendingEvent
 
 
@@ -51,9 +50,9 @@ class Transit:
     events: list[PendingEvent] = field(default_factory=list)
     extra_headers: list[tuple[str, str]] = field(default_factory=list)
     notes: dict[str, Any] = field(default_factory=dict)
-    #: Called inside the message's own commit with its new message id (rows that must be atomic with
-    #: it, checks that must hold when it commits); may raise CommitRefused.
-    on_accept: list[Callable[[sqlite3.Connection, int], None]] = field(default_factory=list)
+    #: What the store does inside the message's own commit (rows that must be atomic with it, checks
+    #: that must hold when it commits; relay/store/accept.py); a check may raise CommitRefused.
+    on_accept: list[AcceptHook] = field(default_factory=list)
 
     @property
     def relay_key(self) -> int:

@@ -11,7 +11,6 @@ message.no_response_needed (rules.no_response_needed_mail).
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 from aiosmtpd.smtp import Envelope
@@ -20,8 +19,6 @@ from relay.model import Reply, Role
 from relay.pipeline.context import Context
 from relay.pipeline.headers import facts, fields
 from relay.smtp import replies
-from relay.store import audit, parties
-from relay.store import rules as rules_store
 
 LOCAL = "no-response-needed"
 _MSGID = re.compile(r"<[^<>\s]+>")
@@ -39,11 +36,7 @@ class NoResponseMailbox:
     async def rcpt(self, envelope: Envelope, local: str, peer: str) -> Reply:
         sender = (envelope.mail_from or "").lower()
 
-        def lookup(conn: sqlite3.Connection) -> Any:
-            pid = parties.by_address(conn, sender) if sender else None
-            return parties.get(conn, pid) if pid is not None else None
-
-        party = await self.ctx.db.read(lookup)
+        party = await self.ctx.store.parties.party_at(sender)
         if party is None or party.role is not Role.SELLER or party.status != "active":
             await self._event("rcpt.refused", "no_response.not_seller", {"peer": peer, "mail_from": sender})
             return replies.NOT_AUTHORIZED
@@ -61,21 +54,9 @@ class NoResponseMailbox:
         now = self.ctx.clock()
         sender = (envelope.mail_from or "").lower()
 
-        def unit(conn: sqlite3.Connection) -> int | None:
-            found = rules_store.quoted_buyer_message(conn, seller.id, quoted)
-            if found is None:
-                audit.append(conn, "message.rejected", reason="no_response.nothing_quoted", party_id=seller.id,
-                             detail={"peer": peer, "quoted": len(quoted)}, ts=now)
-                return None
-            target, thread_id = found
-            rules_store.record_relay_message(conn, thread_id, seller.id, sender, LOCAL, header.subject, raw, now,
-                                             direction="seller_to_relay")
-            rules_store.mark_no_response_needed(conn, target, via="mail", now=now)
-            return target
-
-        marked = await self.ctx.db.write(unit)
+        marked = await self.ctx.store.rules.no_response_by_mail(seller.id, quoted, sender, LOCAL, header.subject,
+                                                                raw, now, peer=peer)
         return replies.NO_RESPONSE_MARKED if marked is not None else replies.NO_BUYER_MESSAGE_QUOTED
 
     async def _event(self, event: str, reason: str, detail: dict[str, Any]) -> None:
-        await self.ctx.db.write(lambda conn: audit.append(conn, event, reason=reason, detail=detail,
-                                                          ts=self.ctx.clock()))
+        await self.ctx.store.audit.append(event, reason=reason, detail=detail, ts=self.ctx.clock())

@@ -9,7 +9,7 @@ Audit: rcpt.refused (unsubscribe.bad_token, unsubscribe.not_buyer), message.reje
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +20,7 @@ from relay.pipeline.context import Context
 from relay.pipeline.headers import facts, fields
 from relay.rules import automatic, mail, tokens
 from relay.smtp import replies
-from relay.store import audit, parties, threads
-from relay.store import queue as queue_repo
-from relay.store import rules as rules_store
-from relay.store.errors import NotFound
+from relay.store.interface import Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,28 +31,18 @@ class Request:
     local: str
 
 
-def find(conn: sqlite3.Connection, secret: bytes, token: str) -> Request | None:
-    """The thread, buyer and seller a valid token names; None for anything forged or stale."""
-    thread_id = tokens.parse_token(token)
-    if thread_id is None:
-        return None
-    try:
-        thread = threads.get(conn, thread_id)
-    except NotFound:
-        return None
-    if not tokens.token_valid(secret, token, thread.id, thread.buyer_id, thread.seller_id):
-        return None
-    return Request(thread, parties.get(conn, thread.buyer_id), parties.get(conn, thread.seller_id),
-                   tokens.PREFIX + token)
+def token_check(secret: bytes, token: str) -> tuple[int | None, Callable[[Thread], bool]]:
+    """The thread a token names (None: not a token) and the check of the token against that thread's
+    parties (for the store, which reads the thread)."""
+    return tokens.parse_token(token), lambda thread: tokens.token_valid(secret, token, thread.id, thread.buyer_id,
+                                                                        thread.seller_id)
 
 
-def unsubscribe_by_token(conn: sqlite3.Connection, secret: bytes, token: str, *, via: str, now: float) -> bool | None:
-    """Opt-out for an RFC 8058 one-click POST (to be called by the HTTPS listener): None if the token is
-    not valid, else whether anything changed. Runs inside a write transaction."""
-    req = find(conn, secret, token)
-    if req is None:
-        return None
-    return rules_store.set_optout(conn, req.buyer.id, req.seller.id, True, via=via, now=now)
+async def unsubscribe_by_token(store: Store, secret: bytes, token: str, *, via: str, now: float) -> bool | None:
+    """Opt-out for an RFC 8058 one-click POST (the HTTP listener): None if the token is not valid, else
+    whether anything changed. One write unit."""
+    thread_id, valid = token_check(secret, token)
+    return await store.rules.unsubscribe_by_token(thread_id, valid, via=via, now=now)
 
 
 class UnsubscribeMailbox:
@@ -72,10 +59,9 @@ class UnsubscribeMailbox:
         token = tokens.token_of_local(local) or ""
         sender = (envelope.mail_from or "").lower()
 
-        def lookup(conn: sqlite3.Connection) -> tuple[Request | None, int | None]:
-            return find(conn, self.secret, token), parties.by_address(conn, sender) if sender else None
-
-        req, sender_party = await self.ctx.db.read(lookup)
+        thread_id, valid = token_check(self.secret, token)
+        found, sender_party = await self.ctx.store.rules.unsubscribe_request(thread_id, valid, sender)
+        req = Request(*found, tokens.PREFIX + token) if found is not None else None
         if req is None:
             await self._event("rcpt.refused", "unsubscribe.bad_token", None, {"peer": peer, "mail_from": sender})
             return replies.NO_SUCH_ALIAS
@@ -104,22 +90,12 @@ class UnsubscribeMailbox:
             if self.ctx.signer is not None:
                 notice = self.ctx.signer.sign(notice)
 
-        def unit(conn: sqlite3.Connection) -> None:
-            message_id = rules_store.record_relay_message(conn, req.thread.id, req.buyer.id, sender, req.local,
-                                                          header.subject, raw, now)
-            changed = rules_store.set_optout(conn, req.buyer.id, req.seller.id, True, via="mail", now=now)
-            audit.append(conn, "unsubscribe.received",
-                         reason="rules.unsubscribe_mail" if changed else "rules.unsubscribe_repeat",
-                         thread_id=req.thread.id, party_id=req.buyer.id, message_id=message_id,
-                         detail={"seller": req.seller.id, "confirmed": notice is not None, "automatic": auto}, ts=now)
-            if notice is not None:
-                queue_repo.enqueue_notice(conn, message_id, req.thread.id, now, sender, "", notice,
-                                          lifetime=settings.delivery.lifetime)
-
-        await self.ctx.db.write(unit)
+        await self.ctx.store.rules.unsubscribe_by_mail(
+            req.thread.id, req.buyer.id, req.seller.id, sender, req.local, header.subject, raw, now,
+            automatic=auto, notice=notice, lifetime=settings.delivery.lifetime)
         return replies.UNSUBSCRIBED
 
     async def _event(self, event: str, reason: str, thread_id: int | None, detail: dict[str, Any]) -> None:
-        await self.ctx.db.write(lambda conn: audit.append(conn, event, reason=reason, thread_id=thread_id,
-                                                          detail=detail, ts=self.ctx.clock()))
+        await self.ctx.store.audit.append(event, reason=reason, thread_id=thread_id, detail=detail,
+                                          ts=self.ctx.clock())
 

@@ -10,7 +10,6 @@ data.line_too_long, data.mime_too_deep, data.too_many_mime_parts, plus whatever 
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +25,6 @@ from relay.pipeline.stages import enqueue
 from relay.pipeline.transit import CommitRefused, Transit
 from relay.scan import is_crlf
 from relay.smtp import replies, shape
-from relay.store import audit, parties, threads
 
 log = structlog.get_logger("relay.smtp")
 
@@ -106,15 +104,7 @@ class RelayHandler:
             return await self._mailbox_rcpt(mailbox, envelope, address, local, peer)
         sender = (envelope.mail_from or "").lower()
 
-        def lookup(conn: sqlite3.Connection) -> tuple[AliasTarget | None, int | None, int | None]:
-            target = threads.resolve_alias(conn, local)
-            if target is None or target.revoked:
-                return target, None, None
-            thread = threads.get(conn, target.thread_id)
-            other = thread.seller_id if target.party_id == thread.buyer_id else thread.buyer_id
-            return target, parties.by_address(conn, sender) if sender else None, other
-
-        target, sender_party, other = await self.ctx.db.read(lookup)
+        target, sender_party, other = await self.ctx.store.threads.resolve_recipient(local, sender)
         if target is None:
             await self._audit_rcpt("rcpt.unknown_alias", peer, envelope.mail_from, address)
             return str(replies.NO_SUCH_ALIAS)
@@ -238,8 +228,7 @@ class RelayHandler:
     async def _write_event(self, event: str, reason: str, *, thread_id: int | None = None,
                            detail: dict[str, Any] | None = None) -> None:
         try:
-            await self.ctx.db.write(lambda conn: audit.append(conn, event, reason=reason, thread_id=thread_id,
-                                                              detail=detail or {}))
+            await self.ctx.store.audit.append(event, reason=reason, thread_id=thread_id, detail=detail or {})
         except Exception as exc:  # auditing a refusal must not turn it into a crash
             log.error("audit write failed", error=str(exc), reason=reason)
 

@@ -7,7 +7,6 @@ AUTH PLAIN/LOGIN with a party's password before MAIL).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 from relay.config import ListenError
 from relay.pipeline.context import Context
@@ -16,17 +15,12 @@ from relay.smtp.limits import Limits
 from relay.smtp.server import make_factory, start_listeners
 from relay.smtp.shared import SharedListener
 from relay.smtp.tls import TlsContexts
-from relay.store import credentials, parties
 from relay.trust import passwords
 
 
 def party_authenticator(ctx: Context) -> PartyAuthenticator:
     async def check(login: str, password: bytes) -> int | None:
-        def load(conn: sqlite3.Connection) -> tuple[int | None, str | None]:
-            party_id = parties.by_address(conn, login.strip().lower())
-            return party_id, credentials.password_hash(conn, party_id) if party_id is not None else None
-
-        party_id, stored = await ctx.db.read(load)
+        party_id, stored = await ctx.store.credentials.password_of_address(login.strip().lower())
         ok = await asyncio.to_thread(passwords.verify, password, stored)
         return party_id if ok else None
 

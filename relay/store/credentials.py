@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from relay.store import parties
+
 
 def set_password(conn: sqlite3.Connection, party_id: int, password_hash: str, now: float | None = None) -> None:
     conn.execute(
@@ -16,3 +18,9 @@ def set_password(conn: sqlite3.Connection, party_id: int, password_hash: str, no
 def password_hash(conn: sqlite3.Connection, party_id: int) -> str | None:
     row = conn.execute("SELECT password FROM party_credentials WHERE party_id = ?", (party_id,)).fetchone()
     return row[0] if row else None
+
+
+def password_of_address(conn: sqlite3.Connection, address: str) -> tuple[int | None, str | None]:
+    """SMTP AUTH: the party registered at `address` and its password hash (None, None: no such party)."""
+    party_id = parties.by_address(conn, address)
+    return party_id, password_hash(conn, party_id) if party_id is not None else None

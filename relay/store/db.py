@@ -30,6 +30,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from relay.store.checkpoint import Checkpointer
+from relay.store.errors import StoreUnavailable
+
+__all__ = ["Database", "StoreUnavailable", "connect_sync", "run_in_transaction"]
 
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
@@ -40,10 +43,6 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=10000",
 )
-
-
-class StoreUnavailable(Exception):
-    """The store cannot take a write now (disk full, locked, closed): answer 4xx, lose nothing."""
 
 
 def connect_sync(path: Path | str) -> sqlite3.Connection:

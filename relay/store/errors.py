@@ -1,4 +1,5 @@
-"""Errors the repository functions raise for bad requests (the CLI prints them in one line)."""
+"""Errors the repository functions raise for bad requests (the CLI prints them in one line), and the
+store's own failure (StoreUnavailable)."""
 
 
 class StoreError(Exception):
@@ -11,3 +12,7 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     pass
+
+
+class StoreUnavailable(Exception):
+    """The store cannot take a write now (disk full, locked, closed): answer 4xx, lose nothing."""

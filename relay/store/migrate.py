@@ -83,3 +83,14 @@ def _statements(sql: str) -> list[str]:
     if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
         raise ValueError("migration ends with an incomplete statement")
     return out
+
+
+def migrate_file(path: Path | str) -> list[str]:
+    """Bring the database file at `path` up to date (creating it); the migrations applied, as NNNN_name."""
+    from relay.store.db import connect_sync  # db's own imports stay free of the migrator
+
+    conn = connect_sync(path)
+    try:
+        return [f"{m.version:04d}_{m.name}" for m in migrate(conn)]
+    finally:
+        conn.close()

@@ -74,3 +74,9 @@ def addresses_of(conn: sqlite3.Connection, party_ids: list[int]) -> dict[int, tu
     ):
         out[pid].append(addr)
     return {k: tuple(v) for k, v in out.items()}
+
+
+def party_at(conn: sqlite3.Connection, address: str) -> Party | None:
+    """The party registered at `address` (no party for the empty null sender)."""
+    party_id = by_address(conn, address) if address else None
+    return get(conn, party_id) if party_id is not None else None

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from relay.model import Party, Thread
 from relay.store import audit
 from relay.store import messages as messages_repo
+from relay.store import parties as parties_repo
+from relay.store import queue as queue_repo
 from relay.store import threads as threads_repo
 from relay.store.errors import Conflict, NotFound
 
@@ -208,3 +211,77 @@ def quoted_buyer_message(conn: sqlite3.Connection, seller_id: int, quoted: Seque
         f" WHERE t.seller_id = ? AND m.direction = 'buyer_to_seller' AND mi.relay_id IN ({_marks(quoted)})"
         f" AND {_LIVE} ORDER BY m.id DESC LIMIT 1", (seller_id, *quoted)).fetchone()
     return (row[0], row[1]) if row else None
+
+
+# -- the rules' compound reads and units (each one read, or one unit of the group commit) -------------
+def buyer_message_rules(conn: sqlite3.Connection, thread_id: int, seller_id: int, subject: str,
+                        quoted: Sequence[str], now: float) -> tuple[tuple[str | None, str], Vacation | None, bool]:
+    """A buyer message: its (order, how), the seller's vacation at `now`, and whether that vacation
+    already answered this thread."""
+    vacation = vacation_at(conn, seller_id, now)
+    replied = vacation is not None and has_vacation_reply(conn, vacation.id, thread_id)
+    return order_of(conn, thread_id, subject, quoted, now), vacation, replied
+
+
+def _unsubscribe_parties(conn: sqlite3.Connection, thread_id: int | None,
+                         valid: Callable[[Thread], bool]) -> tuple[Thread, Party, Party] | None:
+    """The thread, buyer and seller of an unsubscribe token naming `thread_id`, if `valid` (the token's
+    check against the thread, relay/rules/tokens.py) accepts the thread; else None."""
+    if thread_id is None:
+        return None
+    try:
+        thread = threads_repo.get(conn, thread_id)
+    except NotFound:
+        return None
+    if not valid(thread):
+        return None
+    return thread, parties_repo.get(conn, thread.buyer_id), parties_repo.get(conn, thread.seller_id)
+
+
+def unsubscribe_request(conn: sqlite3.Connection, thread_id: int | None, valid: Callable[[Thread], bool],
+                        sender: str) -> tuple[tuple[Thread, Party, Party] | None, int | None]:
+    """RCPT to unsubscribe+<token>: (thread, buyer, seller) of a valid token (else None) and the party
+    registered at `sender` (None for the null sender)."""
+    return (_unsubscribe_parties(conn, thread_id, valid),
+            parties_repo.by_address(conn, sender) if sender else None)
+
+
+def unsubscribe_by_token(conn: sqlite3.Connection, thread_id: int | None, valid: Callable[[Thread], bool], *,
+                         via: str, now: float) -> bool | None:
+    """Opt-out for an RFC 8058 one-click POST: None if the token is not valid, else whether anything
+    changed. One unit: the token's thread is read under the write lock."""
+    found = _unsubscribe_parties(conn, thread_id, valid)
+    if found is None:
+        return None
+    _, buyer, seller = found
+    return set_optout(conn, buyer.id, seller.id, True, via=via, now=now)
+
+
+def unsubscribe_by_mail(conn: sqlite3.Connection, thread_id: int, buyer_id: int, seller_id: int, sender: str,
+                        local: str, subject: str, raw: bytes, now: float, *, automatic: str | None,
+                        notice: bytes | None, lifetime: float) -> None:
+    """A buyer's unsubscribe mail, in one unit: the mail kept, the opt-out, its audit event and (unless
+    the mail was automatic) the confirmation `notice` queued to `sender`."""
+    message_id = record_relay_message(conn, thread_id, buyer_id, sender, local, subject, raw, now)
+    changed = set_optout(conn, buyer_id, seller_id, True, via="mail", now=now)
+    audit.append(conn, "unsubscribe.received",
+                 reason="rules.unsubscribe_mail" if changed else "rules.unsubscribe_repeat",
+                 thread_id=thread_id, party_id=buyer_id, message_id=message_id,
+                 detail={"seller": seller_id, "confirmed": notice is not None, "automatic": automatic}, ts=now)
+    if notice is not None:
+        queue_repo.enqueue_notice(conn, message_id, thread_id, now, sender, "", notice, lifetime=lifetime)
+
+
+def no_response_by_mail(conn: sqlite3.Connection, seller_id: int, quoted: Sequence[str], sender: str, local: str,
+                        subject: str, raw: bytes, now: float, *, peer: str) -> int | None:
+    """A seller's no-response-needed mail, in one unit: the buyer message it quotes is marked and the
+    mail kept; None (and a message.rejected event) when it quotes no buyer message of the seller's."""
+    found = quoted_buyer_message(conn, seller_id, quoted)
+    if found is None:
+        audit.append(conn, "message.rejected", reason="no_response.nothing_quoted", party_id=seller_id,
+                     detail={"peer": peer, "quoted": len(quoted)}, ts=now)
+        return None
+    target, thread_id = found
+    record_relay_message(conn, thread_id, seller_id, sender, local, subject, raw, now, direction="seller_to_relay")
+    mark_no_response_needed(conn, target, via="mail", now=now)
+    return target

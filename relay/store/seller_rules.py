@@ -10,7 +10,7 @@ important_bypass_lost|unjustified_to_opted_out|order_limit|daily_limit.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.store import rules as rules_store
@@ -153,3 +153,14 @@ def unsolicited_count(conn: sqlite3.Connection, thread_id: int, *, order_ref: st
         sql += " AND r.received_at >= ?"
         args.append(since)
     return int(conn.execute(sql, args).fetchone()[0])
+
+
+def first_decision(conn: sqlite3.Connection, msg: SellerMessage, subject: str, limits: Limits, *,
+                   abuse_since: float, abuse_limit: int) -> tuple[SellerMessage, str, int, Decision]:
+    """The rules stage's early look at a seller message (one read): its order (and how it was found),
+    the seller's unjustified [Important] count since `abuse_since` (marked messages only), the
+    message with those known (a marker past `abuse_limit` loses the opt-out bypass) and decide()."""
+    order, how = rules_store.order_of(conn, msg.thread_id, subject, msg.quoted, msg.received_at)
+    prior = rules_store.unjustified_count(conn, msg.seller_id, abuse_since) if msg.marked else 0
+    known = replace(msg, order_ref=order, bypass=not (msg.marked and prior > abuse_limit))
+    return known, how, prior, decide(conn, known, limits)

@@ -7,10 +7,12 @@ import secrets
 import sqlite3
 import string
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from relay.model import AliasTarget, Role, Thread
+from relay.model import AliasTarget, Party, Role, Thread
 from relay.store import audit
+from relay.store import messages as messages_repo
 from relay.store import parties as parties_repo
 from relay.store.errors import Conflict, NotFound
 
@@ -148,3 +150,31 @@ def revoke_alias(conn: sqlite3.Connection, local: str, *, now: float | None = No
 def threads_of(conn: sqlite3.Connection, party_id: int) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT id FROM threads WHERE buyer_id = ? OR seller_id = ? ORDER BY id", (party_id, party_id))]
+
+
+# -- the SMTP side's lookups (each one read, several indexed lookups) ---------------------------------
+def resolve_recipient(conn: sqlite3.Connection, local: str,
+                      sender: str) -> tuple[AliasTarget | None, int | None, int | None]:
+    """RCPT: the alias's target, the party registered at `sender` (None for the null sender or an
+    unknown one) and the other party of the alias's thread. For an unknown or revoked alias only the
+    target (or None) is looked up."""
+    target = resolve_alias(conn, local)
+    if target is None or target.revoked:
+        return target, None, None
+    thread = get(conn, target.thread_id)
+    other = thread.seller_id if target.party_id == thread.buyer_id else thread.buyer_id
+    return target, parties_repo.by_address(conn, sender) if sender else None, other
+
+
+def resolve_message(conn: sqlite3.Connection, local: str,
+                    quoted_ids: Sequence[str]) -> tuple[Thread, Party, Party, dict[str, str]] | None:
+    """DATA (the resolve stage): the alias's thread, sender and recipient, and the quoted Message-IDs
+    translated for the recipient; None when the alias is gone or revoked."""
+    t = resolve_alias(conn, local)
+    if t is None or t.revoked:
+        return None
+    thread = get(conn, t.thread_id)
+    recipient = parties_repo.get(conn, t.party_id)
+    other = thread.seller_id if t.party_id == thread.buyer_id else thread.buyer_id
+    ids = messages_repo.translate_ids(conn, thread.id, recipient.id, quoted_ids) if quoted_ids else {}
+    return thread, parties_repo.get(conn, other), recipient, ids

@@ -87,7 +87,7 @@ async def test_a_renewed_lease_is_not_taken_by_a_sibling_sweeper(start_relay: An
     await send(relay.addresses[0][1], world.buyer_email, [world.seller_alias],
                message(world.buyer_email, world.seller_alias, "slow"))
     # a sibling process's sweeper, sharing the store (same host; another owner)
-    sibling = DeliveryWorker(relay.settings, relay.db, relay.worker.transport)
+    sibling = DeliveryWorker(relay.settings, relay.store, relay.worker.transport)
     assert sibling.owner != relay.worker.owner
     await _until(lambda: _sending(relay.settings.db_path), 5, "the claim")
     for _ in range(7):
@@ -118,7 +118,7 @@ async def test_the_sweeper_takes_back_a_lease_that_ran_out(start_relay: Any, slo
                      " lease_token = 7 WHERE id = ?", (now + 1.0, qid))
         return qid
 
-    qid = await relay.db.write(frozen_claim)
+    qid = await relay.store.db.write(frozen_claim)  # a process that froze: its row, written as it would have
     assert _sending(relay.settings.db_path) == [(qid, world.buyer_email, "elsewhere:1:feed")]
     health = await relay.http.health()
     assert health["queue"]["expired_leases"] == 0

@@ -163,18 +163,18 @@ async def test_disk_full_during_data(start_relay: Any, tmp_path: Path, dkim_key:
             finally:
                 os.close(fd)
         else:  # no tmpfs (not root, or no mount permission): a test double at the store boundary
-            real_write = relay.db.write
+            real_write = relay.store.db.write
 
             async def full(unit: Any) -> Any:
                 raise StoreUnavailable("store write failed: database or disk is full") from OSError(errno.ENOSPC, "")
 
-            monkeypatch.setattr(relay.db, "write", full)
+            monkeypatch.setattr(relay.store.db, "write", full)
         code, text = await send_expect(port, world.seller_email, [world.buyer_alias], big)
         assert code == 452 and text.startswith("4.3.1"), (code, text)
         if mounted:
             filler.unlink()
         else:
-            monkeypatch.setattr(relay.db, "write", real_write)
+            monkeypatch.setattr(relay.store.db, "write", real_write)
         assert message_count(relay.settings.db_path) == 0
         assert (await send_expect(port, world.seller_email, [world.buyer_alias], big))[0] == 250
         msgs = await eventually(lambda: maildir_messages(relay.settings))

@@ -83,7 +83,7 @@ async def test_retention_keeps_a_verifiable_chain(start_relay) -> None:
         conn.execute("UPDATE queue SET created_at = ? WHERE message_id = 2", (old,))
     finally:
         conn.close()
-    task = RetentionTask(relay.db, relay.settings.audit.retention, interval=3600, first_delay=0)
+    task = RetentionTask(relay.store, relay.settings.audit.retention, interval=3600, first_delay=0)
     task.start()
     conn = world.conn()
     try:

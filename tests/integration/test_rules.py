@@ -213,9 +213,9 @@ async def test_unsubscribe_by_mailto_is_confirmed(start_relay, sink: Sink) -> No
         # the one-click (HTTPS) path uses the same token: valid → applied (here: already), forged → None
         token = https.rsplit("/", 1)[1]
         secret = tokens.load_secret(relay.settings.relay.state_dir)
-        assert write(conn, lambda c: unsubscribe_by_token(c, secret, token, via="https", now=0.0)) is False
+        assert await unsubscribe_by_token(relay.store, secret, token, via="https", now=0.0) is False
         forged_token = token[:-1] + ("q" if token[-1] != "q" else "r")
-        assert write(conn, lambda c: unsubscribe_by_token(c, secret, forged_token, via="https", now=0.0)) is None
+        assert await unsubscribe_by_token(relay.store, secret, forged_token, via="https", now=0.0) is None
     finally:
         conn.close()
     await eventually(lambda: "notice.delivered" in [e.event for e in events(world)])

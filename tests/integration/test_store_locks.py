@@ -66,7 +66,7 @@ async def test_a_message_is_accepted_while_retention_clears_many_large_contents(
     port = relay.addresses[0][1]
     await send(port, world.buyer_email, [world.seller_alias], message(world.buyer_email, world.seller_alias, "warm"))
 
-    clearing = asyncio.create_task(retention.run_once(relay.db, 30 * DAY))
+    clearing = asyncio.create_task(retention.run_once(relay.store, 30 * DAY))
     await asyncio.sleep(0.2)  # well into the pass
     assert not clearing.done()
     started = time.monotonic()
@@ -91,7 +91,7 @@ async def test_a_write_waits_for_the_file_lock_no_longer_than_busy_timeout(start
     try:
         started = time.monotonic()
         try:
-            await asyncio.wait_for(relay.db.write(lambda conn: conn.execute("PRAGMA user_version")), 5)
+            await asyncio.wait_for(relay.store.touch(), 5)
         except StoreUnavailable as exc:
             assert "store.busy_timeout" in str(exc)
         else:
@@ -109,5 +109,5 @@ async def test_a_write_waits_for_the_file_lock_no_longer_than_busy_timeout(start
         fcntl.flock(holder, fcntl.LOCK_UN)
         os.close(holder)
     # the waits given up handed the lock back: writes go through again
-    await asyncio.wait_for(relay.db.write(lambda conn: conn.execute("PRAGMA user_version")), 5)
+    await asyncio.wait_for(relay.store.touch(), 5)
     await send(port, world.buyer_email, [world.seller_alias], message(world.buyer_email, world.seller_alias, "after"))

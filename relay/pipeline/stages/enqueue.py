@@ -10,9 +10,7 @@ Audit: message.accepted, message.queued|held, message.rejected (with the refusin
 
 from __future__ import annotations
 
-import asyncio
 import errno
-import sqlite3
 
 import structlog
 
@@ -21,7 +19,6 @@ from relay.pipeline.context import Context
 from relay.pipeline.transit import Transit
 from relay.smtp import replies
 from relay.store import blobfiles, messages
-from relay.store.db import StoreUnavailable
 
 log = structlog.get_logger("relay.enqueue")
 
@@ -64,28 +61,18 @@ async def accept(ctx: Context, transits: list[Transit]) -> tuple[Reply, list[tup
     derived = {id(tx.message) for tx, tail in zip(transits, tails, strict=True) if tail is not None}
     if large:  # their files are written (and fsynced) here, not under the store's write lock
         try:
-            digests = await asyncio.to_thread(messages.write_large, ctx.db.path, large, files, derived)
+            digests = await ctx.store.messages.write_large(large, files, derived)
         except OSError as exc:
             log.error("cannot write a content file", error=str(exc))
             return _store_failure_reply(exc), []
     rows = [_accepted(ctx, tx, digests, tail) for tx, tail in zip(transits, tails, strict=True)]
 
-    def unit(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-        ids = []
-        for tx, row in zip(transits, rows, strict=True):
-            message_id, queue_id = messages.record_accepted(conn, row)
-            for hook in tx.on_accept:  # e.g. the rules stage's facts and vacation reply
-                hook(conn, message_id)
-            ids.append((message_id, queue_id))
-        return ids
-
+    failures: tuple[type[Exception], ...] = (*ctx.store.failures, OSError)
     try:
-        ids = await ctx.db.write(unit)
-    except (StoreUnavailable, sqlite3.Error, OSError) as exc:
+        ids = await ctx.store.messages.accept(rows, [tx.on_accept for tx in transits])
+    except failures as exc:
         log.error("commit failed", error=str(exc))
         return _store_failure_reply(exc), []
-    finally:
-        blobfiles.forget_ahead(list(digests.values()))  # what the transaction did not take
     held = all(tx.held for tx in transits)
     return (replies.HELD if held else replies.QUEUED), ids
 
@@ -104,6 +91,6 @@ async def refuse(ctx: Context, tx: Transit, verdict: Verdict) -> None:
         reply=f"{reply.code} {reply.status}", events=tuple(tx.events),
     )
     try:
-        await ctx.db.write(lambda conn: messages.record_refused(conn, row))
-    except (StoreUnavailable, sqlite3.Error) as exc:
+        await ctx.store.messages.record_refused(row)
+    except ctx.store.failures as exc:
         log.error("could not audit a refusal", error=str(exc), reason=verdict.reason)

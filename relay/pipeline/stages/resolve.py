@@ -8,15 +8,13 @@ Audit reasons: resolve.alias_gone.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import ClassVar
 
-from relay.model import Action, Party, Thread, Verdict
+from relay.model import Action, Verdict
 from relay.pipeline.context import Context
 from relay.pipeline.headers import facts
 from relay.pipeline.transit import Transit
 from relay.smtp import replies
-from relay.store import messages, parties, threads
 
 
 class Resolve:
@@ -31,18 +29,7 @@ class Resolve:
         tx.subject = header_facts.subject
         tx.orig_message_id = header_facts.message_id
 
-        def load(conn: sqlite3.Connection) -> tuple[Thread, Party, Party, dict[str, str]] | None:
-            t = threads.resolve_alias(conn, target.alias)
-            if t is None or t.revoked:
-                return None
-            thread = threads.get(conn, t.thread_id)
-            recipient = parties.get(conn, t.party_id)
-            other = thread.seller_id if t.party_id == thread.buyer_id else thread.buyer_id
-            ids = (messages.translate_ids(conn, thread.id, recipient.id, header_facts.quoted_ids)
-                   if header_facts.quoted_ids else {})
-            return thread, parties.get(conn, other), recipient, ids
-
-        found = await self.ctx.db.read(load)
+        found = await self.ctx.store.threads.resolve_message(target.alias, header_facts.quoted_ids)
         if found is None:
             return Verdict(Action.REJECT, replies.NO_SUCH_ALIAS, "resolve.alias_gone")
         tx.thread, tx.sender, tx.recipient, tx.id_map = found

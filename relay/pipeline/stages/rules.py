@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,8 +27,9 @@ from relay.rules import automatic, mail, tokens
 from relay.rules.no_response import NoResponseMailbox
 from relay.rules.unsubscribe import UnsubscribeMailbox
 from relay.smtp import replies
-from relay.store import audit, messages, seller_rules
+from relay.store import messages, seller_rules
 from relay.store import rules as rules_store
+from relay.store.interface import AdmitSeller, RecordFacts, VacationReply
 
 _MSGID = re.compile(r"<[^<>\s]+>")
 #: Above this size the text extraction and classification of a marked message leave the event loop.
@@ -89,12 +88,8 @@ class Rules:
                           quoted: list[str]) -> Verdict:
         now = tx.received_at
 
-        def load(conn: sqlite3.Connection) -> tuple[tuple[str | None, str], rules_store.Vacation | None, bool]:
-            vacation = rules_store.vacation_at(conn, seller.id, now)
-            replied = vacation is not None and rules_store.has_vacation_reply(conn, vacation.id, thread.id)
-            return rules_store.order_of(conn, thread.id, tx.subject, quoted, now), vacation, replied
-
-        (order, how), vacation, replied = await self.ctx.db.read(load)
+        (order, how), vacation, replied = await self.ctx.store.rules.buyer_message_rules(
+            thread.id, seller.id, tx.subject, quoted, now)
         self._facts(tx, "buyer", auto, order)
         if vacation is not None:
             if auto:  # RFC 3834 §2: never answer automatic mail
@@ -124,15 +119,8 @@ class Rules:
             events=(messages.PendingEvent("vacation.replied", "rules.vacation_reply",
                                           {"vacation": vacation.id, "until": vacation.until_at}),))
 
-        def write(conn: sqlite3.Connection, _buyer_message_id: int) -> None:
-            if rules_store.has_vacation_reply(conn, vacation.id, thread.id):
-                return  # a message committed just before this one got the reply
-            message_id, _ = messages.record_accepted(conn, reply)
-            rules_store.claim_vacation_reply(conn, vacation.id, thread.id, message_id)
-            rules_store.record_facts(conn, message_id, rules_store.MessageFacts(
-                thread.id, reply.direction, now, "vacation_reply", automatic="vacation-reply"))
-
-        tx.on_accept.append(write)
+        tx.on_accept.append(VacationReply(vacation.id, thread.id, reply, rules_store.MessageFacts(
+            thread.id, reply.direction, now, "vacation_reply", automatic="vacation-reply")))
 
     # -- seller → buyer: reply, or unsolicited under opt-out, [Important] and limits ----------------
     async def _from_seller(self, tx: Transit, thread: Thread, seller: Party, buyer: Party, auto: str | None,
@@ -145,13 +133,9 @@ class Rules:
         msg = seller_rules.SellerMessage(thread.id, buyer.id, seller.id, now, tuple(quoted), None, auto,
                                          marked=marker is not None)
 
-        def load(conn: sqlite3.Connection) -> tuple[seller_rules.SellerMessage, str, int, seller_rules.Decision]:
-            order, how = rules_store.order_of(conn, thread.id, tx.subject, quoted, now)
-            prior = rules_store.unjustified_count(conn, seller.id, now - cfg.important_abuse_window) if marker else 0
-            known = replace(msg, order_ref=order, bypass=not (marker is not None and prior > cfg.important_abuse_limit))
-            return known, how, prior, seller_rules.decide(conn, known, self.limits)
-
-        msg, how, prior, decision = await self.ctx.db.read(load)
+        msg, how, prior, decision = await self.ctx.store.seller_rules.first_decision(
+            msg, tx.subject, self.limits, abuse_since=now - cfg.important_abuse_window,
+            abuse_limit=cfg.important_abuse_limit)
         detail: dict[str, Any] = {"order": msg.order_ref, "order_by": how}
         if auto:
             detail["automatic"] = auto
@@ -162,7 +146,7 @@ class Rules:
             if important == "unjustified" and cfg.important_unjustified == "reject":
                 return Verdict(Action.REJECT, replies.IMPORTANT_UNJUSTIFIED, "rules.important_unjustified", detail)
             msg = replace(msg, important=important)
-            decision = await self.ctx.db.read(lambda conn: seller_rules.decide(conn, msg, self.limits))
+            decision = await self.ctx.store.seller_rules.decide(msg, self.limits)
         if decision.refused:
             return self._refusal(decision, detail)
         # the early answer; the same decision is taken again inside the message's commit
@@ -170,21 +154,15 @@ class Rules:
         return Verdict.ok(decision.reason, **detail, **decision.detail)
 
     def _admit(self, tx: Transit, msg: seller_rules.SellerMessage, early: seller_rules.Decision,
-               detail: dict[str, Any]) -> Callable[[sqlite3.Connection, int], None]:
+               detail: dict[str, Any]) -> AdmitSeller:
         """The commit-time check: the counts of concurrent messages (other sessions, other worker
         processes) are only final under the store's write lock, so the limits are checked there."""
-        def admit(conn: sqlite3.Connection, message_id: int) -> None:
-            try:
-                decision = seller_rules.admit(conn, msg, self.limits, message_id)
-            except seller_rules.Refused as refused:
-                verdict = self._refusal(refused.decision, {**detail, "at": "commit"})
-                tx.record("stage.rules", verdict.reason, action=verdict.action.value, **dict(verdict.detail))
-                raise CommitRefused(tx, verdict) from None
-            if decision.kind != early.kind:  # e.g. the last reply to a buyer message went to another session
-                audit.append(conn, "stage.rules", reason=decision.reason, thread_id=msg.thread_id,
-                             message_id=message_id, party_id=msg.seller_id, ts=msg.received_at,
-                             detail={**detail, **decision.detail, "at": "commit"})
-        return admit
+        def refused(decision: seller_rules.Decision) -> CommitRefused:
+            verdict = self._refusal(decision, {**detail, "at": "commit"})
+            tx.record("stage.rules", verdict.reason, action=verdict.action.value, **dict(verdict.detail))
+            return CommitRefused(tx, verdict)
+
+        return AdmitSeller(msg, self.limits, early.kind, detail, refused)
 
     @staticmethod
     def _refusal(decision: seller_rules.Decision, detail: dict[str, Any]) -> Verdict:
@@ -212,4 +190,4 @@ class Rules:
     def _facts(self, tx: Transit, kind: str, auto: str | None, order: str | None, important: str | None = None) -> None:
         assert tx.thread is not None
         facts = rules_store.MessageFacts(tx.thread.id, tx.direction.value, tx.received_at, kind, auto, order, important)
-        tx.on_accept.append(lambda conn, message_id: rules_store.record_facts(conn, message_id, facts))
+        tx.on_accept.append(RecordFacts(facts))
