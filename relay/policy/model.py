@@ -127,20 +127,20 @@ def windows(length: int, f: Featuriser) -> np.ndarray:
     return np.stack([a, np.minimum(a + 2 * f.stride, length)], axis=1)
 
 
-def block_grams(cp: np.ndarray, f: Featuriser) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The distinct n-grams of each block: (block, bucket) of each, sorted by block, and the number
-    of them per block. One sort of (block, bucket) keys finds them (about 0.15 ms for 5,000
-    characters)."""
+def block_grams(cp: np.ndarray, f: Featuriser) -> tuple[np.ndarray, np.ndarray]:
+    """Each block's n-gram buckets, shape (blocks, n-gram lengths · stride), with every repeat and
+    every place past the text's end set to the padding bucket (2^bits), and the number of distinct
+    n-grams per block. Sorting each block's row on its own is 5× faster than one sort of them all."""
     nb = -(-cp.size // f.stride)
     rows = f.nmax - f.nmin + 1
     pad = 1 << f.bits
-    grid = np.full((rows, nb * f.stride), pad, dtype=np.int64)  # past the text's end: the padding bucket
+    grid = np.full((rows, nb * f.stride), pad, dtype=np.int32)
     buckets(cp, f, out=grid)
-    shift = f.bits + 1
-    keys = np.sort((grid | ((np.arange(nb * f.stride, dtype=np.int64) // f.stride) << shift)).ravel())
-    keys = keys[np.r_[True, keys[1:] != keys[:-1]] & ((keys & ((1 << shift) - 1)) != pad)]
-    block = keys >> shift
-    return block, keys & ((1 << shift) - 1), np.bincount(block, minlength=nb)
+    per_block = np.sort(grid.reshape(rows, nb, f.stride).transpose(1, 0, 2).reshape(nb, rows * f.stride), axis=1)
+    repeat = np.zeros(per_block.shape, dtype=bool)
+    np.equal(per_block[:, 1:], per_block[:, :-1], out=repeat[:, 1:])
+    per_block[repeat] = pad
+    return per_block, np.count_nonzero(per_block != pad, axis=1)
 
 
 def window_counts(per_block: np.ndarray) -> np.ndarray:
@@ -184,12 +184,11 @@ class Model:
         """Integer weight sums per window and category, shape (windows, categories), and the
         distinct n-grams per window."""
         k = len(self.categories)
-        _block, bucket, per_block = block_grams(cp, self.featuriser)
-        starts = np.r_[0, np.cumsum(per_block)[:-1]]
-        packed = np.add.reduceat(self._packed.take(bucket), starts)  # every block has a gram
+        grams, per_block = block_grams(cp, self.featuriser)
+        packed = self._packed.take(grams).sum(axis=1, dtype=np.uint64)  # the padding bucket weighs 0
         shifts = np.arange(k, dtype=np.uint64) * np.uint64(LANE)
         lanes = (packed[:, None] >> shifts) & np.uint64((1 << LANE) - 1)
-        blocks = lanes.astype(np.int64) - per_block[:, None] * QBIAS
+        blocks = lanes.astype(np.int64) - grams.shape[1] * QBIAS
         counts = window_counts(per_block)
         if per_block.size <= 2:
             return blocks.sum(axis=0, keepdims=True), counts
@@ -225,7 +224,7 @@ class Model:
         f = self.featuriser
         contrib: dict[tuple[int, int], float] = {}
         where: dict[tuple[int, int], int] = {}
-        counts = window_counts(block_grams(cp, f)[2])
+        counts = window_counts(block_grams(cp, f)[1])
         idx = a // f.stride
         norm = self.scale[ci] / math.sqrt(max(int(counts[idx]) if counts.size else 1, 1))
         for n, bk in zip(range(f.nmin, f.nmax + 1), buckets(cp, f), strict=True):

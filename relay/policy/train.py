@@ -83,7 +83,8 @@ def window_rows(cp: np.ndarray, f: M.Featuriser) -> tuple[np.ndarray, np.ndarray
     Model.raw_scores (n: the window's distinct n-grams, M.window_counts)."""
     if not cp.size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0
-    block, bucket, per_block = M.block_grams(cp, f)
+    grams, per_block = M.block_grams(cp, f)
+    block, bucket = np.nonzero(grams != 1 << f.bits)[0], grams[grams != 1 << f.bits].astype(np.int64)
     counts = M.window_counts(per_block)
     nw = counts.size
     norm = 1.0 / np.sqrt(np.maximum(counts, 1))
