@@ -62,9 +62,10 @@ class Featuriser:
     nmax: int = 4
     bits: int = 18
     stride: int = 300   # a window is two blocks: 600 characters
+    floor: int = 1      # n in √n is at least this: one word cannot dominate a two-word text
 
     def meta(self) -> dict[str, int]:
-        return {"nmin": self.nmin, "nmax": self.nmax, "bits": self.bits, "stride": self.stride}
+        return {"nmin": self.nmin, "nmax": self.nmax, "bits": self.bits, "stride": self.stride, "floor": self.floor}
 
 
 def codepoints(folded: str) -> np.ndarray:
@@ -157,7 +158,8 @@ class Model:
         if meta.get("format") != FORMAT:
             raise ValueError(f"model format {meta.get('format')!r}, expected {FORMAT}")
         self.meta = meta
-        self.featuriser = Featuriser(**{k: int(meta[k]) for k in ("nmin", "nmax", "bits", "stride")})
+        self.featuriser = Featuriser(**{k: int(meta[k]) for k in ("nmin", "nmax", "bits", "stride")},
+                                     floor=int(meta.get("floor", 1)))
         self.categories: tuple[str, ...] = tuple(meta["categories"])
         if weights.shape != (1 << self.featuriser.bits, len(self.categories)) or weights.dtype != np.int16:
             raise ValueError(f"weights {weights.shape} {weights.dtype} do not fit the model's metadata")
@@ -197,7 +199,7 @@ class Model:
     def raw_scores(self, cp: np.ndarray) -> np.ndarray:
         """Raw (pre-Platt) score per window and category; shape (windows, categories)."""
         sums, counts = self.window_sums(cp)
-        root = np.sqrt(np.maximum(counts, 1))[:, None]
+        root = np.sqrt(np.maximum(counts, self.featuriser.floor))[:, None]
         return self.bias + self.scale * sums / root + self.length * root
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
@@ -226,7 +228,7 @@ class Model:
         where: dict[tuple[int, int], int] = {}
         counts = window_counts(block_grams(cp, f)[1])
         idx = a // f.stride
-        norm = self.scale[ci] / math.sqrt(max(int(counts[idx]) if counts.size else 1, 1))
+        norm = self.scale[ci] / math.sqrt(max(int(counts[idx]) if counts.size else 1, f.floor))
         for n, bk in zip(range(f.nmin, f.nmax + 1), buckets(cp, f), strict=True):
             sl = bk[a : min(b, bk.size)]
             if not sl.size:

@@ -87,7 +87,7 @@ def window_rows(cp: np.ndarray, f: M.Featuriser) -> tuple[np.ndarray, np.ndarray
     block, bucket = np.nonzero(grams != 1 << f.bits)[0], grams[grams != 1 << f.bits].astype(np.int64)
     counts = M.window_counts(per_block)
     nw = counts.size
-    norm = 1.0 / np.sqrt(np.maximum(counts, 1))
+    norm = 1.0 / np.sqrt(np.maximum(counts, f.floor))
     if nw == 1:
         rows, cols = [np.zeros(block.size, np.int64)], [bucket]
     else:
@@ -217,10 +217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--written-weight", type=float, default=10.0,
                     help="weight of a hand-written message against a composed one (default 10)")
     ap.add_argument("--bits", type=int, default=18, help="hash buckets: 2^bits (default 18)")
+    ap.add_argument("--floor", type=int, default=150, help="n in √n at least this (default 150)")
     ap.add_argument("--ngrams", default="1-4", help="n-gram lengths, e.g. 1-4 or 2-5 (default 1-4)")
     args = ap.parse_args(argv)
     nmin, nmax = (int(v) for v in args.ngrams.split("-"))
-    f = M.Featuriser(nmin=nmin, nmax=nmax, bits=args.bits)
+    f = M.Featuriser(nmin=nmin, nmax=nmax, bits=args.bits, floor=args.floor)
     t0 = time.perf_counter()
     corpora = args.corpus or default_corpora()
     examples = [ex for path in corpora for ex in read_corpus(path)]

@@ -211,7 +211,8 @@ async def race(world: World, sessions: list[Session], data: Callable[[int], byte
     """Sessions each at the end of DATA of a seller message (by default an unsolicited one); the
     terminators go out together."""
     for i, (_, writer, _) in enumerate(sessions):
-        content = data(i) if data else from_seller(world, f"Flash sale {i}", "Everything is on sale this week.\r\n")
+        content = data(i) if data else from_seller(world, f"Care of your order {i}",
+                                                   "Rinse the linen in cold water before the first use.\r\n")
         writer.write(content + b".\r\n")
     try:
         return list(await asyncio.gather(*(asyncio.wait_for(read_reply(r), 30) for r, _, _ in sessions)))
