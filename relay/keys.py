@@ -179,3 +179,19 @@ async def unsubscribe_secret(settings: Settings, secrets_: Secrets, *, kek: byte
         raise ConfigError(f"stored key {UNSUBSCRIBE!r} is {len(data)} bytes, at least {MIN_SECRET_BYTES}"
                           " are needed")
     return data
+
+
+def export_file(path: Path, data: bytes) -> None:
+    """Write an exported key to a new file, mode 0600 from the start; KeysError when `path` exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeysError(f"{path} exists; choose another --out (a key file is never overwritten)") from None
+    except OSError as exc:
+        raise KeysError(f"{path}: cannot create: {(exc.strerror or str(exc)).lower()}") from None
+    try:
+        os.fchmod(fd, 0o600)  # whatever the umask
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
