@@ -4,19 +4,59 @@ init makes the key-encryption key file (store.key_file) and refuses to replace o
 a DKIM key or the unsubscribe secret into the store (an existing file's, or a new one) and refuses
 to replace a stored key without --force; list shows names, versions, dates and nodes, never key
 material; export writes one key to a new 0600 file, the only command that ever outputs a key.
-A missing or unusable key-encryption key is a configuration error (exit 78).
+A missing or unusable key-encryption key is a configuration error (exit 78). Works on the store
+store.url names: SQLite, or PostgreSQL (relay/store/pg/secrets.py) for the nodes sharing it.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from relay.cli.common import CliError, add_json, emit, group, on_store, settings
 
 if TYPE_CHECKING:
-    from relay.store.interface import Store
+    from relay.store.interface import Secrets
+
+T = TypeVar("T")
+
+
+def on_secrets(args: argparse.Namespace, work: Callable[[Secrets], Awaitable[T]]) -> T:
+    """Run `work` on the store's secrets: the SQLite store's (on_store), or PostgreSQL's when
+    store.url names one (PgSecrets; the schema is migrated first, as on_store does for SQLite)."""
+    import asyncio
+
+    from relay.errors import EX_CONFIG
+    from relay.store.url import SqliteTarget, StoreUrlError
+
+    try:
+        target = settings(args).store_target
+    except StoreUrlError as exc:
+        raise CliError(str(exc), EX_CONFIG) from None
+    if isinstance(target, SqliteTarget):
+        return on_store(args, lambda st: work(st.secrets))
+    from relay.store.errors import StoreUnavailable
+    from relay.store.pg.db import PgDatabase
+    from relay.store.pg.secrets import PgSecrets
+
+    async def run() -> T:
+        async with PgDatabase(target, min_size=1, max_size=1) as db:
+            await db.migrate()
+            return await work(PgSecrets(db))
+
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(run())
+        from concurrent.futures import ThreadPoolExecutor  # inside a running loop (a test): a loop of its own
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, run()).result()
+    except StoreUnavailable as exc:
+        raise CliError(str(exc)) from None
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,11 +117,11 @@ def _install(args: argparse.Namespace, name: str, data: bytes) -> int:
     s = settings(args)
     kek = keys.load_kek(s.store_key_path)  # ConfigError: exit 78
 
-    async def work(st: Store) -> int:
-        return await keys.install(st.secrets, name, data, kek=kek, node=s.relay.node, replace=args.force)
+    async def work(secrets_: Secrets) -> int:
+        return await keys.install(secrets_, name, data, kek=kek, node=s.relay.node, replace=args.force)
 
     try:
-        return on_store(args, work)
+        return on_secrets(args, work)
     except keys.KeysError as exc:
         raise CliError(str(exc)) from None
 
@@ -141,10 +181,10 @@ def list_keys(args: argparse.Namespace) -> int:
 
     from relay.store.secrets import SecretInfo
 
-    async def work(st: Store) -> list[SecretInfo]:
-        return await st.secrets.names()
+    async def work(secrets_: Secrets) -> list[SecretInfo]:
+        return await secrets_.names()
 
-    infos = on_store(args, work)
+    infos = on_secrets(args, work)
     rows: list[dict[str, Any]] = [
         {"name": i.name, "version": i.version, "node": i.node,
          "created": datetime.fromtimestamp(i.created_at, UTC).isoformat(timespec="seconds")} for i in infos]
@@ -163,13 +203,13 @@ def export(args: argparse.Namespace) -> int:
     except keys.KeysError as exc:
         raise CliError(str(exc)) from None
 
-    async def work(st: Store) -> bytes:
-        row = await st.secrets.get(args.name)
+    async def work(secrets_: Secrets) -> bytes:
+        row = await secrets_.get(args.name)
         if row is None:
             raise CliError(f"no key {args.name!r} in the store (`relay keys list` shows the names)")
         return keys.decrypt(kek, row.name, row.nonce, row.data)  # KeyDecryptError: exit 78
 
-    data = on_store(args, work)
+    data = on_secrets(args, work)
     try:
         keys.export_file(args.out, data)
     except keys.KeysError as exc:

@@ -49,3 +49,31 @@ async def test_round_trip_between_two_nodes(pg_store_url: str) -> None:
         assert b"other" not in stored and len(stored) == len(b"other") + 16  # ciphertext and GCM tag
     finally:
         await conn.close()
+
+
+def test_keys_cli_on_postgresql(pg_store_url: str, tmp_path: Path) -> None:
+    """`relay keys` with store.url naming PostgreSQL: the keys go to the shared database, a second
+    node's configuration (its own state directory, the same KEK file) lists and exports them."""
+    import json
+    import os
+
+    from tests.integration.test_cli_polish import run
+
+    def cfg(node: str) -> Path:
+        path = tmp_path / f"{node}.toml"
+        path.write_text(f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp_path / node}"\nnode = "{node}"\n'
+                        f'[store]\nurl = "{pg_store_url}"\nkey_file = "{tmp_path / "store.key"}"\n')
+        return path
+
+    for args in (["keys", "init"], ["keys", "install", "dkim"], ["keys", "install", "unsubscribe"]):
+        r = run(*args, cfg=cfg("mx-1"))
+        assert r.returncode == 0, (args, r.stderr)
+    r = run("keys", "list", "--json", cfg=cfg("mx-2"))
+    assert r.returncode == 0, r.stderr
+    assert [(k["name"], k["node"]) for k in json.loads(r.stdout)["keys"]] == [("dkim/relay", "mx-1"),
+                                                                              ("unsubscribe", "mx-1")]
+    r = run("keys", "export", "dkim/relay", "--out", str(tmp_path / "k.pem"), cfg=cfg("mx-2"))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "k.pem").read_bytes().startswith(b"-----BEGIN RSA PRIVATE KEY-----")
+    assert os.stat(tmp_path / "k.pem").st_mode & 0o777 == 0o600
+    assert not (tmp_path / "mx-1" / "relay.db").exists() and not (tmp_path / "mx-2" / "relay.db").exists()
