@@ -93,3 +93,16 @@ def test_init_install_list_export(tmp_path: Path) -> None:
         for form in (material.hex(), material.decode("latin-1")):
             assert form not in outputs
     assert secret not in stored and body[:64] not in stored and kek not in stored
+
+
+def test_dkim_show_reads_the_stored_key(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, 'source = "store"\n')  # in [dkim]
+    r = run("dkim", "show", cfg=cfg)
+    assert r.returncode == 78 and "store.key_file" in r.stderr
+    ok("keys", "init", cfg=cfg)
+    r = run("dkim", "show", cfg=cfg)
+    assert r.returncode == 1 and "relay keys install dkim --selector 2026a" in r.stderr
+    installed = ok("keys", "install", "dkim", cfg=cfg)
+    shown = ok("dkim", "show", cfg=cfg)
+    assert shown["records"] == [{"selector": "2026a", "name": "2026a._domainkey.relay.example",  # type: ignore[comparison-overlap]
+                                 "txt": installed["txt"], "record": installed["record"], "key": "store:dkim/2026a"}]
