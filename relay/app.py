@@ -45,6 +45,7 @@ from relay.smtp.listeners import start_all
 from relay.smtp.shared import SharedListener
 from relay.smtp.spool import Spool
 from relay.smtp.tls import TlsContexts, client_context
+from relay.store.interface import Store
 from relay.store.migrate import migrate_file
 from relay.store.sqlite import SqliteStore
 from relay.systemd import Notifier
@@ -79,6 +80,43 @@ def load_signer(settings: Settings, *, create: bool = False) -> Any:
                        rsa_key_pem=key_path.read_bytes(), ed25519_key=ed_key)
 
 
+async def signer_for(settings: Settings, store: Store, *, create: bool = False) -> Any:
+    """The DKIM signer from where dkim.source says: the key file (load_signer) or the store, sealed
+    under store.key_file (relay/keys.py; ConfigError when the KEK or the key is missing or wrong)."""
+    if settings.dkim.source == "store":
+        from relay import keys
+
+        return await keys.dkim_signer(settings, store.secrets)
+    return load_signer(settings, create=create)
+
+
+async def unsubscribe_secret_for(settings: Settings, store: Store) -> bytes:
+    """The unsubscribe tokens' secret from where rules.unsubscribe_secret_source says."""
+    if settings.rules.unsubscribe_secret_source == "store":
+        from relay import keys
+
+        return await keys.unsubscribe_secret(settings, store.secrets)
+    from relay.rules import tokens
+
+    return tokens.load_secret(settings.relay.state_dir)
+
+
+def keys_in_store(settings: Settings) -> bool:
+    return settings.dkim.source == "store" or settings.rules.unsubscribe_secret_source == "store"
+
+
+async def check_store_keys(settings: Settings) -> None:
+    """Before anything starts (relay/supervisor.py): the keys dkim.source and
+    rules.unsubscribe_secret_source take from the store are there and open with this node's
+    store.key_file; ConfigError (exit 78) otherwise."""
+    await asyncio.to_thread(migrate_store, settings.db_path)
+    async with SqliteStore.at(settings.db_path, busy_timeout=settings.store.busy_timeout) as store:
+        if settings.dkim.source == "store":
+            await signer_for(settings, store)
+        if settings.rules.unsubscribe_secret_source == "store":
+            await unsubscribe_secret_for(settings, store)
+
+
 def build_transport(settings: Settings) -> Transport:
     if settings.delivery.transport == "smtp":
         return SmtpTransport(settings, tls_context=client_context(settings) if settings.delivery.tls_ca_file else None)
@@ -95,6 +133,8 @@ class Relay:
         self.config_path = config_path
         self._transport = transport
         self._signer = signer
+        #: A signer handed in (tests, tools): reloads keep it, whatever dkim.source says.
+        self.explicit_signer = signer
         self._create_key = create_key
         self._recover_queue = recover_queue  # False in a worker process: the supervisor recovers
         self.store = SqliteStore.at(settings.db_path, group_commit_max=settings.store.group_commit_max,
@@ -133,10 +173,13 @@ class Relay:
         # Spool files of DATA a crash interrupted: that client got no 250 and sends again. A worker
         # among siblings removes only those of processes that are gone.
         Spool(settings.spool_path).clean(only_dead=not self._recover_queue)
-        signer = self._signer if self._signer is not None else load_signer(settings, create=self._create_key)
+        signer = self._signer if self._signer is not None else await signer_for(settings, self.store,
+                                                                                 create=self._create_key)
+        secret = await unsubscribe_secret_for(settings, self.store)
         transport = self._transport or build_transport(settings)
         self.ctx = Context(settings=settings, store=self.store, signer=signer, clock=self.clock,
-                           extras={"metrics": self.metrics, "reloaders": self.reloaders})
+                           extras={"metrics": self.metrics, "reloaders": self.reloaders,
+                                   "unsubscribe_secret": secret})
         self.worker = DeliveryWorker(settings, self.store, transport, signer=signer, clock=self.clock,
                                      metrics=self.metrics, large_slots=lambda: self.limits.spool_slots)
         self.notifier.status("recovering the queue")

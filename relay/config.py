@@ -255,6 +255,10 @@ class DeliverySection(_Section):
 class DkimSection(_Section):
     selector: str = "relay"
     private_key: Path | None = None  # default: <state_dir>/dkim/<selector>.pem
+    #: Where the RSA key is: "file" (dkim.private_key, made at first start when missing) or "store":
+    #: the store's key "dkim/<selector>", shared by the nodes, encrypted under store.key_file
+    #: (`relay keys install dkim`; relay/keys.py). Read at start and on reload (SIGHUP).
+    source: Literal["file", "store"] = "file"
     ed25519_key: Path | None = None
 
     @field_validator("selector")
@@ -283,6 +287,10 @@ class StoreSection(_Section):
     #: A file whose first line is the PostgreSQL password (instead of user:password@ in store.url;
     #: without either, the driver reads PGPASSWORD or ~/.pgpass).
     password_file: Path | None = None
+    #: The key-encryption key of the keys kept in the store (dkim.source, rules.unsubscribe_secret_source
+    #: = "store"): 32 random bytes, mode 0600, the same file on every node, never in the database
+    #: (`relay keys init` makes it). Default: <relay.state_dir>/store.key.
+    key_file: Path | None = None
     #: Largest number of units written in one transaction. There is no waiting window: a group is
     #: whatever became ready while the previous transaction was written and fsynced (relay/store/db.py),
     #: so an idle relay commits at once and a busy one in groups as large as the fsync makes them.
@@ -346,6 +354,10 @@ class RulesSection(_Section):
     important_abuse_window: Duration = 30 * 86400.0
     #: Passes through this relay (our X-Relay-Hops header) after which a message is a loop.
     loop_max_hops: int = Field(default=5, ge=1)
+    #: Where the unsubscribe tokens' secret is: "file" (<state_dir>/unsubscribe.key, made at first
+    #: start) or "store": the store's key "unsubscribe", shared by the nodes, encrypted under
+    #: store.key_file (`relay keys install unsubscribe`). Read at start and on reload (SIGHUP).
+    unsubscribe_secret_source: Literal["file", "store"] = "file"
     #: Word lists of the critical categories, per language (TOML).
     critical_words: Path = Path(__file__).resolve().parents[1] / "config" / "critical.toml"
 
@@ -485,6 +497,10 @@ class Settings(_Section):
     @property
     def dkim_key_path(self) -> Path:
         return self.dkim.private_key or (self.relay.state_dir / "dkim" / f"{self.dkim.selector}.pem")
+
+    @property
+    def store_key_path(self) -> Path:
+        return self.store.key_file or (self.relay.state_dir / "store.key")
 
     @property
     def smtp_hostname(self) -> str:

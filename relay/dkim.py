@@ -37,6 +37,7 @@ __all__ = [
     "generate_ed25519_key",
     "generate_rsa_key",
     "load_signer",
+    "new_rsa_pem",
     "public_txt_from_private",
     "txt_record",
 ]
@@ -307,11 +308,18 @@ def generate_rsa_key(path: Path, bits: int = 2048, *, overwrite: bool = False) -
     """Create an RSA key (PKCS#1 PEM, mode 0600; parent made 0700 if missing) and return its TXT value."""
     if bits < MIN_RSA_BITS:
         raise DKIMKeyError(f"RSA key size {bits}: at least {MIN_RSA_BITS} bits are needed (RFC 8301)")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
+    pem = new_rsa_pem(bits)
     _write_private(Path(path), pem, overwrite)
-    return _rsa_public_value(key)
+    return public_txt_from_private(pem)
+
+
+def new_rsa_pem(bits: int = 2048) -> bytes:
+    """A new RSA private key (PKCS#1 PEM), in memory only (`relay keys install dkim` seals it for the store)."""
+    if bits < MIN_RSA_BITS:
+        raise DKIMKeyError(f"RSA key size {bits}: at least {MIN_RSA_BITS} bits are needed (RFC 8301)")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
 
 
 def generate_ed25519_key(path: Path, *, overwrite: bool = False) -> str:

@@ -115,7 +115,9 @@ class HttpServer:
         body = await asyncio.wait_for(reader.readexactly(int(length)), 10)
         if not tokens.one_click_body_ok(fields.get("content-type", ""), body):
             return 400, "text/plain", b"expected List-Unsubscribe=One-Click\n"
-        secret = tokens.load_secret(self.relay.settings.relay.state_dir)
+        ctx = self.relay.ctx
+        secret = (ctx.extras.get("unsubscribe_secret") if ctx is not None else None) or tokens.load_secret(
+            self.relay.settings.relay.state_dir)
         now = self.relay.clock()
         changed = await unsubscribe_by_token(self.relay.store, secret, token, via="https", now=now)
         if changed is None:

@@ -131,8 +131,22 @@ def _environment(sec: dict[str, Any]) -> tuple[list[str], list[str]]:
             except (ssl.SSLError, OSError) as exc:
                 errors.append(f"tls.cert_file, tls.key_file: cannot load the certificate and key ({exc})")
     dkim = sec.get("dkim")
+    rules_sec = sec.get("rules")
+    sources = []
+    if dkim is not None and dkim.source == "store":
+        sources.append("dkim.source")
+    if rules_sec is not None and rules_sec.unsubscribe_secret_source == "store":
+        sources.append("rules.unsubscribe_secret_source")
+    kek_file = store.key_file if store is not None and store.key_file else (state_dir / "store.key" if state_dir else None)
+    if sources and kek_file is not None:
+        from relay import keys
+
+        try:
+            keys.load_kek(kek_file)  # the keys themselves are checked by `relay serve` once the store is open
+        except config.ConfigError as exc:
+            errors.append(f"{exc} (needed by {', '.join(sources)} = \"store\")")
     key_path = None
-    if dkim is not None:
+    if dkim is not None and dkim.source == "file":
         key_path = dkim.private_key or (state_dir / "dkim" / f"{dkim.selector}.pem" if state_dir else None)
     if dkim is not None and key_path is not None:
         key_name = "dkim.private_key" if dkim.private_key else "dkim.selector"

@@ -45,7 +45,10 @@ def _get(settings: Settings, dotted: str) -> Any:
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
-    return [key for key in RESTART_KEYS if _get(old, key) != _get(new, key)]
+    keys = [key for key in RESTART_KEYS if _get(old, key) != _get(new, key)]
+    if "dkim" in keys and "store" in (old.dkim.source, new.dkim.source):
+        keys.remove("dkim")  # the keys reloader built the new signer (a new selector's key too)
+    return keys
 
 
 def builtin_reloaders(relay: Relay) -> list[Reloader]:
@@ -101,7 +104,39 @@ def builtin_reloaders(relay: Relay) -> list[Reloader]:
 
         return apply
 
-    return [limits, logging, live_settings, tls, policy]
+    async def keys(old: Settings, new: Settings) -> Apply | None:
+        # Keys kept in the store (dkim.source, rules.unsubscribe_secret_source = "store") are read
+        # again: one installed or replaced with `relay keys install` (a new selector's DKIM key, say)
+        # takes effect on SIGHUP. A key missing or not opening refuses the whole reload.
+        if relay.ctx is None:
+            return None
+        from relay.app import signer_for, unsubscribe_secret_for
+
+        # relay.domain is read once at start: the new signer keeps the running one
+        keep = new.model_copy(update={"relay": new.relay.model_copy(update={"domain": old.relay.domain})})
+        signer = None
+        if "store" in (old.dkim.source, new.dkim.source) and relay.explicit_signer is None:
+            signer = await signer_for(keep, relay.store)
+        secret = None
+        if "store" in (old.rules.unsubscribe_secret_source, new.rules.unsubscribe_secret_source):
+            secret = await unsubscribe_secret_for(keep, relay.store)
+        if signer is None and secret is None:
+            return None
+        ctx = relay.ctx
+
+        def apply() -> None:
+            if signer is not None:
+                ctx.signer = signer
+                if relay.worker is not None:
+                    relay.worker.signer = signer
+                log.info("DKIM key reloaded", selector=signer.selector, source=new.dkim.source)
+            if secret is not None:
+                ctx.extras["unsubscribe_secret"] = secret
+                log.info("unsubscribe secret reloaded", source=new.rules.unsubscribe_secret_source)
+
+        return apply
+
+    return [limits, logging, live_settings, tls, policy, keys]
 
 
 async def reload(relay: Relay, path: Path | None) -> bool:

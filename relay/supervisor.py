@@ -27,7 +27,7 @@ from pathlib import Path
 
 import structlog
 
-from relay.app import Relay, load_signer, migrate_store
+from relay.app import Relay, check_store_keys, keys_in_store, load_signer, migrate_store
 from relay.config import ListenError, Settings
 from relay.delivery import lease
 from relay.metrics import Metrics, reset_worker_files, use_worker_files, worker_gone
@@ -170,7 +170,8 @@ class Supervisor:
         s = self.settings
         s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         migrate_store(s.db_path)
-        load_signer(s, create=True)  # create the key once, not in N racing workers
+        if s.dkim.source == "file":
+            load_signer(s, create=True)  # create the key once, not in N racing workers
         Spool(s.spool_path).clean()  # no worker runs yet: every spool file is a leftover
         recovered = _recover(s, None)
         if recovered:
@@ -250,7 +251,12 @@ def serve(settings: Settings, config_path: Path | None = None) -> int:
     tune_malloc()  # before the workers fork: they inherit it
     # Before any worker: N workers creating it at once could read each other's empty file. Raises
     # ConfigError (exit 78) on a key too short to be a secret.
-    tokens.ensure_secret(settings.relay.state_dir)
+    if settings.rules.unsubscribe_secret_source == "file":
+        tokens.ensure_secret(settings.relay.state_dir)
+    if keys_in_store(settings):
+        # The KEK and the keys taken from the store, checked once before any worker: a node without
+        # the KEK (or the keys) stops here with exit 78 and one line saying what is missing.
+        asyncio.run(check_store_keys(settings))
     if settings.smtp.workers <= 1:
         asyncio.run(Relay(settings, config_path=config_path).run())
         return 0

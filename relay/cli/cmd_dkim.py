@@ -1,4 +1,5 @@
-"""relay dkim keygen|show — write a key under the state dir; print the DNS TXT record of the key in use.
+"""relay dkim keygen|show — write a key under the state dir; print the DNS TXT record of the key in use
+(with dkim.source = "store", of the key sealed in the store: `relay keys install dkim` puts it there).
 
 keygen refuses to replace an existing key (that would break every signature until DNS follows):
 it says to use `show` for the record, or a new selector to rotate.
@@ -76,10 +77,36 @@ def _record(args: argparse.Namespace, selector: str, path: Path) -> dict[str, An
             "record": dkim.txt_record(selector, s.relay.domain, txt), "key_file": str(path)}
 
 
+def _stored_record(args: argparse.Namespace, selector: str) -> dict[str, Any]:
+    """dkim.source = "store": the record of the key sealed in the store (opened with store.key_file)."""
+    from relay import dkim, keys
+    from relay.cli.cmd_keys import on_secrets
+
+    s = settings(args)
+    kek = keys.load_kek(s.store_key_path)
+    name = keys.dkim_name(selector)
+
+    async def work(secrets_: Any) -> bytes:
+        row = await secrets_.get(name)
+        if row is None:
+            raise CliError(f"no key {name!r} in the store: `relay keys install dkim --selector {selector}`")
+        return keys.decrypt(kek, name, row.nonce, row.data)
+
+    try:
+        txt = dkim.public_txt_from_private(on_secrets(args, work))
+    except dkim.DKIMKeyError as exc:
+        raise CliError(f"stored key {name!r}: {exc}") from None
+    return {"selector": selector, "name": f"{selector}._domainkey.{s.relay.domain}", "txt": txt,
+            "record": dkim.txt_record(selector, s.relay.domain, txt), "key": f"store:{name}"}
+
+
 def show(args: argparse.Namespace) -> int:
     s = settings(args)
     selector = args.selector or s.dkim.selector
-    records = [_record(args, selector, _key_path(args, selector))]
+    if s.dkim.source == "store":
+        records = [_stored_record(args, selector)]
+    else:
+        records = [_record(args, selector, _key_path(args, selector))]
     if s.dkim.ed25519_key is not None and not args.selector:
         records.append(_record(args, f"{selector}-ed", s.dkim.ed25519_key))
     emit(args, {"domain": s.relay.domain, "records": records}, "\n".join(r["record"] for r in records))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, quoted, settings, store, write
+from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, settings, store, write
 
 if TYPE_CHECKING:
     import sqlite3
@@ -188,7 +188,7 @@ def message_release(args: argparse.Namespace) -> int:
 
 
 def message_drop(args: argparse.Namespace) -> int:
-    from relay.app import load_signer
+    from relay.app import load_signer, signer_for
     from relay.delivery.worker import notice_from_row
     from relay.store import labels
     from relay.store import messages as messages_repo
@@ -196,12 +196,14 @@ def message_drop(args: argparse.Namespace) -> int:
 
     s = settings(args)
     now = time.time()
+    # a key kept in the store is read through the store's own methods (its KEK: exit 78 when missing)
+    stored = on_store(args, lambda st: signer_for(s, st)) if s.dkim.source == "store" else None
     with store(args) as conn:
         row = messages_repo.get(conn, args.message)
         if row is None:
             raise CliError(f"no such message: {args.message}")
         try:
-            signer = load_signer(s)
+            signer = stored or load_signer(s)
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot sign the sender's notice: {exc}") from None
         notice = notice_from_row(s, signer, row, "policy.dropped")

@@ -108,7 +108,7 @@ def retry(args: argparse.Namespace) -> int:
 
 
 def drop(args: argparse.Namespace) -> int:
-    from relay.app import load_signer
+    from relay.app import signer_for
     from relay.delivery.worker import notice_from_row
 
     s = settings(args)
@@ -119,7 +119,7 @@ def drop(args: argparse.Namespace) -> int:
         notice = None
         if item.kind == "message":
             try:
-                signer = load_signer(s)
+                signer = await signer_for(s, st)
             except (OSError, ValueError) as exc:
                 raise CliError(f"cannot sign the sender's notice: {exc}") from None
             notice = notice_from_row(s, signer, await st.messages.get(item.message_id), "queue.dropped")

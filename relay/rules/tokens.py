@@ -1,7 +1,8 @@
 """Unsubscribe tokens: which buyer opts out of which seller, unforgeable without the relay's secret.
 
 Reads: relay.state_dir (the secret lives in <state_dir>/unsubscribe.key, created 0600 before the workers
-start; one shorter than 32 bytes stops the relay with a configuration error),
+start; one shorter than 32 bytes stops the relay with a configuration error; with
+rules.unsubscribe_secret_source = "store" it comes from the store instead, relay/keys.py),
 relay.domain and relay.http_base_url (for the addresses and URLs built here).
 A token is "<thread id>.<mac>", mac = first 100 bits of HMAC-SHA256(secret, thread, buyer, seller)
 in lower-case base32, so it fits in a local part ("unsubscribe+<token>@domain") and in a URL path.

@@ -50,7 +50,13 @@ class UnsubscribeMailbox:
 
     def __init__(self, ctx: Context, secret: bytes) -> None:
         self.ctx = ctx
-        self.secret = secret
+        self._secret = secret
+
+    @property
+    def secret(self) -> bytes:
+        """The app's current secret (ctx.extras, replaced by a reload), else the one given."""
+        secret: bytes = self.ctx.extras.get("unsubscribe_secret") or self._secret
+        return secret
 
     def claims(self, local: str) -> bool:
         return tokens.token_of_local(local) is not None

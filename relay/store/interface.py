@@ -32,6 +32,7 @@ from relay.store.queue import QueueItem, QueueStats
 from relay.store.retention import BATCH
 from relay.store.review import AliasRow, BlobRow, QueueRow
 from relay.store.rules import MessageFacts, Vacation
+from relay.store.secrets import SecretInfo, SecretRow
 from relay.store.seller_rules import Decision, Limits, SellerMessage
 from relay.store.threads import Order
 
@@ -313,6 +314,17 @@ class Metrics(Protocol):
     async def order_times(self, seller_id: int) -> dict[tuple[int, str], float]: ...
 
 
+class Secrets(Protocol):
+    """Shared keys as ciphertext (relay/keys.py encrypts and decrypts them)."""
+
+    async def put(self, name: str, version: int, nonce: bytes, data: bytes, created_at: float, node: str) -> bool:
+        """Written when `version` is newer than the stored one; False: someone else's was newer or equal."""
+        ...
+
+    async def get(self, name: str) -> SecretRow | None: ...
+    async def names(self) -> list[SecretInfo]: ...
+
+
 class Store(Protocol):
     """One relay process's store: the repositories, and its lifecycle."""
 
@@ -329,6 +341,7 @@ class Store(Protocol):
     labels: Labels
     credentials: Credentials
     metrics: Metrics
+    secrets: Secrets
     #: What a failed call raises besides a repository's own refusals (NotFound, Conflict): StoreUnavailable
     #: and the backend driver's errors (SQLite: sqlite3.Error), for `except store.failures`.
     failures: tuple[type[Exception], ...]

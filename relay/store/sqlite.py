@@ -28,6 +28,7 @@ from relay.store import queue as queue_repo
 from relay.store import retention as retention_repo
 from relay.store import review as review_repo
 from relay.store import rules as rules_repo
+from relay.store import secrets as secrets_repo
 from relay.store import seller_rules as seller_rules_repo
 from relay.store import threads as threads_repo
 from relay.store.accept import AcceptHook
@@ -42,6 +43,7 @@ from relay.store.queue import QueueItem, QueueStats
 from relay.store.retention import BATCH
 from relay.store.review import AliasRow, BlobRow, QueueRow
 from relay.store.rules import MessageFacts, Vacation
+from relay.store.secrets import SecretInfo, SecretRow
 from relay.store.seller_rules import Decision, Limits, SellerMessage
 from relay.store.threads import Order
 
@@ -612,6 +614,19 @@ class SqliteMetrics(_Repo):
         return await self._db.read_in_thread(lambda conn: metrics_repo.order_times(conn, seller_id))
 
 
+class SqliteSecrets(_Repo):
+    async def put(self, name: str, version: int, nonce: bytes, data: bytes, created_at: float, node: str) -> bool:
+        return await self._db.write(
+            lambda conn: secrets_repo.put(conn, name, version, nonce, data, created_at, node)
+        )
+
+    async def get(self, name: str) -> SecretRow | None:
+        return await self._db.read(lambda conn: secrets_repo.get(conn, name))
+
+    async def names(self) -> list[SecretInfo]:
+        return await self._db.read(lambda conn: secrets_repo.names(conn))
+
+
 class SqliteStore:
     """The store of one relay process on its SQLite file (relay.store.interface.Store)."""
 
@@ -630,6 +645,7 @@ class SqliteStore:
         self.labels: interface.Labels = SqliteLabels(db)
         self.credentials: interface.Credentials = SqliteCredentials(db)
         self.metrics: interface.Metrics = SqliteMetrics(db)
+        self.secrets: interface.Secrets = SqliteSecrets(db)
         self.failures: tuple[type[Exception], ...] = (StoreUnavailable, sqlite3.Error)
 
     @classmethod

@@ -65,9 +65,15 @@ class Rules:
         self.limits = seller_rules.Limits(self.cfg.reply_window, self.cfg.max_replies_per_buyer_message,
                                           self.cfg.max_unsolicited_per_order,
                                           self.cfg.max_unsolicited_per_thread_per_day)
-        self.secret = tokens.load_secret(ctx.settings.relay.state_dir)
-        ctx.extras["unsubscribe_secret"] = self.secret
-        ctx.extras.setdefault("mailboxes", []).extend([UnsubscribeMailbox(ctx, self.secret), NoResponseMailbox(ctx)])
+        # The app puts the secret from where rules.unsubscribe_secret_source says (a reload may replace it)
+        secret = ctx.extras.get("unsubscribe_secret") or tokens.load_secret(ctx.settings.relay.state_dir)
+        ctx.extras["unsubscribe_secret"] = secret
+        ctx.extras.setdefault("mailboxes", []).extend([UnsubscribeMailbox(ctx, secret), NoResponseMailbox(ctx)])
+
+    @property
+    def secret(self) -> bytes:
+        secret: bytes = self.ctx.extras["unsubscribe_secret"]
+        return secret
 
     async def run(self, tx: Transit) -> Verdict:
         assert tx.thread is not None and tx.sender is not None and tx.recipient is not None
