@@ -353,12 +353,19 @@ async def test_buyer_message_rules_and_the_vacation_reply_hook(world: World) -> 
                         VacationReply(vacation.id, world.thread.id, reply, facts)]
     ids = await store.messages.accept([_accepted(world, "one"), _accepted(world, "two")], [hooks, hooks])
     assert len(ids) == 2
-    # and concurrently, from other sessions (other nodes on PostgreSQL): still the one reply
-    await asyncio.gather(*(store.messages.accept([_accepted(world, f"more{i}")], [hooks]) for i in range(5)))
     _, _, replied = await store.rules.buyer_message_rules(world.thread.id, world.seller, "Hi", [], 50.0)
     assert replied and await store.rules.has_vacation_reply(vacation.id, world.thread.id)
     rows = await store.messages.of_thread(world.thread.id)
     assert [r.subject for r in rows].count("auto") == 1  # one reply per vacation and thread
+    # a new vacation, and 20 buyer messages at once from other sessions (other nodes on PostgreSQL)
+    again = await store.rules.set_vacation(world.seller, True, until=None, now=60.0)
+    assert again is not None
+    reply2 = _accepted(world, "auto2", to_seller=False, relay_id="<auto2@relay.example>", now=70.0)
+    hooks2: list[Any] = [VacationReply(again.id, world.thread.id, reply2, facts)]
+    await asyncio.gather(*(store.messages.accept([_accepted(world, f"more{i}", now=70.0)], [hooks2])
+                           for i in range(20)))
+    rows = await store.messages.of_thread(world.thread.id)
+    assert [r.subject for r in rows].count("auto2") == 1 and len(rows) == 3 + 20 + 1
 
 
 async def test_a_refused_commit_leaves_nothing(world: World) -> None:
