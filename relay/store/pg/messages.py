@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from relay.scan import known_clean, remember_clean
+from relay.store.accept import AcceptHook
 from relay.store.blobfiles import FILE_BYTES
 from relay.store.messages import Accepted, MessageRow, Refused
 from relay.store.pg import audit
@@ -207,7 +208,8 @@ class PgMessages(PgRepo):
         off the loop, so that accept() does not hash them on it."""
         return await asyncio.to_thread(_digests, contents)
 
-    async def accept(self, rows: Sequence[Accepted], hooks: Sequence[Sequence[Any]]) -> list[tuple[int, int]]:
+    async def accept(self, rows: Sequence[Accepted],
+                     hooks: Sequence[Sequence[AcceptHook]]) -> list[tuple[int, int]]:
         from relay.store.pg import accept as accept_pg  # the hooks' repositories import this module
 
         async with self.db.transaction() as conn:
