@@ -47,7 +47,7 @@ from relay.smtp.spool import Spool
 from relay.smtp.tls import TlsContexts, client_context
 from relay.store.interface import Store
 from relay.store.migrate import migrate_file
-from relay.store.sqlite import SqliteStore
+from relay.store.open import open_store, uses_postgresql
 from relay.systemd import Notifier
 
 log = structlog.get_logger("relay")
@@ -109,12 +109,17 @@ async def check_store_keys(settings: Settings) -> None:
     """Before anything starts (relay/supervisor.py): the keys dkim.source and
     rules.unsubscribe_secret_source take from the store are there and open with this node's
     store.key_file; ConfigError (exit 78) otherwise."""
-    await asyncio.to_thread(migrate_store, settings.db_path)
-    async with SqliteStore.at(settings.db_path, busy_timeout=settings.store.busy_timeout) as store:
+    if not uses_postgresql(settings):  # PostgreSQL: opening the store migrates
+        await asyncio.to_thread(migrate_store, settings.db_path)
+    store = open_store(settings, pool_size=1)
+    await store.open()
+    try:
         if settings.dkim.source == "store":
             await signer_for(settings, store)
         if settings.rules.unsubscribe_secret_source == "store":
             await unsubscribe_secret_for(settings, store)
+    finally:
+        await store.close()
 
 
 def build_transport(settings: Settings) -> Transport:
@@ -137,9 +142,7 @@ class Relay:
         self.explicit_signer = signer
         self._create_key = create_key
         self._recover_queue = recover_queue  # False in a worker process: the supervisor recovers
-        self.store = SqliteStore.at(settings.db_path, group_commit_max=settings.store.group_commit_max,
-                                    busy_timeout=settings.store.busy_timeout,
-                                    checkpoint_interval=settings.store.checkpoint_interval)
+        self.store = open_store(settings)  # store.url: SQLite (default) or PostgreSQL
         self.servers: list[asyncio.Server | SharedListener] = []
         self.worker: DeliveryWorker | None = None
         # in a worker process, the counters all workers share (the limits are the relay's)
@@ -166,9 +169,10 @@ class Relay:
         settings = self.settings
         settings.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.notifier.status("migrating the store")
-        applied = await asyncio.to_thread(migrate_store, settings.db_path)
-        if applied:
-            log.info("migrated store", applied=applied)
+        if not uses_postgresql(settings):  # PostgreSQL: open() migrates, under the migrator's lock
+            applied = await asyncio.to_thread(migrate_store, settings.db_path)
+            if applied:
+                log.info("migrated store", applied=applied)
         await self.store.open()
         # Spool files of DATA a crash interrupted: that client got no 250 and sends again. A worker
         # among siblings removes only those of processes that are gone.

@@ -100,11 +100,6 @@ def _environment(sec: dict[str, Any]) -> tuple[list[str], list[str]]:
                 if (state_dir / sub).exists() and (problem := _writable_dir(state_dir / sub)):
                     errors.append(f"relay.state_dir: {problem}")
     store = sec.get("store")
-    if store is not None and store.url and not store.url.strip().lower().startswith("sqlite:"):
-        # Until the daemon's store is wired to relay/store/pg/ (issue 23), serving with SQLite while
-        # the operator configured PostgreSQL would split the nodes' queues without a word.
-        errors.append("store.url: the daemon cannot serve from PostgreSQL yet (issue 23; `relay db check`"
-                      " tests the server): leave store.url unset or use sqlite:///PATH")
     if store is not None and store.password_file is not None and (problem := _readable(store.password_file)):
         errors.append(f"store.password_file: {problem}")
     delivery = sec.get("delivery")

@@ -35,7 +35,7 @@ from relay.rules import tokens
 from relay.smtp import shared
 from relay.smtp.spool import Spool
 from relay.store.errors import StoreUnavailable
-from relay.store.sqlite import SqliteStore
+from relay.store.open import open_store, uses_postgresql
 from relay.systemd import Notifier
 
 log = structlog.get_logger("relay.supervisor")
@@ -54,8 +54,7 @@ def _recover(settings: Settings, pid: int | None) -> int:
 
 
 async def _recover_rows(settings: Settings, pid: int | None) -> int:
-    store = SqliteStore.at(settings.db_path, busy_timeout=settings.store.busy_timeout,
-                           checkpoint_interval=settings.store.checkpoint_interval)
+    store = open_store(settings, pool_size=1)
     await store.open()
     try:
         if pid is None:
@@ -169,7 +168,8 @@ class Supervisor:
     def run(self) -> int:
         s = self.settings
         s.relay.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        migrate_store(s.db_path)
+        if not uses_postgresql(s):  # PostgreSQL: the first store opened (_recover's) migrates
+            migrate_store(s.db_path)
         if s.dkim.source == "file":
             load_signer(s, create=True)  # create the key once, not in N racing workers
         Spool(s.spool_path).clean()  # no worker runs yet: every spool file is a leftover

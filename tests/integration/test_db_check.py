@@ -33,7 +33,7 @@ def test_sqlite(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["backend"] == "sqlite" and out["ok"] and out["expired_leases"] == 0
-    assert out["schema_version"] == out["expected_version"] == 15
+    assert out["schema_version"] == out["expected_version"] == 16
 
 
 def test_postgresql(tmp_path: Path, pg_store_url: str, pg_url: str) -> None:
@@ -55,12 +55,12 @@ def test_postgresql(tmp_path: Path, pg_store_url: str, pg_url: str) -> None:
     r = _relay(tmp_path, store, "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["backend"] == "postgresql" and out["ok"] and out["schema_version"] == 15
+    assert out["backend"] == "postgresql" and out["ok"] and out["schema_version"] == 16
     assert out["expired_leases"] == 1 and out["store"] == pg_store_url
     assert "Hunter2" not in r.stdout + r.stderr
     # a database without the schema: connected, not current
     r = _relay(tmp_path, f'[store]\nurl = "{pg_url}"\n')
-    assert r.returncode == 1 and "schema 0 (expected 15)" in r.stderr
+    assert r.returncode == 1 and "schema 0 (expected 16)" in r.stderr
 
 
 def test_postgresql_unreachable_never_shows_the_password(tmp_path: Path) -> None:

@@ -142,8 +142,8 @@ async def test_failed_migration_leaves_previous_version(pg_url: str, tmp_path: P
         # the advisory lock was given back: another migrator is not blocked
         other = await asyncpg.connect(pg_url)
         try:
-            applied = await asyncio.wait_for(migrate(other), 5)  # the real ones after the baseline
-            assert [m.version for m in applied] == [m.version for m in available(PG_MIGRATIONS_DIR)][1:]
+            done = await asyncio.wait_for(migrate(other), 5)  # the real ones after the baseline
+            assert [m.version for m in done] == [m.version for m in available(PG_MIGRATIONS_DIR)][1:]
         finally:
             await other.close()
     finally:

@@ -112,7 +112,9 @@ def test_relay_node() -> None:
             config.settings_from_dict({"relay": {"node": bad}})
 
 
-def test_serve_refuses_a_postgresql_store_until_it_is_wired(tmp_path: Path) -> None:
+def test_serve_takes_a_postgresql_store(tmp_path: Path) -> None:
+    """The daemon runs on PostgreSQL (relay/store/open.py): preflight checks only what it can read
+    here (the password file), never showing the password."""
     from relay import preflight
 
     cfg = tmp_path / "relay.toml"
@@ -120,6 +122,8 @@ def test_serve_refuses_a_postgresql_store_until_it_is_wired(tmp_path: Path) -> N
                    f'password_file = "{tmp_path / "missing"}"\n')
     settings, errors, _ = preflight.check(cfg)
     assert settings is None and SECRET not in "\n".join(errors)
-    assert [e.split(": ")[1] for e in errors] == ["store.url", "store.password_file"]
+    assert [e.split(": ")[1] for e in errors] == ["store.password_file"]
+    cfg.write_text(f'[relay]\nstate_dir = "{tmp_path}"\n[store]\nurl = "postgresql://relay@db/relay"\n')
+    assert preflight.check(cfg)[1] == []
     cfg.write_text(f'[relay]\nstate_dir = "{tmp_path}"\n[store]\nurl = "sqlite:///{tmp_path}/r.db"\n')
     assert preflight.check(cfg)[1] == []

@@ -22,6 +22,7 @@ import asyncpg
 import orjson
 
 from relay.store.audit import GENESIS, AuditEvent, canonical, chain_hash, dumps, pii_commitment, split_pii
+from relay.store.audit_verify import Result
 from relay.store.pg.db import PgDatabase
 
 #: pg_advisory_xact_lock key of the audit chain ("relayaud" as a 64-bit number)
@@ -121,3 +122,76 @@ class PgAudit:
     async def events_after(self, after_seq: int = 0, **kwargs: Any) -> list[AuditEvent]:
         async with self.db.connection() as conn:
             return await events_after(conn, after_seq, **kwargs)
+
+    async def last_events(self, n: int, **filters: Any) -> list[AuditEvent]:
+        async with self.db.snapshot() as conn:
+            return await last_events(conn, n, **filters)
+
+    async def events_in(self, seqs: list[int]) -> list[AuditEvent]:
+        async with self.db.connection() as conn:
+            return await events_in(conn, seqs)
+
+    async def verify(self, batch: int = 5000) -> Result:
+        """relay/store/audit_verify.py's walk over one snapshot of the chain (pg/audit_verify.py)."""
+        from relay.store.pg import audit_verify
+
+        return await audit_verify.verify(self.db, batch)
+
+    async def check_events(self, events: list[dict[str, Any]]) -> list[str]:
+        from relay.store.pg import audit_verify
+
+        return await audit_verify.check_events(self.db, events)
+
+    async def missing_anchors(self, anchors: list[str]) -> list[str]:
+        from relay.store.pg import audit_verify
+
+        return await audit_verify.missing_anchors(self.db, anchors)
+
+
+class Deferred:
+    """Audit appends held back to the end of a transaction: the chain's lock is then the last lock
+    a unit takes (no unit waits for a row lock while holding it: no deadlock with the limits' row
+    locks, relay/store/pg/accept.py), and it is held for the shortest time. Order is kept."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict[str, Any]]] = []
+
+    def append(self, event: str, **kwargs: Any) -> None:
+        self.items.append((event, kwargs))
+
+    async def flush(self, conn: asyncpg.Connection) -> list[AuditEvent]:
+        out = [await append(conn, event, **kwargs) for event, kwargs in self.items]
+        self.items.clear()
+        return out
+
+
+async def last_events(conn: asyncpg.Connection, n: int, **filters: Any) -> list[AuditEvent]:
+    """The newest n events matching the filters, oldest first."""
+    if n <= 0:
+        return []
+    rows: list[AuditEvent] = []
+    after = 0
+    while True:
+        chunk = await events_after(conn, after, limit=5000, **filters)
+        if not chunk:
+            return rows
+        rows = (rows + chunk)[-n:]
+        after = chunk[-1].seq
+
+
+async def iter_all(conn: asyncpg.Connection, **filters: Any) -> list[AuditEvent]:
+    out: list[AuditEvent] = []
+    after = 0
+    while True:
+        chunk = await events_after(conn, after, limit=5000, **filters)
+        if not chunk:
+            return out
+        out += chunk
+        after = chunk[-1].seq
+
+
+async def events_in(conn: asyncpg.Connection, seqs: list[int]) -> list[AuditEvent]:
+    if not seqs:
+        return []
+    return [_row(r) for r in await conn.fetch(
+        f"SELECT {_COLUMNS} {_FROM} WHERE e.seq = ANY($1::bigint[]) ORDER BY e.seq", list(seqs))]

@@ -44,6 +44,8 @@ class PgDatabase:
         self.command_timeout, self.connect_timeout = command_timeout, connect_timeout
         self._pool: asyncpg.Pool | None = None
         self._listener: Listener | None = None
+        #: write transactions committed by this process
+        self.transactions = 0
 
     def _connect_args(self) -> dict[str, Any]:
         return {"dsn": self.target.dsn(), "password": self.target.password, "timeout": self.connect_timeout,
@@ -107,6 +109,18 @@ class PgDatabase:
         async with self.connection() as conn:
             try:
                 async with conn.transaction(isolation="read_committed"):
+                    yield conn
+            except CONNECTION_ERRORS as exc:
+                raise self.unavailable(exc) from None
+            self.transactions += 1
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[asyncpg.Connection]:
+        """A read-only REPEATABLE READ transaction: several statements that must see one state (a
+        content and its pieces, the audit chain walked in batches)."""
+        async with self.connection() as conn:
+            try:
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
                     yield conn
             except CONNECTION_ERRORS as exc:
                 raise self.unavailable(exc) from None
@@ -205,3 +219,12 @@ class Listener:
             self._conn.terminate()
 
 
+
+
+class PgRepo:
+    """A repository of the PostgreSQL store: its calls run on the store's pool (relay/store/pg/store.py)."""
+
+    __slots__ = ("db",)
+
+    def __init__(self, db: PgDatabase) -> None:
+        self.db = db

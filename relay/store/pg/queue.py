@@ -17,15 +17,13 @@ Module functions take a connection inside a transaction; PgQueue runs each in it
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
-from relay.scan import known_clean
-from relay.store.errors import NotFound
-from relay.store.pg import audit
+from relay.store.errors import Conflict, NotFound
+from relay.store.pg import audit, messages
 from relay.store.pg.db import QUEUE_CHANNEL, PgDatabase
 from relay.store.queue import QueueItem, QueueStats
 
@@ -153,21 +151,9 @@ async def bounce(conn: asyncpg.Connection, item: QueueItem, now: float, reason: 
     return await enqueue_notice(conn, item.message_id, item.thread_id, now, *notice)
 
 
-async def put_blob(conn: asyncpg.Connection, data: bytes) -> str:
-    """A content, once (content-addressed), in the row itself: relay/store/messages.py's put_blob
-    without the files beside the database (a shared server has no such directory)."""
-    digest = hashlib.sha256(data).hexdigest()
-    await conn.execute(
-        "INSERT INTO blobs (sha256, size, data, in_file, wire) VALUES ($1, $2, $3, 0, $4)"
-        " ON CONFLICT (sha256) DO UPDATE SET data = excluded.data, in_file = 0, wire = excluded.wire,"
-        " base = NULL, base_from = NULL, cleared_at = NULL, cleared_reason = NULL WHERE blobs.data IS NULL",
-        digest, len(data), data, int(known_clean(data)))
-    return digest
-
-
 async def enqueue_notice(conn: asyncpg.Connection, message_id: int, thread_id: int | None, now: float,
                          recipient: str, envelope_from: str, data: bytes, lifetime: float = 5 * 86400) -> int:
-    digest = await put_blob(conn, data)
+    digest = await messages.put_blob(conn, data)
     qid = int(await conn.fetchval(
         "INSERT INTO queue (message_id, recipient, envelope_from, blob_sha256, state, created_at, next_attempt_at,"
         " expires_at, kind) VALUES ($1, $2, $3, $4, 'queued', $5, $5, $6, 'notice') RETURNING id",
@@ -243,6 +229,93 @@ async def stats(conn: asyncpg.Connection) -> QueueStats:
     return QueueStats(depth, oldest, await next_due_at(conn))
 
 
+async def set_held(conn: asyncpg.Connection, queue_id: int, held: bool, now: float, reason: str) -> QueueItem:
+    """An operator holds a queued row or releases a held one (relay/store/queue.py's set_held); the
+    row is locked first, so a claim or another operator's change in between is seen, not overwritten."""
+    await conn.execute("SELECT id FROM queue WHERE id = $1 FOR UPDATE", queue_id)
+    item = await get(conn, queue_id)
+    if held and item.state != "queued":
+        raise Conflict(f"queue entry {queue_id} is {item.state}, not queued")
+    if not held and item.state != "held":
+        raise Conflict(f"queue entry {queue_id} is {item.state}, not held")
+    new = "held" if held else "queued"
+    await conn.execute("UPDATE queue SET state = $1, next_attempt_at = $2 WHERE id = $3", new, now, queue_id)
+    if item.kind == "message":
+        await _set_message_state(conn, item.message_id, new)
+    await audit.append(conn, "queue.held" if held else "queue.released", reason=reason, thread_id=item.thread_id,
+                       message_id=item.message_id, detail={"queue": queue_id}, ts=now)
+    if not held:
+        await notify_work(conn)
+    return await get(conn, queue_id)
+
+
+async def rows_of_message(conn: asyncpg.Connection, message_id: int, *, lock: bool = False) -> list[QueueItem]:
+    sql = f"SELECT {_COLS} {_FROM} WHERE q.message_id = $1 AND q.kind = 'message' ORDER BY q.id"
+    return [_item(r) for r in await conn.fetch(sql + (" FOR UPDATE OF q" if lock else ""), message_id)]
+
+
+async def release_message(conn: asyncpg.Connection, message_id: int, now: float) -> int:
+    rows = [r for r in await rows_of_message(conn, message_id, lock=True) if r.state == "held"]
+    if not rows:
+        raise Conflict(f"message {message_id} is not held")
+    await conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = $1 WHERE id = ANY($2::bigint[])"
+                       " AND state = 'held'", now, [r.id for r in rows])
+    await _set_message_state(conn, message_id, "queued")
+    await audit.append(conn, "message.released", reason="operator.release", thread_id=rows[0].thread_id,
+                       message_id=message_id, detail={"queue": [r.id for r in rows]}, ts=now)
+    await notify_work(conn)
+    return len(rows)
+
+
+async def drop_message(conn: asyncpg.Connection, message_id: int, now: float, reason: str,
+                       notice: tuple[str, str, bytes] | None) -> int:
+    rows = [r for r in await rows_of_message(conn, message_id, lock=True) if r.state in ("held", "queued")]
+    if not rows:
+        raise Conflict(f"message {message_id} is neither held nor queued")
+    await conn.execute("UPDATE queue SET state = 'dropped' WHERE id = ANY($1::bigint[])", [r.id for r in rows])
+    await _set_message_state(conn, message_id, "dropped", reason)
+    await audit.append(conn, "message.dropped", reason=reason, thread_id=rows[0].thread_id, message_id=message_id,
+                       detail={"queue": [r.id for r in rows]}, ts=now)
+    if notice is not None:
+        await enqueue_notice(conn, message_id, rows[0].thread_id, now, *notice)
+    return len(rows)
+
+
+async def retry(conn: asyncpg.Connection, queue_id: int | None, now: float) -> list[int]:
+    if queue_id is not None:
+        item = await get(conn, queue_id)
+        if item.state != "queued":
+            raise Conflict(f"queue entry {queue_id} is {item.state}, not queued")
+        ids = [r[0] for r in await conn.fetch("UPDATE queue SET next_attempt_at = $1 WHERE id = $2"
+                                              " AND state = 'queued' RETURNING id", now, queue_id)]
+    else:
+        ids = sorted(r[0] for r in await conn.fetch("UPDATE queue SET next_attempt_at = $1 WHERE state = 'queued'"
+                                                    " RETURNING id", now))
+    if ids:
+        await audit.append(conn, "queue.retried", reason="operator", detail={"queue": ids[:100], "count": len(ids)},
+                           ts=now)
+        await notify_work(conn)
+    return ids
+
+
+async def drop(conn: asyncpg.Connection, queue_id: int, now: float,
+               notice: tuple[str, str, bytes] | None) -> int | None:
+    """Refused for a row being delivered ('sending'), as on SQLite; the row is locked first."""
+    await conn.execute("SELECT id FROM queue WHERE id = $1 FOR UPDATE", queue_id)
+    item = await get(conn, queue_id)
+    if item.state not in ("queued", "held"):
+        raise Conflict(f"queue entry {queue_id} is {item.state}; only queued or held entries can be dropped")
+    await conn.execute("UPDATE queue SET state = 'dropped' WHERE id = $1", queue_id)
+    if item.kind == "message":
+        await _set_message_state(conn, item.message_id, "dropped", "queue.dropped")
+    await audit.append(conn, "queue.dropped", reason="queue.dropped", thread_id=item.thread_id,
+                       message_id=item.message_id, detail={"queue": queue_id, "kind": item.kind, "was": item.state},
+                       ts=now)
+    if notice is None or item.kind != "message":
+        return None
+    return await enqueue_notice(conn, item.message_id, item.thread_id, now, *notice)
+
+
 class PgQueue:
     """store.queue on PostgreSQL: each call its own short transaction (a claim's row locks last
     only as long as that)."""
@@ -302,8 +375,33 @@ class PgQueue:
             return await expired_leases(conn, now)
 
     async def stats(self) -> QueueStats:
-        async with self.db.connection() as conn:
+        async with self.db.snapshot() as conn:
             return await stats(conn)
+
+    async def set_held(self, queue_id: int, held: bool, now: float, reason: str) -> QueueItem:
+        async with self.db.transaction() as conn:
+            return await set_held(conn, queue_id, held, now, reason)
+
+    async def rows_of_message(self, message_id: int) -> list[QueueItem]:
+        async with self.db.connection() as conn:
+            return await rows_of_message(conn, message_id)
+
+    async def release_message(self, message_id: int, now: float) -> int:
+        async with self.db.transaction() as conn:
+            return await release_message(conn, message_id, now)
+
+    async def drop_message(self, message_id: int, now: float, reason: str,
+                           notice: tuple[str, str, bytes] | None) -> int:
+        async with self.db.transaction() as conn:
+            return await drop_message(conn, message_id, now, reason, notice)
+
+    async def retry(self, queue_id: int | None, now: float) -> list[int]:
+        async with self.db.transaction() as conn:
+            return await retry(conn, queue_id, now)
+
+    async def drop(self, queue_id: int, now: float, notice: tuple[str, str, bytes] | None) -> int | None:
+        async with self.db.transaction() as conn:
+            return await drop(conn, queue_id, now, notice)
 
     async def wait_for_work(self, timeout: float) -> bool:
         """Until a row may have become due (NOTIFY relay_queue from any node: True) or `timeout`
