@@ -12,22 +12,42 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_WORDS = ("the parcel left our warehouse this morning and should arrive within three working days "
-          "please keep the original packaging until you have checked every item in the box "
-          "thank you for your patience while we prepared the order it was packed with care").split()
+#: an ordinary shipping update: sentences drawn at random (seeded), wrapped at `width`; the messaging
+#: policy (rules and model) passes it, as it must pass what a seller really writes
+_SENTENCES = (
+    "The parcel left our warehouse this morning and should arrive within three working days.",
+    "Please keep the original packaging until you have checked every item in the box.",
+    "Thank you for your patience while we prepared the order.",
+    "It was packed with care and wrapped twice against the rain.",
+    "The carrier usually delivers in the afternoon on weekdays.",
+    "If nobody is home, the courier leaves a card and tries again the next day.",
+    "The engraving was checked against the text you confirmed before it went into the box.",
+    "I measured the length twice, so the size should match what you asked for.",
+    "The lid fits tightly, so lift it gently the first time you open it.",
+    "Wash it by hand in lukewarm water and let it dry away from the heater.",
+    "If anything arrived damaged, reply to this message with a photo and I will sort it out.",
+    "The invoice is in the parcel, in the envelope under the tissue paper.",
+    "Customs forms were filled in and attached to the outside of the box.",
+    "I hope it reaches you in good time for the weekend.",
+    "Let me know here if the delivery address needs to change before it arrives.",
+    "The tracking page for your order shows each step as the parcel moves.",
+)
 
 
 def _text_lines(size: int, seed: int, width: int = 72) -> list[str]:
     rnd = random.Random(seed)
+    words: list[str] = []
+    while sum(len(w) + 1 for w in words) < size:
+        words.extend(rnd.choice(_SENTENCES).split())
     lines: list[str] = []
-    total = 0
-    while total < size:
-        words: list[str] = []
-        while sum(len(w) + 1 for w in words) < width:
-            words.append(rnd.choice(_WORDS))
-        line = " ".join(words).capitalize() + "."
-        lines.append(line)
-        total += len(line) + 2
+    line: list[str] = []
+    for w in words:
+        if line and sum(len(x) + 1 for x in line) + len(w) > width:
+            lines.append(" ".join(line))
+            line = []
+        line.append(w)
+    if line:
+        lines.append(" ".join(line))
     return lines
 
 

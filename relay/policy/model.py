@@ -17,11 +17,11 @@ Windows. A long message must not dilute a promotion in 50 KB of filler: the text
 blocks of `stride` characters (an n-gram belongs to the block where it starts, and counts ONCE
 there however often it recurs: repeating a phrase, or a run of one letter, cannot pile up weight)
 and every window is two consecutive blocks (≤ 2·stride characters; a text up to that long is one
-window). With n the distinct n-grams of its blocks, a window's raw score is
-bias + scale·Σ weights / √n + length·√n: the last term (one learned weight per category) cancels
-the drift that a longer window's many small weights would otherwise give it. The message's score
-is the maximum over its windows, and its probability the logistic of Platt's a·raw + b stored with
-the model.
+window). With n the distinct n-grams of its blocks (at least `floor`, so that one word
+cannot decide a two-word text), a window's raw score is bias + scale·Σ weights / √n. (A learned
+length·√n term was tried and dropped: it took the sign that pushes every long window up, and long
+legitimate replies with it.) The message's score is the maximum over its windows, and its
+probability the logistic of Platt's a·raw + b stored with the model.
 """
 
 from __future__ import annotations
@@ -177,7 +177,6 @@ class Model:
         self._packed = packed
         self.scale = np.array([meta["scale"][c] for c in self.categories], dtype=np.float64)
         self.bias = np.array([meta["bias"][c] for c in self.categories], dtype=np.float64)
-        self.length = np.array([meta.get("length", {}).get(c, 0.0) for c in self.categories], dtype=np.float64)
         self.platt = np.array([meta["platt"][c] for c in self.categories], dtype=np.float64)  # (k, 2)
         self.thresholds: dict[str, dict[str, float]] = meta.get("thresholds", {})
 
@@ -200,7 +199,7 @@ class Model:
         """Raw (pre-Platt) score per window and category; shape (windows, categories)."""
         sums, counts = self.window_sums(cp)
         root = np.sqrt(np.maximum(counts, self.featuriser.floor))[:, None]
-        return self.bias + self.scale * sums / root + self.length * root
+        return self.bias + self.scale * sums / root
 
     def probability(self, raw: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-(self.platt[:, 0] * raw + self.platt[:, 1])))

@@ -77,10 +77,9 @@ def held_back(ex_id: str, seed: int) -> bool:
 
 
 def window_rows(cp: np.ndarray, f: M.Featuriser) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """(window index, column, value) of every distinct n-gram of each block of one text in each
-    window holding that block (its bucket, 1/√n), plus each window's length column (2^bits, √n),
-    and the number of windows: the sparse rows whose dot product with the weights is
-    Model.raw_scores (n: the window's distinct n-grams, M.window_counts)."""
+    """(window index, bucket, value 1/√n) of every distinct n-gram of each block of one text in each
+    window holding that block, and the number of windows: the sparse rows whose dot product with the
+    weights is Model.raw_scores (n: the window's distinct n-grams, M.window_counts, at least the floor)."""
     if not cp.size:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), 0
     grams, per_block = M.block_grams(cp, f)
@@ -96,11 +95,9 @@ def window_rows(cp: np.ndarray, f: M.Featuriser) -> tuple[np.ndarray, np.ndarray
             ok = (k >= 0) & (k < nw)
             rows.append(k[ok])
             cols.append(bucket[ok])
-    r = np.concatenate([*rows, np.arange(nw)])
-    c = np.concatenate([*cols, np.full(nw, 1 << f.bits, np.int64)])
-    v = norm[r]
-    v[-nw:] = 1.0 / norm
-    return r, c, v, nw
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    return r, c, norm[r], nw
 
 
 def build_matrix(examples: Sequence[Example], f: M.Featuriser) -> tuple[Any, np.ndarray]:
@@ -117,7 +114,7 @@ def build_matrix(examples: Sequence[Example], f: M.Featuriser) -> tuple[Any, np.
         owner.append(np.full(nw, i, dtype=np.int64))
         base += nw
     x = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(base, (1 << f.bits) + 1), dtype=np.float64)
+                          shape=(base, 1 << f.bits), dtype=np.float64)
     x.sum_duplicates()
     x.sort_indices()
     return x, np.concatenate(owner)
@@ -234,11 +231,10 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{x.nnz} non-zeros; features {time.perf_counter() - t0:.1f} s")
     weights = np.zeros((1 << f.bits, len(M.CATEGORIES)), dtype=np.int16)
     meta: dict[str, Any] = {"format": M.FORMAT, **f.meta(), "categories": list(M.CATEGORIES),
-                            "scale": {}, "bias": {}, "length": {}, "platt": {}, "thresholds": {}}
+                            "scale": {}, "bias": {}, "platt": {}, "thresholds": {}}
     for j, cat in enumerate(M.CATEGORIES):
         w, b = train_category(x, owner, examples, train_idx, cat, args.C, args.seed, args.written_weight)
-        weights[:, j], meta["scale"][cat] = quantise(w[:-1])
-        meta["length"][cat] = float(w[-1])
+        weights[:, j], meta["scale"][cat] = quantise(w)
         meta["bias"][cat] = b
         meta["platt"][cat] = [1.0, 0.0]
     print(f"trained in {time.perf_counter() - t0:.1f} s")

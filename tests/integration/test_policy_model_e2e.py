@@ -29,7 +29,7 @@ def probability(raw: bytes, model: Path, category: str) -> float:
 
 async def test_model_holds_between_thresholds_and_refuses_above(start_relay, sink: Sink, tmp_path: Path) -> None:
     model = tmp_path / "model.npz"
-    assert train.main(["--corpus", str(tiny_corpus(tmp_path / "c.jsonl")), "--out", str(model), "--bits", "14"]) == 0
+    assert train.main(["--corpus", str(tiny_corpus(tmp_path / "c.jsonl")), "--out", str(model), "--bits", "14", "--floor", "1"]) == 0
     # (the exact bytes the relay will check: subject and body as message() writes them)
     held = message("s@x.example", "b@x.example", "Thanks", HELD_BODY)
     refused = message("s@x.example", "b@x.example", "News", REFUSED_BODY)

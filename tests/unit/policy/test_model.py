@@ -132,7 +132,7 @@ def tiny_corpus(path: Path, n: int = 240) -> Path:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("model")
     from relay.policy import train
-    assert train.main(["--corpus", str(tiny_corpus(d / "c.jsonl")), "--out", str(d / "m.npz"), "--bits", "14"]) == 0
+    assert train.main(["--corpus", str(tiny_corpus(d / "c.jsonl")), "--out", str(d / "m.npz"), "--bits", "14", "--floor", "1"]) == 0
     return d / "m.npz"
 
 
@@ -140,7 +140,7 @@ def test_training_is_deterministic(trained: Path, tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     from relay.policy import train
     out = tmp_path / "again.npz"
-    train.main(["--corpus", str(tiny_corpus(tmp_path / "c.jsonl")), "--out", str(out), "--bits", "14"])
+    train.main(["--corpus", str(tiny_corpus(tmp_path / "c.jsonl")), "--out", str(out), "--bits", "14", "--floor", "1"])
     assert out.read_bytes() == trained.read_bytes()
     meta = M.read_meta(trained)
     assert set(meta["thresholds"]) == set(M.CATEGORIES)
@@ -175,19 +175,19 @@ def test_threshold_to_verdict(trained: Path, high: float, low: float, action: st
         assert got[0].features and "model score" in got[0].detail and got[0].part == "1"
 
 
-def test_check_reports_model_findings_for_the_whole_message(trained: Path) -> None:
-    """A promotion after 45 KB of ordinary replies is judged where it is: the finding's window is the
-    message's last, and its score the one the promotion gets after a little of the same filler."""
-    filler = (" ".join(CLEAN) + "\n") * 150
-    body = "Your parcel left today.\n" + filler + BAD["marketing"][1]
-    model = M.load(trained)
-    short = model.score(normalize(" ".join(CLEAN) + "\n" + BAD["marketing"][1]).text).probability["marketing"]
-    assert model.score(normalize(filler).text).probability["marketing"] < short / 2
-    policy = build_policy(policy_with_model(trained, marketing=(1.0, short / 2, "reject")))
-    report = check(plain(body), policy)
-    rules = {f.rule: f for f in report.findings}
-    assert "model.marketing" in rules and rules["model.marketing"].action == "hold"
-    assert rules["model.marketing"].end >= len(normalize(body).text) - 5
+def test_check_reports_model_findings_for_the_whole_message() -> None:
+    """A promotion after 45 KB of ordinary replies is judged where it is (the shipped model): the
+    filler alone scores nothing, the message is held or refused, and the finding's window is its last."""
+    filler = ("Thanks for your order. The parcel left today and should arrive within three working days."
+              " Please keep the packaging until you have checked the item.\n") * 300
+    promo = ("Our new autumn collection has just arrived in the shop, and every candle in it is twenty"
+             " percent off this week only!")
+    model = M.load(M.DEFAULT_PATH)
+    assert model.score(normalize(filler).text).probability["marketing"] < 0.1
+    policy = build_policy(policy_with_model(M.DEFAULT_PATH, marketing=(0.99, 0.5, "reject")))
+    found = {f.rule: f for f in check(plain(filler + promo), policy).findings}
+    assert found["model.marketing"].action in ("hold", "reject")
+    assert found["model.marketing"].end >= len(normalize(filler + promo).text) - 5  # the last window
 
 
 @pytest.mark.parametrize(("rule_actions", "expected"), [
