@@ -78,6 +78,14 @@ def main() -> None:
     m5, m50, mh = plain_5k(), html_50k(), heavy()
     print(f"5 KB plain ({len(m5)} B):   check {_timeit(lambda: check(m5, policy), 200) * 1000:7.2f} ms")
     print(f"50 KB HTML ({len(m50)} B): check {_timeit(lambda: check(m50, policy), 30) * 1000:7.2f} ms")
+    from relay.message.normalize import normalize
+    from relay.policy import model as trained
+
+    model = trained.load(trained.DEFAULT_PATH)
+    for size in (5_000, 100_000, 2_000_000):  # the trained model alone, on that much normalized text
+        text = normalize(("Your parcel ships Monday from Osaka. 発送しました。明天发货。 " * (size // 40 + 1))[:size]).text
+        repeat = 200 if size <= 5_000 else 20 if size <= 100_000 else 3
+        print(f"model score, {size // 1000} KB of text: {_timeit(lambda t=text: model.score(t), repeat) * 1000:7.2f} ms")
     r = check(mh, policy)
     t_check = _timeit(lambda: check(mh, policy), 3)
     t_apply = _timeit(lambda: apply(mh, r, policy), 3)

@@ -89,17 +89,15 @@ def test_window_sums_equal_direct_sums(text: str) -> None:
         assert got == want.tolist()
 
 
-def test_huge_text_scores_within_budget() -> None:
+def test_huge_text_scores_every_window() -> None:
+    """100 KB of text: one score per category, its window inside the text (the time it takes is
+    measured by bench/, not asserted here)."""
     model = random_model(M.Featuriser())
     text = normalize("Your parcel ships Monday from Osaka. " * 2800).text[:100_000]
-    model.score(text)
-    import time
-    t0 = time.process_time()
-    for _ in range(5):
-        s = model.score(text)
-    per = (time.process_time() - t0) / 5
-    assert per < 0.05  # ~1.3 ms measured; generous for a loaded CI machine
+    s = model.score(text)
     assert set(s.probability) == set(M.CATEGORIES)
+    assert all(0 <= a < b <= len(text) for a, b in s.windows.values())
+    assert len(model.raw_scores(M.codepoints(text))) == len(M.windows(len(text), model.featuriser))
     assert model.score("").probability == {c: 0.0 for c in M.CATEGORIES}
 
 
