@@ -19,7 +19,6 @@ import gc
 import os
 import platform
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -48,7 +47,7 @@ EX_CANNOT_LISTEN = 75
 
 def _recover(settings: Settings, pid: int | None) -> int:
     """The rows of dead worker `pid` (its nonce unknown: every owner of that pid here), or with None
-    before any worker runs, those of gone processes of this host and leases that ran out. Through
+    before any worker runs, those of gone processes of this node (relay.node) and leases that ran out. Through
     the store the workers use (a short-lived one: the supervisor runs no event loop of its own)."""
     return asyncio.run(_recover_rows(settings, pid))
 
@@ -58,8 +57,8 @@ async def _recover_rows(settings: Settings, pid: int | None) -> int:
     await store.open()
     try:
         if pid is None:
-            return await store.queue.reclaim(time.time(), socket.gethostname(), lease.process_alive)
-        return await store.queue.recover(time.time(), lease.process_prefix(pid), prefix=True)
+            return await store.queue.reclaim(time.time(), settings.relay.node, lease.process_alive)
+        return await store.queue.recover(time.time(), lease.process_prefix(settings.relay.node, pid), prefix=True)
     except StoreUnavailable:
         raise
     except Exception:  # the unit's own failure: nothing returned (the sweepers take the rows back later)

@@ -93,13 +93,14 @@ class Daemon:
     def smtp_port(self) -> int:
         return int(self.config["smtp"]["listen"][0].rsplit(":", 1)[1])
 
-    def start(self, env: dict[str, str] | None = None) -> None:
+    def start(self, env: dict[str, str] | None = None, *, new_session: bool = False) -> None:
+        """`new_session`: the relay leads its own process group (kill_group() then takes its workers too)."""
         full_env = {**os.environ, "NOTIFY_SOCKET": self.notify_env, "PYTHONPATH": str(ROOT),
                     **(env or {})}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "relay", "--config", str(self.config_path), "serve"],
                                          cwd=self.workdir, env=full_env, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, start_new_session=new_session)
 
     def drain_notify(self) -> list[str]:
         new = []
@@ -126,8 +127,8 @@ class Daemon:
             await asyncio.sleep(0.02)
         raise AssertionError(f"no {key} from the relay within {timeout}s:\n{self.log_tail()}")
 
-    async def start_ready(self, env: dict[str, str] | None = None) -> None:
-        self.start(env)
+    async def start_ready(self, env: dict[str, str] | None = None, *, new_session: bool = False) -> None:
+        self.start(env, new_session=new_session)
         await self.wait_notify("READY=1")
 
     def signal(self, sig: signal.Signals) -> None:
@@ -147,6 +148,12 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+    def kill_group(self) -> None:
+        """SIGKILL the relay's whole process group (started with new_session=True), workers and all."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def log_tail(self, lines: int = 30) -> str:
         try:

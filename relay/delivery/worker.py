@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -68,7 +67,7 @@ class DeliveryWorker:
         #: so that at most smtp.spool_concurrency large messages are in memory, checked or delivered.
         own = asyncio.Semaphore(settings.smtp.worker_spool_concurrency)
         self.large_slots = large_slots or (lambda: own)
-        self.owner = lease.new_owner()  # recorded on claimed rows (see recover(owner=…))
+        self.owner = lease.new_owner(settings.relay.node)  # recorded on claimed rows (see recover(owner=…))
         self.lease = settings.delivery.lease_seconds
         #: what this process holds now: queue id → fencing token (renewed by _leases)
         self._held: dict[int, int] = {}
@@ -113,8 +112,8 @@ class DeliveryWorker:
 
     async def sweep(self) -> int:
         """Return to the queue the rows whose lease ran out or whose local owner is gone."""
-        now, host = self.clock(), socket.gethostname()
-        return await self.store.queue.reclaim(now, host, lease.process_alive)
+        now = self.clock()
+        return await self.store.queue.reclaim(now, self.settings.relay.node, lease.process_alive)
 
     async def renew(self) -> list[int]:
         """Extend this process's leases; return the queue ids whose lease was lost meanwhile."""

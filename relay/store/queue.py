@@ -192,15 +192,15 @@ def recover(conn: sqlite3.Connection, now: float, owner: str | None = None, *, p
     return _return(conn, rows, now, "delivery.interrupted")
 
 
-def reclaim(conn: sqlite3.Connection, now: float, host: str, alive: Callable[[int], bool]) -> int:
-    """Take back the rows whose lease ran out, and those of a process of this host that is gone
-    (its claims can never be finished); a live owner's rows, or another host's, keep their lease."""
+def reclaim(conn: sqlite3.Connection, now: float, node: str, alive: Callable[[int], bool]) -> int:
+    """Take back the rows whose lease ran out, and those of a process of this node (relay.node) that is gone
+    (its claims can never be finished); a live owner's rows, or another node's, keep their lease."""
     rows = conn.execute(_SENDING + " AND (q.lease_until IS NULL OR q.lease_until < ?)", (now,)).fetchall()
     expired = {r[0] for r in rows}
     gone = []
     for row in conn.execute(_SENDING).fetchall():
         parts = (row[3] or "").split(":")
-        pid = parts[1] if len(parts) == 3 and parts[0] == host else ""
+        pid = parts[1] if len(parts) == 3 and parts[0] == node else ""
         if row[0] not in expired and pid.isdigit() and not alive(int(pid)):
             gone.append(row)
     return _return(conn, rows, now, "delivery.lease_expired") + _return(conn, gone, now, "delivery.owner_gone")

@@ -228,8 +228,8 @@ class SqliteQueue(_Repo):
     async def recover(self, now: float, owner: str | None = None, *, prefix: bool = False) -> int:
         return await self._db.write(lambda conn: queue_repo.recover(conn, now, owner, prefix=prefix))
 
-    async def reclaim(self, now: float, host: str, alive: Callable[[int], bool]) -> int:
-        return await self._db.write(lambda conn: queue_repo.reclaim(conn, now, host, alive))
+    async def reclaim(self, now: float, node: str, alive: Callable[[int], bool]) -> int:
+        return await self._db.write(lambda conn: queue_repo.reclaim(conn, now, node, alive))
 
     async def expired_leases(self, now: float) -> int:
         return await self._db.read_in_thread(lambda conn: queue_repo.expired_leases(conn, now))

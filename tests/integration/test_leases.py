@@ -173,6 +173,47 @@ def test_reclaim_takes_a_gone_local_process_rows_but_not_a_live_ones(tmp_path: P
     assert dict(conn.execute("SELECT id, state FROM queue")) == {1: "queued", 2: "queued", 3: "sending"}
 
 
+def test_a_claim_names_relay_node_and_only_its_own_node_s_dead_pids_are_swept(tmp_path: Path) -> None:
+    """The owner is relay.node:pid:nonce (not the host name), and the sweeper asks whether a PID is
+    alive only of owners with its own relay.node: a dead PID under another node's name (another
+    host, or another relay.node on this one) keeps its lease until it runs out."""
+    from relay.delivery import lease
+    from relay.store.sqlite import SqliteStore
+    from tests.support import make_settings
+
+    settings = make_settings(tmp_path / "state", relay={"node": "mx-7"})
+    assert lease.new_owner("mx-7").startswith(f"mx-7:{os.getpid()}:")
+    assert lease.process_prefix("mx-7", 42) == "mx-7:42:"
+    conn = connect_sync(tmp_path / "r.db")
+    migrate(conn)
+    dead = 2**22 + 12345  # above pid_max's default: no such process
+    conn.execute("INSERT INTO blobs (sha256, size, data) VALUES ('h', 1, x'00')")
+    conn.execute("INSERT INTO messages (id, state, received_at, envelope_from, rcpt_alias) VALUES (1, 'queued', 0, 'a', 'b')")
+    for qid, owner in ((1, f"mx-7:{dead}:aa"), (2, f"mx-8:{dead}:bb"), (3, f"mx-7:{os.getpid()}:cc")):
+        conn.execute("INSERT INTO queue (id, message_id, recipient, envelope_from, blob_sha256, state, created_at,"
+                     " next_attempt_at, expires_at, claimed_by, lease_until) VALUES (?, 1, 'r', 'f', 'h', 'sending',"
+                     " 0, 0, 9e9, ?, 9e9)", (qid, owner))
+    conn.commit()
+    conn.close()
+
+    async def run() -> None:
+        store = SqliteStore.at(tmp_path / "r.db")
+        await store.open()
+        try:
+            worker = DeliveryWorker(settings, store, transport=None)  # type: ignore[arg-type]
+            assert worker.owner.startswith(f"mx-7:{os.getpid()}:")
+            assert await worker.sweep() == 1
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+    conn = connect_sync(tmp_path / "r.db")
+    try:
+        assert dict(conn.execute("SELECT id, state FROM queue")) == {1: "queued", 2: "sending", 3: "sending"}
+    finally:
+        conn.close()
+
+
 def _open_and_send(port: int, sender: str, rcpt: str, data: bytes) -> smtplib.SMTP:
     """Send one message and keep the session open (the next session goes to the other worker)."""
     client = smtplib.SMTP("127.0.0.1", port, timeout=30)

@@ -8,7 +8,7 @@ semantics (leases, fencing tokens, the audit events of each result), for concurr
 - every result (mark_delivered, defer, bounce) and renew is written only where the row is still
   'sending' under the claim's token (fencing): a holder whose lease was taken back writes nothing.
 - reclaim: any node returns rows whose lease ran out; a process that is gone is recognised only
-  on its own node (node:pid:… of this host, `alive(pid)` false), as relay/store/queue.py does.
+  on its own node (node:pid:… with this relay.node, `alive(pid)` false), as relay/store/queue.py does.
 - a row that becomes due now (a notice, a returned claim) sends NOTIFY relay_queue at COMMIT;
   idle workers await wait_for_work() (relay/store/pg/db.py's listening connection).
 
@@ -198,17 +198,17 @@ async def recover(conn: asyncpg.Connection, now: float, owner: str | None = None
     return await _return(conn, list(rows), now, "delivery.interrupted")
 
 
-async def reclaim(conn: asyncpg.Connection, now: float, host: str, alive: Callable[[int], bool]) -> int:
+async def reclaim(conn: asyncpg.Connection, now: float, node: str, alive: Callable[[int], bool]) -> int:
     """Take back the rows whose lease ran out (any node's), and those of a process of this node
-    (`host`) that is gone; a live owner's rows, or another node's unexpired ones, keep their lease.
+    (`node`) that is gone; a live owner's rows, or another node's unexpired ones, keep their lease.
     The expired rows are locked SKIP LOCKED: two nodes sweeping at once share them out."""
     expired = list(await conn.fetch(_SENDING + " AND (q.lease_until IS NULL OR q.lease_until < $1)"
                                     " ORDER BY q.id FOR UPDATE OF q SKIP LOCKED", now))
     seen = {r[0] for r in expired}
     gone = []
-    for row in await conn.fetch(_SENDING + " AND split_part(q.claimed_by, ':', 1) = $1 ORDER BY q.id", host):
+    for row in await conn.fetch(_SENDING + " AND split_part(q.claimed_by, ':', 1) = $1 ORDER BY q.id", node):
         parts = (row[3] or "").split(":")
-        pid = parts[1] if len(parts) == 3 and parts[0] == host else ""
+        pid = parts[1] if len(parts) == 3 and parts[0] == node else ""
         if row[0] not in seen and pid.isdigit() and not alive(int(pid)):
             gone.append(row)
     return (await _return(conn, expired, now, "delivery.lease_expired")
@@ -366,9 +366,9 @@ class PgQueue:
         async with self.db.transaction() as conn:
             return await recover(conn, now, owner, prefix=prefix)
 
-    async def reclaim(self, now: float, host: str, alive: Callable[[int], bool]) -> int:
+    async def reclaim(self, now: float, node: str, alive: Callable[[int], bool]) -> int:
         async with self.db.transaction() as conn:
-            return await reclaim(conn, now, host, alive)
+            return await reclaim(conn, now, node, alive)
 
     async def expired_leases(self, now: float) -> int:
         async with self.db.connection() as conn:
