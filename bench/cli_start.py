@@ -1,5 +1,6 @@
 """How fast `relay` starts: wall time of `relay --help` and of a few subcommands' --help, beside the
-bare interpreter's start on the same machine, and what the CLI's own imports cost (-X importtime).
+bare interpreter's start on the same machine, and what the CLI's own imports cost (-X importtime);
+then start-up plus one command on a small store (a read and a write, in a temporary state dir).
 
     python bench/cli_start.py [--runs 15]
 
@@ -15,6 +16,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +51,28 @@ def import_costs(argv: list[str]) -> list[tuple[int, str]]:
     return sorted(out, reverse=True)
 
 
+def store_commands(runs: int) -> None:
+    """Start-up plus one command on a store of 2 parties and a thread (made by the CLI itself)."""
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "relay.toml"
+        cfg.write_text(f'[relay]\ndomain = "relay.example"\nstate_dir = "{Path(tmp) / "state"}"\n')
+        base = [py, "-m", "relay", "--config", str(cfg)]
+        for argv in (["party", "add", "--role", "seller", "--email", "s@s.example", "--name", "S", "--ref", "S-1"],
+                     ["party", "add", "--role", "buyer", "--email", "b@b.example", "--name", "B"],
+                     ["thread", "open", "--buyer", "b@b.example", "--seller", "S-1", "--order", "O-1"]):
+            subprocess.run(base + argv, cwd=ROOT, env=ENV, capture_output=True, check=True)
+        rows = [("relay party show 1 (a read)", ["party", "show", "1"]),
+                ("relay thread show 1 (a read)", ["thread", "show", "1"]),
+                ("relay queue list (a read)", ["queue", "list"]),
+                ("relay audit verify (a read)", ["audit", "verify"]),
+                ("relay party vacation 1 on|off (a write)", ["party", "vacation", "1", "on"])]
+        print(f"\n{'start-up + one command':44} {'median ms':>10} {'best ms':>9} {'CPU ms':>8}")
+        for label, argv in rows:
+            median, best, cpu = wall(base + argv, runs)
+            print(f"{label:44} {median * 1000:10.1f} {best * 1000:9.1f} {cpu * 1000:8.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15)
@@ -69,6 +93,7 @@ def main() -> None:
     print("largest top-level imports:")
     for us, name in costs[:8]:
         print(f"  {us / 1000:8.1f} ms  {name}")
+    store_commands(args.runs)
 
 
 if __name__ == "__main__":

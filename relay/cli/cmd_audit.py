@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, quoted, store
+from relay.cli.common import CliError, add_json, emit, group, on_store, quoted
 
 if TYPE_CHECKING:
     from relay.store import audit
+    from relay.store.interface import Store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,19 +78,22 @@ def _short(v: Any) -> str:
 
 
 def tail(args: argparse.Namespace) -> int:
-    from relay.store import audit
+    import asyncio
 
     filters: dict[str, Any] = {"thread_id": args.thread, "party_id": args.party, "event": args.event,
                                "since": parse_since(args.since)}
     out = sys.stdout
-    with store(args) as conn:
+
+    async def work(st: Store) -> int:
         # Fix the head first: the history is everything up to it, following starts after it,
         # so an event committed meanwhile is printed once, by the follow loop.
-        last = audit.head(conn)[0]
+        last = (await st.audit.head())[0]
         if args.lines:
-            events = audit.last_events(conn, args.lines, **filters)
+            events = await st.audit.last_events(args.lines, **filters)
         else:
-            events = list(audit.iter_all(conn, **filters))
+            events = []
+            while chunk := await st.audit.events_after(events[-1].seq if events else 0, limit=5000, **filters):
+                events += chunk
         for ev in events:
             if ev.seq > last:
                 continue
@@ -97,19 +101,21 @@ def tail(args: argparse.Namespace) -> int:
         out.flush()
         if not args.follow:
             return 0
-        try:
-            while True:
-                new = audit.events_after(conn, last, limit=1000)
-                for ev in new:
-                    last = ev.seq
-                    if _match(ev, filters):
-                        _print(args, out, ev)
-                if new:
-                    out.flush()
-                else:
-                    time.sleep(args.interval)
-        except KeyboardInterrupt:
-            return 0  # a closed pipe goes up to main(): exit 141, quietly
+        while True:
+            new = await st.audit.events_after(last, limit=1000)
+            for ev in new:
+                last = ev.seq
+                if _match(ev, filters):
+                    _print(args, out, ev)
+            if new:
+                out.flush()
+            else:
+                await asyncio.sleep(args.interval)
+
+    try:
+        return on_store(args, work)
+    except KeyboardInterrupt:
+        return 0  # a closed pipe goes up to main(): exit 141, quietly
 
 
 def _match(ev: audit.AuditEvent, f: dict[str, Any]) -> bool:
@@ -129,21 +135,22 @@ def _print(args: argparse.Namespace, out: Any, ev: audit.AuditEvent) -> None:
 
 
 def verify(args: argparse.Namespace) -> int:
-    from relay.store import audit_verify
-
-    with store(args) as conn:
-        result = audit_verify.verify(conn)
+    async def work(st: Store) -> dict[str, Any]:
+        result = await st.audit.verify()
         out = result.as_dict()
         if result.ok:
-            missing = audit_verify.missing_anchors(conn, list(args.anchor))
+            missing = await st.audit.missing_anchors(list(args.anchor))
             if missing:
                 out |= {"ok": False, "problem": "removed",
                         "message": f"anchored event {missing[0]} is not in the chain (truncated or rewritten)"}
             if args.bundle is not None:
-                problems = audit_verify.check_events(conn, _bundle_events(args.bundle))
+                problems = await st.audit.check_events(_bundle_events(args.bundle))
                 out["bundle_problems"] = problems
                 if problems:
                     out |= {"ok": False, "problem": "bundle", "message": problems[0]}
+        return out
+
+    out = on_store(args, work)
     if out["ok"]:
         text = f"OK: {out['count']} events, head #{out['head_seq']} {out['head']}"
         if args.bundle is not None:
@@ -166,11 +173,11 @@ def _bundle_events(path: Path) -> list[dict[str, Any]]:
 
 
 def show_head(args: argparse.Namespace) -> int:
-    from relay.store import audit
+    async def work(st: Store) -> tuple[int, str, float | None]:
+        seq, digest = await st.audit.head()
+        events = await st.audit.events_in([seq]) if seq else []
+        return seq, digest, events[0].ts if events else None
 
-    with store(args) as conn:
-        seq, digest = audit.head(conn)
-        row = conn.execute("SELECT ts FROM audit_events WHERE seq = ?", (seq,)).fetchone()
-    ts = row[0] if row else None
+    seq, digest, ts = on_store(args, work)
     emit(args, {"seq": seq, "hash": digest, "ts": ts}, f"{seq} {digest}")
     return 0

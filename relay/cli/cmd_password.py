@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
-from relay.cli.common import CliError, add_json, emit, group, read, store, write
+from relay.cli.common import CliError, add_json, emit, group, on_store
+
+if TYPE_CHECKING:
+    from relay.model import Party
+    from relay.store.interface import Store
 
 MIN_LENGTH = 12
 
@@ -45,17 +49,14 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def party_password(args: argparse.Namespace) -> int:
-    from relay.store import audit, credentials, parties
     from relay.trust import passwords
 
-    with store(args) as conn:
-        party = read(lambda: parties.find(conn, args.party))
+    async def work(st: Store) -> Party:
+        party = await st.parties.find(args.party)  # an unknown party is refused before the prompt
         hashed = passwords.hash_password(_read_password(args))
+        await st.credentials.change_password(party.id, hashed, reason="cli")
+        return party
 
-        def unit(c: sqlite3.Connection) -> None:
-            credentials.set_password(c, party.id, hashed)
-            audit.append(c, "party.password_set", reason="cli", party_id=party.id)
-
-        write(conn, unit)
+    party = on_store(args, work)
     emit(args, {"party": party.id, "password": "set"}, f"party {party.id}: password set")
     return 0

@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, settings, store, write
+from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, settings
 
 if TYPE_CHECKING:
-    import sqlite3
-
+    from relay.store.interface import Store
     from relay.store.labels import Label
 
 #: longest --reason and --by kept
@@ -134,22 +133,19 @@ def policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _held_for(conn: sqlite3.Connection, message_id: int) -> list[str]:
+async def _held_for(st: Store, message_id: int) -> list[str]:
     from relay.policy.feedback import hold_categories
-    from relay.store import labels
 
-    return hold_categories(labels.hold_findings(conn, message_id))
+    return hold_categories(await st.labels.hold_findings(message_id))
 
 
-def _record_label(conn: sqlite3.Connection, args: argparse.Namespace, decision: str, held_for: list[str],
-                  now: float) -> Label:
-    from relay.store import labels
-
-    corrected = args.label is not None and args.label != held_for
-    categories = held_for if args.label is None else args.label
+def _label_request(args: argparse.Namespace, held_for: list[str]) -> dict[str, Any]:
+    """The label's categories (the operator's --label, else the hold's), whether that corrects the
+    hold, the note and who decides: what release_with_label and drop_with_label record."""
     by = args.by or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-    return labels.record(conn, args.message, decision, held_for, categories, corrected=corrected,
-                         reason=args.reason, by=by[:MAX_BY], now=now)
+    return {"categories": held_for if args.label is None else args.label,
+            "corrected": args.label is not None and args.label != held_for,
+            "reason": args.reason, "by": by[:MAX_BY]}
 
 
 def _label_view(label: Label | None) -> dict[str, Any] | None:
@@ -168,19 +164,13 @@ def _explanation(finding: Any) -> dict[str, Any]:
 
 
 def message_release(args: argparse.Namespace) -> int:
-    from relay.store import labels
-    from relay.store import queue as queue_repo
-
     now = time.time()
-    with store(args) as conn:
-        held_for = _held_for(conn, args.message)
 
-        def unit(c: sqlite3.Connection) -> tuple[int, Label | None]:
-            held = labels.held_by_policy(c, args.message)
-            n = queue_repo.release_message(c, args.message, now)
-            return n, (_record_label(c, args, "released", held_for, now) if held else None)
+    async def work(st: Store) -> tuple[int, Label | None]:
+        held_for = await _held_for(st, args.message)
+        return await st.labels.release_with_label(args.message, now, held_for, **_label_request(args, held_for))
 
-        n, label = write(conn, unit)
+    n, label = on_store(args, work)
     what = ", ".join(label.categories) if label and label.categories else "no category"
     emit(args, {"message": args.message, "released": n, "label": _label_view(label)},
          f"message {args.message} released; labelled not a violation ({what})")
@@ -190,16 +180,14 @@ def message_release(args: argparse.Namespace) -> int:
 def message_drop(args: argparse.Namespace) -> int:
     from relay.app import load_signer, signer_for
     from relay.delivery.worker import notice_from_row
-    from relay.store import labels
-    from relay.store import messages as messages_repo
-    from relay.store import queue as queue_repo
 
     s = settings(args)
     now = time.time()
-    # a key kept in the store is read through the store's own methods (its KEK: exit 78 when missing)
-    stored = on_store(args, lambda st: signer_for(s, st)) if s.dkim.source == "store" else None
-    with store(args) as conn:
-        row = messages_repo.get(conn, args.message)
+
+    async def work(st: Store) -> tuple[int, tuple[str, str, bytes] | None, Label | None]:
+        row = await st.messages.get(args.message)
+        # a key kept in the store is read through the store's own methods (its KEK: exit 78 when missing)
+        stored = await signer_for(s, st) if s.dkim.source == "store" else None
         if row is None:
             raise CliError(f"no such message: {args.message}")
         try:
@@ -207,16 +195,14 @@ def message_drop(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             raise CliError(f"cannot sign the sender's notice: {exc}") from None
         notice = notice_from_row(s, signer, row, "policy.dropped")
-        held_for = _held_for(conn, args.message)
+        held_for = await _held_for(st, args.message)
+        # a held message is an operator's decision on the policy's doubt (a label); so is a
+        # released one dropped before it left (that decision replaces the release's label)
+        n, label = await st.labels.drop_with_label(args.message, now, notice, held_for,
+                                                   **_label_request(args, held_for))
+        return n, notice, label
 
-        def unit(c: sqlite3.Connection) -> tuple[int, Label | None]:
-            # a held message is an operator's decision on the policy's doubt (a label); so is a
-            # released one dropped before it left (that decision replaces the release's label)
-            decided = labels.held_by_policy(c, args.message) or labels.has_label(c, args.message)
-            n = queue_repo.drop_message(c, args.message, now, "operator.drop", notice)
-            return n, (_record_label(c, args, "dropped", held_for, now) if decided else None)
-
-        n, label = write(conn, unit)
+    n, notice, label = on_store(args, work)
     what = ", ".join(label.categories) if label and label.categories else "no category"
     emit(args, {"message": args.message, "dropped": n, "notice": notice is not None, "label": _label_view(label)},
          f"message {args.message} dropped; the sender will be told"
@@ -228,24 +214,25 @@ def export_labels(args: argparse.Namespace) -> int:
     import orjson
 
     from relay.policy.feedback import corpus_line
-    from relay.store import labels, parties
-    from relay.store import messages as messages_repo
 
-    lines: list[bytes] = []
-    cleared = uncategorised = 0
-    with store(args) as conn:
-        for label in labels.listing(conn, args.since):
+    async def work(st: Store) -> tuple[list[bytes], int, int]:
+        lines: list[bytes] = []
+        cleared = uncategorised = 0
+        for label in await st.labels.listing(args.since):
             if label.decision == "dropped" and not label.categories:
                 uncategorised += 1  # dropped for something the corpus has no label for (links, …)
                 continue
-            raw = messages_repo.get_blob(conn, label.original_sha256) if label.original_sha256 else None
+            raw = await st.messages.get_blob(label.original_sha256) if label.original_sha256 else None
             if raw is None:  # cleared by retention, or erased
                 cleared += 1
                 continue
             ids = [p for p in (label.sender_id, label.recipient_id) if p is not None]
-            addresses = [a for group_ in parties.addresses_of(conn, ids).values() for a in group_]
+            addresses = [a for group_ in (await st.parties.addresses_of(ids)).values() for a in group_]
             line = corpus_line(label.message_id, label.decision, label.categories, label.direction, raw, addresses)
             lines.append(orjson.dumps(line) + b"\n")
+        return lines, cleared, uncategorised
+
+    lines, cleared, uncategorised = on_store(args, work)
     data = b"".join(lines)
     if args.out is not None:
         try:

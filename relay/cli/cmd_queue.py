@@ -13,11 +13,12 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, on_store, plain, read, settings, store
+from relay.cli.common import CliError, add_json, emit, group, on_store, plain, settings
 
 if TYPE_CHECKING:
     from relay.store import queue as queue_repo
     from relay.store.interface import Store
+    from relay.store.messages import MessageRow
 
 STATES = ("queued", "sending", "held", "delivered", "bounced", "dropped")
 
@@ -58,10 +59,7 @@ def as_dict(item: queue_repo.QueueItem) -> dict[str, Any]:
 
 
 def list_(args: argparse.Namespace) -> int:
-    from relay.store import queue as queue_repo
-
-    with store(args) as conn:
-        items = queue_repo.listing(conn, args.state, args.limit)
+    items = on_store(args, lambda st: st.queue.listing(args.state, args.limit))
     rows = [as_dict(i) for i in items]
     text = "\n".join(f"{r['id']:>7} {r['state']:<9} {r['kind']:<7} tries={r['attempts']:<3} "
                      f"thread={plain(r['thread'])} next={r['next_attempt_at'] or '-'} {(r['last_error'] or '')[:60]}"
@@ -71,12 +69,11 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from relay.store import messages as messages_repo
-    from relay.store import queue as queue_repo
+    async def work(st: Store) -> tuple[queue_repo.QueueItem, MessageRow | None]:
+        item = await st.queue.get(args.id)
+        return item, await st.messages.get(item.message_id)
 
-    with store(args) as conn:
-        item = read(lambda: queue_repo.get(conn, args.id))
-        msg = messages_repo.get(conn, item.message_id)
+    item, msg = on_store(args, work)
     out = as_dict(item)
     if msg is not None:
         out.update(subject=msg.subject, direction=msg.direction, message_state=msg.state,

@@ -7,10 +7,9 @@ chain and the references still verify. Audit: retention.cleared.
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 
-from relay.cli.common import add_json, emit, group, settings, store, write
+from relay.cli.common import add_json, emit, group, on_store, settings
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,21 +20,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def retention_run(args: argparse.Namespace) -> int:
-    from relay.store import blobfiles, retention
+    from relay.retention import run_once
 
     window = settings(args).audit.retention
     now = time.time()
     cutoff = now - window
-    blobs = size = 0
-    with store(args) as conn:
-        where = blobfiles.directory(conn)
-        while True:  # small batches: found by a read, cleared in a short transaction, files wiped after it
-            batch = retention.expired(conn, cutoff)
-            n, b = write(conn, functools.partial(retention.clear_expired, cutoff=cutoff, now=now, candidates=batch))
-            blobfiles.wipe_cleared(where)
-            blobs, size = blobs + n, size + b
-            if n == 0:
-                break
+    # the daemon's own pass: small batches, found by a read, cleared in a short transaction, files wiped after it
+    blobs, size = on_store(args, lambda st: run_once(st, window, clock=lambda: now))
     out = {"retention_seconds": window, "cutoff": cutoff, "blobs_cleared": blobs, "bytes_cleared": size}
     emit(args, out, f"cleared {blobs} message contents ({size} bytes) received before"
                     f" {time.strftime('%Y-%m-%d %H:%M:%SZ', time.gmtime(cutoff))}")

@@ -9,8 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, read, settings, store
+from relay.cli.common import CliError, add_json, emit, group, on_store, settings
+
+if TYPE_CHECKING:
+    from relay.store.interface import Store
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,13 +37,17 @@ def thread_transcript(args: argparse.Namespace) -> int:
     from relay.review import bundle, render, transcript
 
     domain = settings(args).relay.domain
-    with store(args) as conn:
-        t = read(lambda: transcript.build(conn, args.thread, domain))
-        if args.format == "mbox":
-            sys.stdout.flush()
-            sys.stdout.buffer.write(render.mbox(t, bundle.originals(conn, t)))
-            sys.stdout.buffer.flush()
-            return 0
+
+    async def work(st: Store) -> tuple[dict[str, Any], dict[tuple[int, str], bytes] | None]:
+        t = await transcript.build(st, args.thread, domain)
+        return t, await bundle.originals(st, t) if args.format == "mbox" else None
+
+    t, originals = on_store(args, work)
+    if originals is not None:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(render.mbox(t, originals))
+        sys.stdout.buffer.flush()
+        return 0
     if args.format == "json":
         sys.stdout.write(orjson.dumps(t, option=orjson.OPT_NON_STR_KEYS).decode() + "\n")
     else:
@@ -56,8 +64,7 @@ def thread_export(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise CliError(f"directory {out.parent} does not exist")
     domain = settings(args).relay.domain
-    with store(args) as conn:
-        result = read(lambda: bundle.write(conn, args.thread, domain, out))
+    result = on_store(args, lambda st: bundle.write(st, args.thread, domain, out))
     emit(args, result, f"wrote {out}: {result['messages']} messages, {result['eml']} .eml files,"
                        f" {result['events']} audit events")
     return 0

@@ -8,12 +8,11 @@ date-time; without a zone it is UTC.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, read, settings, store, write
+from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, settings
 
 if TYPE_CHECKING:
     from relay.config import Settings
@@ -72,30 +71,27 @@ def iso(t: float | None) -> str | None:
     return datetime.fromtimestamp(t, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def _party(conn: sqlite3.Connection, key: str, role: Role) -> Party:
-    from relay.store import parties
-
-    party = read(lambda: parties.find(conn, key))
+async def _party(st: Store, key: str, role: Role) -> Party:
+    party = await st.parties.find(key)
     if party.role is not role:
         raise CliError(f"party {party.id} is a {party.role.value}, not a {role.value}")
     return party
 
 
-def rules_summary(conn: sqlite3.Connection, s: Settings, party: Party, now: float) -> dict[str, Any]:
+async def rules_summary(st: Store, s: Settings, party: Party, now: float) -> dict[str, Any]:
     """The rules state of a party (also shown by `relay party show`)."""
     from relay.model import Role
-    from relay.store import rules as rules_store
 
     if party.role is Role.BUYER:
-        scopes = rules_store.optouts_of(conn, party.id)
+        scopes = await st.rules.optouts_of(party.id)
         return {"opted_out_all": None in scopes, "opted_out_sellers": [sid for sid in scopes if sid is not None]}
     window = s.rules.important_abuse_window
-    recent = rules_store.unjustified_count(conn, party.id, now - window)
-    vacation = rules_store.vacation_at(conn, party.id, now)
+    recent = await st.rules.unjustified_count(party.id, now - window)
+    vacation = await st.rules.vacation_at(party.id, now)
     return {
         "vacation": None if vacation is None else {"since": iso(vacation.started_at), "until": iso(vacation.until_at)},
         "important_unjustified": recent,
-        "important_unjustified_total": rules_store.unjustified_count(conn, party.id),
+        "important_unjustified_total": await st.rules.unjustified_count(party.id),
         "important_abuse_limit": s.rules.important_abuse_limit,
         "important_abuse_window_days": round(window / 86400, 2),
         "important_bypass": "lost" if recent > s.rules.important_abuse_limit else "kept",
@@ -104,16 +100,19 @@ def rules_summary(conn: sqlite3.Connection, s: Settings, party: Party, now: floa
 
 def party_optout(args: argparse.Namespace) -> int:
     from relay.model import Role
-    from relay.store import rules as rules_store
 
     on = args.state == "on"
-    with store(args) as conn:
-        buyer = _party(conn, args.party, Role.BUYER)
-        seller = _party(conn, args.seller, Role.SELLER) if args.seller else None
-        changed = write(conn, lambda c: rules_store.set_optout(c, buyer.id, seller.id if seller else None, on,
-                                                               via="cli", now=time.time()))
+    s = settings(args)
+
+    async def work(st: Store) -> tuple[Party, Party | None, dict[str, Any]]:
+        buyer = await _party(st, args.party, Role.BUYER)
+        seller = await _party(st, args.seller, Role.SELLER) if args.seller else None
+        changed = await st.rules.set_optout(buyer.id, seller.id if seller else None, on, via="cli", now=time.time())
         d = {"party": buyer.id, "optout": args.state, "seller": seller.id if seller else None, "changed": changed}
-        d |= rules_summary(conn, settings(args), buyer, time.time())
+        return buyer, seller, d | await rules_summary(st, s, buyer, time.time())
+
+    buyer, seller, d = on_store(args, work)
+    changed = d["changed"]
     emit(args, d, f"party {buyer.id}: opt-out {args.state}" + (f" for seller {seller.id}" if seller else "")
          + ("" if changed else " (unchanged)"))
     return 0
@@ -140,12 +139,13 @@ def party_vacation(args: argparse.Namespace) -> int:
 
 
 def party_rules(args: argparse.Namespace) -> int:
-    from relay.store import parties
+    s = settings(args)
 
-    with store(args) as conn:
-        party = read(lambda: parties.find(conn, args.party))
-        d = {"party": party.id, "role": party.role.value} | rules_summary(conn, settings(args), party, time.time())
-    emit(args, d)
+    async def work(st: Store) -> dict[str, Any]:
+        party = await st.parties.find(args.party)
+        return {"party": party.id, "role": party.role.value} | await rules_summary(st, s, party, time.time())
+
+    emit(args, on_store(args, work))
     return 0
 
 
@@ -159,16 +159,18 @@ def message_no_response_needed(args: argparse.Namespace) -> int:
 def metrics_seller(args: argparse.Namespace) -> int:
     from relay.model import Role
     from relay.rules.metrics import seller_metrics
-    from relay.store import metrics as metrics_repo
-    from relay.store import rules as rules_store
+    from relay.store.metrics import ThreadMessage
 
     since = parse_when(args.since) if args.since else None
     now = parse_when(args.at) if args.at else time.time()
-    with store(args) as conn:
-        seller = _party(conn, args.party, Role.SELLER)
-        rows = metrics_repo.thread_messages(conn, seller.id)
-        orders = metrics_repo.order_times(conn, seller.id)
-        vacations = [(v.started_at, v.end) for v in rules_store.vacations_of(conn, seller.id)]
+
+    async def work(st: Store) -> tuple[Party, list[ThreadMessage], dict[tuple[int, str], float],
+                                       list[tuple[float, float | None]]]:
+        seller = await _party(st, args.party, Role.SELLER)
+        vacations = [(v.started_at, v.end) for v in await st.rules.vacations_of(seller.id)]
+        return seller, await st.metrics.thread_messages(seller.id), await st.metrics.order_times(seller.id), vacations
+
+    seller, rows, orders, vacations = on_store(args, work)
     figures = seller_metrics(rows, orders, vacations, since=since, now=now)
     d = {"party": seller.id, "since": iso(since), "at": iso(now)} | figures.as_dict()
     emit(args, d)

@@ -1,11 +1,15 @@
-"""relay thread open | show; relay alias revoke."""
+"""relay thread open | show | list | find; relay alias revoke.
+
+`thread find --order ORDER` prints every thread the order was recorded on (normally one);
+`--alias ALIAS` the thread of an alias, live or revoked. Nothing found: exit 1.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from relay.cli.common import CliError, add_json, emit, group, on_store, quoted, read, settings, store
+from relay.cli.common import CliError, add_json, emit, group, on_store, plain, quoted, settings
 
 if TYPE_CHECKING:
     from relay.store import threads
@@ -26,6 +30,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     show.add_argument("thread", type=int)
     add_json(show)
     show.set_defaults(handler=thread_show)
+    ls = tsub.add_parser("list", help="list threads (by id)")
+    ls.add_argument("--party", help="only the threads of this party (id, ref or address)")
+    add_json(ls)
+    ls.set_defaults(handler=thread_list)
+    fd = tsub.add_parser("find", help="the thread of an order reference or of an alias")
+    by = fd.add_mutually_exclusive_group(required=True)
+    by.add_argument("--order", help="an order reference recorded on the thread")
+    by.add_argument("--alias", help="an alias address or its local part (live or revoked)")
+    add_json(fd)
+    fd.set_defaults(handler=thread_find)
 
     asub = group(sub, "alias", "aliases")
     rv = asub.add_parser("revoke", help="revoke an alias (mail to it is refused from now on)")
@@ -67,12 +81,56 @@ def thread_open(args: argparse.Namespace) -> int:
 
 
 def thread_show(args: argparse.Namespace) -> int:
-    from relay.store import threads
+    async def work(st: Store) -> tuple[threads.Thread, list[threads.Order]]:
+        thread = await st.threads.get(args.thread)
+        return thread, await st.threads.orders(thread.id)
 
-    with store(args) as conn:
-        thread = read(lambda: threads.get(conn, args.thread))
-        d = _thread_dict(args, thread, threads.orders(conn, thread.id))
-    emit(args, d)
+    emit(args, _thread_dict(args, *on_store(args, work)))
+    return 0
+
+
+#: threads read per call when listing
+PAGE = 1000
+
+
+def _listed(args: argparse.Namespace, found: list[tuple[threads.Thread, list[threads.Order]]],
+            extra: dict[str, Any] | None = None, header: str | None = None) -> None:
+    rows = [_thread_dict(args, t, orders) for t, orders in found]
+    text = "\n".join(f"{r['thread']:>7} buyer={r['buyer']} seller={r['seller']} buyer_alias={plain(r['buyer_alias'])}"
+                     f" seller_alias={plain(r['seller_alias'])} orders={plain(r['orders'])}" for r in rows)
+    if header is not None:
+        text = f"{header}\n{text}"
+    emit(args, (extra or {}) | {"count": len(rows), "threads": rows}, text or "no threads")
+
+
+def thread_list(args: argparse.Namespace) -> int:
+    async def work(st: Store) -> list[tuple[threads.Thread, list[threads.Order]]]:
+        party_id = (await st.parties.find(args.party)).id if args.party else None
+        out: list[tuple[threads.Thread, list[threads.Order]]] = []
+        while page := await st.threads.listing(party_id, after=out[-1][0].id if out else 0, limit=PAGE):
+            out += page
+        return out
+
+    _listed(args, on_store(args, work))
+    return 0
+
+
+def thread_find(args: argparse.Namespace) -> int:
+    if args.order is not None:
+        found = on_store(args, lambda st: st.threads.find_by_order(args.order))
+        if not found:
+            raise CliError(f"no thread with order {quoted(args.order)}")
+        _listed(args, found)
+        return 0
+    local = _local(args, args.alias) or ""
+    hit = on_store(args, lambda st: st.threads.find_by_alias(local))
+    if hit is None:
+        raise CliError(f"no such alias: {quoted(local)}")
+    thread, orders, target = hit
+    alias = {"alias": f"{target.alias}@{settings(args).relay.domain}", "stands_for": target.party_id,
+             "revoked": target.revoked}
+    _listed(args, [(thread, orders)], alias, f"alias {alias['alias']} stands for party {target.party_id}"
+                                             + (" (revoked)" if target.revoked else ""))
     return 0
 
 

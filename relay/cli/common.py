@@ -1,4 +1,4 @@
-"""Helpers every command shares: settings, a store connection, output, one-line errors.
+"""Helpers every command shares: settings, the store (on_store), output, one-line errors.
 
 Imported on every `relay …` run, `--help` included: only the standard library at the top; the
 configuration schema, the store and the validators are imported by the helper that needs them.
@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from relay import config
     from relay.store.interface import Store
 
@@ -41,20 +38,6 @@ def settings(args: argparse.Namespace) -> config.Settings:
         cached = config.load(args.config)
         args._settings = cached
     return cached
-
-
-@contextmanager
-def store(args: argparse.Namespace) -> Iterator[sqlite3.Connection]:
-    from relay.store.db import connect_sync
-    from relay.store.migrate import migrate
-
-    s = settings(args)
-    conn = connect_sync(s.db_path)
-    try:
-        migrate(conn)
-        yield conn
-    finally:
-        conn.close()
 
 
 def on_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -86,28 +69,6 @@ def on_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) ->
         with ThreadPoolExecutor(1) as pool:
             return pool.submit(asyncio.run, run()).result()
     except (StoreError, StoreUnavailable) as exc:
-        raise CliError(str(exc)) from None
-
-
-def write(conn: sqlite3.Connection, unit: Callable[[sqlite3.Connection], T]) -> T:
-    """Run one unit in its own transaction; StoreError becomes a one-line CLI error."""
-    from relay.store.db import run_in_transaction
-    from relay.store.errors import StoreError
-
-    ((ok, value),) = run_in_transaction(conn, [unit])
-    if not ok:
-        if isinstance(value, StoreError):
-            raise CliError(str(value))
-        raise value
-    return value
-
-
-def read(fn: Callable[[], T]) -> T:
-    from relay.store.errors import StoreError
-
-    try:
-        return fn()
-    except StoreError as exc:
         raise CliError(str(exc)) from None
 
 

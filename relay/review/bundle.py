@@ -8,16 +8,17 @@ with `relay audit verify --bundle FILE.zip`.
 from __future__ import annotations
 
 import os
-import sqlite3
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from relay.review import render, transcript
-from relay.store import audit, review
-from relay.store import messages as messages_repo
+from relay.store import audit
+
+if TYPE_CHECKING:
+    from relay.store.interface import Store
 
 README = """Dispute bundle for thread {thread} (generated {generated}).
 
@@ -59,25 +60,31 @@ def _canonical(ev: dict[str, Any]) -> str:
     return body.decode()
 
 
-def originals(conn: sqlite3.Connection, t: dict[str, Any]) -> dict[tuple[int, str], bytes]:
+async def originals(store: Store, t: dict[str, Any]) -> dict[tuple[int, str], bytes]:
     out: dict[tuple[int, str], bytes] = {}
     for m in t["messages"]:
         for label in ("received", "delivered"):
             v = m.get(label)
             if v and v.get("stored"):
-                data = messages_repo.get_blob(conn, v["sha256"])
+                data = await store.messages.get_blob(v["sha256"])
                 if data is not None:
                     out[(m["message"], label)] = data
     return out
 
 
-def write(conn: sqlite3.Connection, thread_id: int, domain: str, out: Path) -> dict[str, Any]:
-    t = transcript.build(conn, thread_id, domain)
-    blobs = originals(conn, t)
+async def write(store: Store, thread_id: int, domain: str, out: Path) -> dict[str, Any]:
+    t = await transcript.build(store, thread_id, domain)
+    blobs = await originals(store, t)
     seqs = sorted({ev["seq"] for ev in t["events"]} | {ev["seq"] for m in t["messages"] for ev in m["events"]})
-    events = review.raw_events(conn, seqs)
+    events = await store.review.raw_events(seqs)
     for ev in events:
         ev["canonical"] = _canonical(ev)
+    return _zip(t, blobs, events, thread_id, out)
+
+
+def _zip(t: dict[str, Any], blobs: dict[tuple[int, str], bytes], events: list[dict[str, Any]], thread_id: int,
+         out: Path) -> dict[str, Any]:
+    """The bundle written to a temporary name beside `out`, fsynced, then renamed (owner-only)."""
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

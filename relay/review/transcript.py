@@ -1,6 +1,7 @@
 """Assemble a thread's transcript: messages in order with both versions, verdicts, deliveries, events.
 
-Reads the store only (operators' view: real addresses included). The result is a plain dict,
+Reads the store only, through its review methods (operators' view: real addresses included); no
+connection. The result is a plain dict,
 the JSON format of `relay thread transcript`; text and mbox are rendered from it (render.py).
 Each stored version is read through the message model (relay.message), as the recipient's
 client reads it: headers decoded with the address-first parser, text parts in their charsets,
@@ -11,16 +12,18 @@ from __future__ import annotations
 
 import html
 import re
-import sqlite3
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relay.message import mime, parts
 from relay.message.headers import decode_unstructured, parse_address_list, raw_to_str
 from relay.message.html import HtmlTooComplex, read_html
 from relay.model import Party
-from relay.store import audit, messages, parties, review, threads
+from relay.store import audit
+
+if TYPE_CHECKING:
+    from relay.store.interface import Store
 
 HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID")
 _ADDRESS_HEADERS = frozenset({"from", "to", "cc", "reply-to"})
@@ -98,8 +101,8 @@ def _displayed(source: str) -> str:
         return html.unescape(_TAG.sub("", _COMMENT.sub("", source)))
 
 
-def _version(conn: sqlite3.Connection, digest: str | None) -> dict[str, Any] | None:
-    b = review.blob(conn, digest)
+async def _version(store: Store, digest: str | None) -> dict[str, Any] | None:
+    b = await store.review.blob(digest)
     if digest is None or b is None:
         return None
     out: dict[str, Any] = {"sha256": b.sha256, "size": b.size, "stored": b.data is not None}
@@ -110,20 +113,20 @@ def _version(conn: sqlite3.Connection, digest: str | None) -> dict[str, Any] | N
     return out
 
 
-def build(conn: sqlite3.Connection, thread_id: int, domain: str) -> dict[str, Any]:
-    thread = threads.get(conn, thread_id)
-    buyer, seller = parties.get(conn, thread.buyer_id), parties.get(conn, thread.seller_id)
+async def build(store: Store, thread_id: int, domain: str) -> dict[str, Any]:
+    thread = await store.threads.get(thread_id)
+    buyer, seller = await store.parties.get(thread.buyer_id), await store.parties.get(thread.seller_id)
     by_id = {buyer.id: buyer, seller.id: seller}
-    events = review.thread_events(conn, thread_id, (buyer.id, seller.id))
+    events = await store.review.thread_events(thread_id, (buyer.id, seller.id))
     by_message: dict[int, list[dict[str, Any]]] = {}
     loose: list[dict[str, Any]] = []
     for ev in events:
         (by_message.setdefault(ev.message_id, []) if ev.message_id is not None else loose).append(event_dict(ev))
     out_messages = []
-    for m in messages.of_thread(conn, thread_id):
+    for m in await store.messages.of_thread(thread_id):
         sender = by_id.get(m.sender_id) if m.sender_id is not None else None
         recipient = by_id.get(m.recipient_id) if m.recipient_id is not None else None
-        queue = review.queue_rows(conn, m.id)
+        queue = await store.review.queue_rows(m.id)
         main = next((q for q in queue if q.kind == "message"), None)
         refused = m.state == "rejected"
         msg_events = by_message.get(m.id, [])
@@ -137,10 +140,10 @@ def build(conn: sqlite3.Connection, thread_id: int, domain: str) -> dict[str, An
                                                                   recipient.emails else None),
                           "alias": f"{m.rcpt_alias}@{domain}"},
             "subject": m.subject,
-            "received": _version(conn, m.original_sha256)
+            "received": await _version(store, m.original_sha256)
             or {"stored": False, "cleared": {"reason": "not kept (the sender is not a party of the thread)"
                                              if refused else "missing", "at": None}},
-            "delivered": None if refused else _version(conn, m.delivered_sha256),
+            "delivered": None if refused else await _version(store, m.delivered_sha256),
             "refused": {"reason": m.reason, "reply": refusal["detail"].get("reply") if refusal else None}
             if refused else None,
             "deliveries": [{"queue": q.id, "kind": q.kind, "recipient": q.recipient, "state": q.state,
@@ -148,13 +151,13 @@ def build(conn: sqlite3.Connection, thread_id: int, domain: str) -> dict[str, An
                             "last_error": q.last_error} for q in queue],
             "events": msg_events,
         })
-    head_seq, head_hash = audit.head(conn)
+    head_seq, head_hash = await store.audit.head()
     return {
         "thread": thread.id, "created": iso(thread.created_at), "domain": domain,
         "buyer": _party(buyer), "seller": _party(seller),
         "aliases": [{"alias": f"{a.local}@{domain}", "stands_for": a.party_id, "created": iso(a.created_at),
-                     "revoked": iso(a.revoked_at)} for a in review.aliases(conn, thread_id)],
-        "orders": [{"ref": o.ref, "placed": iso(o.placed_at)} for o in threads.orders(conn, thread_id)],
+                     "revoked": iso(a.revoked_at)} for a in await store.review.aliases(thread_id)],
+        "orders": [{"ref": o.ref, "placed": iso(o.placed_at)} for o in await store.threads.orders(thread_id)],
         "messages": out_messages, "events": loose,
         "generated": iso(time.time()), "audit_head": {"seq": head_seq, "hash": head_hash},
     }

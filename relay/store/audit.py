@@ -112,6 +112,7 @@ def split_pii(detail: Mapping[str, Any], pii: Mapping[str, Any] | None = None) -
 
 
 def head(conn: sqlite3.Connection) -> tuple[int, str]:
+    """(seq, hash) of the newest event; (0, GENESIS) for an empty trail."""
     row = conn.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
     return (row[0], row[1]) if row else (0, GENESIS)
 

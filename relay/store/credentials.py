@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from relay.store import parties
+from relay.store import audit, parties
 
 
 def set_password(conn: sqlite3.Connection, party_id: int, password_hash: str, now: float | None = None) -> None:
@@ -24,3 +24,13 @@ def password_of_address(conn: sqlite3.Connection, address: str) -> tuple[int | N
     """SMTP AUTH: the party registered at `address` and its password hash (None, None: no such party)."""
     party_id = parties.by_address(conn, address)
     return party_id, password_hash(conn, party_id) if party_id is not None else None
+
+
+def change_password(conn: sqlite3.Connection, party_id: int, password_hash: str, *, reason: str = "cli",
+                    now: float | None = None) -> None:
+    """An operator's new password for a party (its scrypt hash) and its audit event party.password_set,
+    in one transaction; NotFound for an unknown party."""
+    parties.get(conn, party_id)
+    now = time.time() if now is None else now
+    set_password(conn, party_id, password_hash, now)
+    audit.append(conn, "party.password_set", reason=reason, party_id=party_id, ts=now)

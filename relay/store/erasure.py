@@ -4,13 +4,15 @@ Every text column of every table is swept for the party's addresses (so tables o
 are covered too); the contents of the party's messages, and any other content quoting an address,
 are cleared. The chain never held them (personal fields live in audit_pii, see audit.py): those are
 replaced and their salts dropped, and the erasure event lists them so the chain still verifies.
-Runs with secure_delete; the caller then checkpoints and vacuums (see relay/cli/cmd_erase.py).
+Runs with secure_delete; the caller then compacts (compact(): the WAL checkpointed and emptied,
+vacuumed when bytes are still found, the files searched for the addresses).
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from relay.store import audit, blobfiles, parties
@@ -140,3 +142,33 @@ def erase(conn: sqlite3.Connection, party_id: int, now: float,
     audit.append(conn, "party.erased", reason="cli.party_erase", party_id=party_id, ts=now,
                  detail={k: v for k, v in summary.items() if k not in ("party", "chained_traces")})
     return summary
+
+
+def file_traces(db_path: Path, needles: list[str]) -> list[str]:
+    """Which of the database's files still contain any needle (any ASCII case)."""
+    found = []
+    for path in (db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-journal")):
+        if path.exists():
+            data = path.read_bytes().lower()
+            if any(n.lower().encode() in data for n in needles):
+                found.append(path.name)
+    return found
+
+
+def compact(conn: sqlite3.Connection, addresses: list[str], *, vacuum: bool = False) -> tuple[bool, list[str]]:
+    """After erase() (on a connection outside any transaction): old versions of the rewritten pages
+    live on in the WAL, so it is folded back and emptied. Freed cells and pages were zeroed by
+    secure_delete, so no VACUUM (an exclusive lock for the whole rebuild: seconds of refused writes
+    on a large store) unless one of `addresses` is still found in the files, or `vacuum` (asked
+    again for an erased party: compact for real). Returns (every checkpoint completed, the files
+    that still hold an address)."""
+    db_path = next((Path(file) for _seq, name, file in conn.execute("PRAGMA database_list")
+                    if name == "main" and file), None)
+    first = last = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    traces = file_traces(db_path, addresses) if db_path is not None and addresses else []
+    if traces or vacuum:
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("VACUUM")
+        last = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        traces = file_traces(db_path, addresses) if db_path is not None and addresses else []
+    return first[0] == 0 and last[0] == 0, traces

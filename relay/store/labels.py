@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from relay.store import audit
+from relay.store import queue as queue_repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,33 @@ def record(conn: sqlite3.Connection, message_id: int, decision: str, held_for: S
                          "corrected": corrected, "reason_given": bool(reason), "by": by})
     return Label(message_id, thread_id, direction, decision, tuple(held_for), tuple(categories), corrected,
                  reason, by, now)
+
+
+def release_with_label(conn: sqlite3.Connection, message_id: int, now: float, held_for: Sequence[str],
+                       categories: Sequence[str], *, corrected: bool, reason: str | None,
+                       by: str) -> tuple[int, Label | None]:
+    """`relay message release`: the message's held rows back to the queue, due now, and, when the
+    policy held it, the operator's label (released: `categories` were no violation), in one
+    transaction. Returns (rows released, the label or None)."""
+    held = held_by_policy(conn, message_id)
+    n = queue_repo.release_message(conn, message_id, now)
+    label = record(conn, message_id, "released", held_for, categories, corrected=corrected, reason=reason, by=by,
+                   now=now) if held else None
+    return n, label
+
+
+def drop_with_label(conn: sqlite3.Connection, message_id: int, now: float, notice: tuple[str, str, bytes] | None,
+                    held_for: Sequence[str], categories: Sequence[str], *, corrected: bool, reason: str | None,
+                    by: str) -> tuple[int, Label | None]:
+    """`relay message drop`: the message's pending rows dropped (reason operator.drop, the sender's
+    `notice` queued) and, when the policy held it or an operator already decided on it (a released
+    message dropped before it left: this decision replaces that label), the label (dropped:
+    `categories` confirmed), in one transaction. Returns (rows dropped, the label or None)."""
+    decided = held_by_policy(conn, message_id) or has_label(conn, message_id)
+    n = queue_repo.drop_message(conn, message_id, now, "operator.drop", notice)
+    label = record(conn, message_id, "dropped", held_for, categories, corrected=corrected, reason=reason, by=by,
+                   now=now) if decided else None
+    return n, label
 
 
 _COLS = ("l.message_id, l.thread_id, l.direction, l.decision, l.held_for, l.categories, l.corrected, l.reason,"

@@ -34,7 +34,7 @@ from relay.store import threads as threads_repo
 from relay.store.accept import AcceptHook
 from relay.store.audit import AuditEvent
 from relay.store.audit_verify import Result
-from relay.store.db import Database
+from relay.store.db import Database, connect_sync
 from relay.store.errors import StoreUnavailable
 from relay.store.labels import Label
 from relay.store.messages import Accepted, MessageRow, Refused
@@ -73,6 +73,27 @@ class SqliteParties(_Repo):
 
     async def addresses_of(self, party_ids: list[int]) -> dict[int, tuple[str, ...]]:
         return await self._db.read(lambda conn: parties_repo.addresses_of(conn, party_ids))
+
+    async def ensure(self, role: Role, name: str, emails: list[str], ref: str) -> tuple[Party, bool]:
+        return await self._db.write(lambda conn: parties_repo.ensure(conn, role, name, emails, ref))
+
+    async def update(
+        self,
+        party_id: int,
+        *,
+        name: str | None = None,
+        emails: list[str] | None = None,
+        status: str | None = None,
+        now: float | None = None,
+    ) -> tuple[Party, list[str]]:
+        return await self._db.write(
+            lambda conn: parties_repo.update(conn, party_id, name=name, emails=emails, status=status, now=now)
+        )
+
+    async def listing(self, role: Role | None = None, *, after: int = 0, limit: int = 1000) -> list[Party]:
+        return await self._db.read_in_thread(
+            lambda conn: parties_repo.listing(conn, role, after=after, limit=limit)
+        )
 
 
 class SqliteThreads(_Repo):
@@ -128,6 +149,19 @@ class SqliteThreads(_Repo):
 
     async def threads_of(self, party_id: int) -> list[int]:
         return await self._db.read(lambda conn: threads_repo.threads_of(conn, party_id))
+
+    async def listing(
+        self, party_id: int | None = None, *, after: int = 0, limit: int = 1000
+    ) -> list[tuple[Thread, list[Order]]]:
+        return await self._db.read_in_thread(
+            lambda conn: threads_repo.listing(conn, party_id, after=after, limit=limit)
+        )
+
+    async def find_by_order(self, ref: str) -> list[tuple[Thread, list[Order]]]:
+        return await self._db.read_in_thread(lambda conn: threads_repo.find_by_order(conn, ref))
+
+    async def find_by_alias(self, local: str) -> tuple[Thread, list[Order], AliasTarget] | None:
+        return await self._db.read(lambda conn: threads_repo.find_by_alias(conn, local))
 
 
 class SqliteMessages(_Repo):
@@ -318,6 +352,9 @@ class SqliteAudit(_Repo):
 
     async def events_in(self, seqs: list[int]) -> list[AuditEvent]:
         return await self._db.read_in_thread(lambda conn: audit_repo.events_in(conn, seqs))
+
+    async def head(self) -> tuple[int, str]:
+        return await self._db.read(lambda conn: audit_repo.head(conn))
 
     async def verify(self, batch: int = 5000) -> Result:
         return await self._db.read_in_thread(lambda conn: audit_verify.verify(conn, batch))
@@ -549,6 +586,16 @@ class SqliteErasure(_Repo):
     ) -> dict[str, Any]:
         return await self._db.write(lambda conn: erasure_repo.erase(conn, party_id, now, scanned))
 
+    async def compact(self, addresses: list[str], *, vacuum: bool = False) -> tuple[bool, list[str]]:
+        def run() -> tuple[bool, list[str]]:
+            conn = connect_sync(self._db.path)  # its own: no transaction, no writer lock around a VACUUM
+            try:
+                return erasure_repo.compact(conn, addresses, vacuum=vacuum)
+            finally:
+                conn.close()
+
+        return await asyncio.to_thread(run)
+
 
 class SqliteLabels(_Repo):
     async def hold_findings(self, message_id: int) -> list[tuple[str, str, str]]:
@@ -592,6 +639,41 @@ class SqliteLabels(_Repo):
     async def listing(self, since: float | None = None) -> list[Label]:
         return await self._db.read_in_thread(lambda conn: labels_repo.listing(conn, since))
 
+    async def release_with_label(
+        self,
+        message_id: int,
+        now: float,
+        held_for: Sequence[str],
+        categories: Sequence[str],
+        *,
+        corrected: bool,
+        reason: str | None,
+        by: str,
+    ) -> tuple[int, Label | None]:
+        return await self._db.write(
+            lambda conn: labels_repo.release_with_label(
+                conn, message_id, now, held_for, categories, corrected=corrected, reason=reason, by=by
+            )
+        )
+
+    async def drop_with_label(
+        self,
+        message_id: int,
+        now: float,
+        notice: tuple[str, str, bytes] | None,
+        held_for: Sequence[str],
+        categories: Sequence[str],
+        *,
+        corrected: bool,
+        reason: str | None,
+        by: str,
+    ) -> tuple[int, Label | None]:
+        return await self._db.write(
+            lambda conn: labels_repo.drop_with_label(
+                conn, message_id, now, notice, held_for, categories, corrected=corrected, reason=reason, by=by
+            )
+        )
+
 
 class SqliteCredentials(_Repo):
     async def password_of_address(self, address: str) -> tuple[int | None, str | None]:
@@ -604,6 +686,13 @@ class SqliteCredentials(_Repo):
 
     async def password_hash(self, party_id: int) -> str | None:
         return await self._db.read(lambda conn: credentials_repo.password_hash(conn, party_id))
+
+    async def change_password(
+        self, party_id: int, password_hash: str, *, reason: str = "cli", now: float | None = None
+    ) -> None:
+        return await self._db.write(
+            lambda conn: credentials_repo.change_password(conn, party_id, password_hash, reason=reason, now=now)
+        )
 
 
 class SqliteMetrics(_Repo):

@@ -147,6 +147,55 @@ def revoke_alias(conn: sqlite3.Connection, local: str, *, now: float | None = No
     return target
 
 
+def _with_orders(conn: sqlite3.Connection, rows: list[tuple[int, int, int, float]]) -> list[tuple[Thread, list[Order]]]:
+    """Threads (their live aliases) and their orders from thread rows, in three queries."""
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    marks = ",".join("?" * len(ids))
+    live: dict[tuple[int, int], str] = {}
+    for tid, pid, local in conn.execute(
+            f"SELECT thread_id, party_id, local FROM aliases WHERE thread_id IN ({marks}) AND revoked_at IS NULL", ids):
+        live[(tid, pid)] = local
+    placed: dict[int, list[Order]] = {tid: [] for tid in ids}
+    for tid, ref, at in conn.execute(
+            f"SELECT thread_id, ref, placed_at FROM orders WHERE thread_id IN ({marks}) ORDER BY placed_at, id", ids):
+        placed[tid].append(Order(ref, at))
+    return [(Thread(id=tid, buyer_id=b, seller_id=s, buyer_alias=live.get((tid, b), ""),
+                    seller_alias=live.get((tid, s), ""), created_at=created), placed[tid])
+            for tid, b, s, created in rows]
+
+
+def listing(conn: sqlite3.Connection, party_id: int | None = None, *, after: int = 0,
+            limit: int = 1000) -> list[tuple[Thread, list[Order]]]:
+    """Threads with an id above `after` (of one party, buyer or seller, or all), by id, at most
+    `limit`, each with its orders: one page."""
+    if party_id is None:
+        rows = conn.execute("SELECT id, buyer_id, seller_id, created_at FROM threads WHERE id > ? ORDER BY id LIMIT ?",
+                            (after, limit)).fetchall()
+    else:
+        rows = conn.execute("SELECT id, buyer_id, seller_id, created_at FROM threads"
+                            " WHERE id > ? AND (buyer_id = ? OR seller_id = ?) ORDER BY id LIMIT ?",
+                            (after, party_id, party_id, limit)).fetchall()
+    return _with_orders(conn, rows)
+
+
+def find_by_order(conn: sqlite3.Connection, ref: str) -> list[tuple[Thread, list[Order]]]:
+    """The threads on which this order reference was recorded (normally one), by id."""
+    rows = conn.execute("SELECT id, buyer_id, seller_id, created_at FROM threads WHERE id IN"
+                        " (SELECT thread_id FROM orders WHERE ref = ?) ORDER BY id", (ref,)).fetchall()
+    return _with_orders(conn, rows)
+
+
+def find_by_alias(conn: sqlite3.Connection, local: str) -> tuple[Thread, list[Order], AliasTarget] | None:
+    """The thread of an alias (live or revoked), its orders, and what the alias stands for."""
+    target = resolve_alias(conn, local)
+    if target is None:
+        return None
+    thread = get(conn, target.thread_id)
+    return thread, orders(conn, thread.id), target
+
+
 def threads_of(conn: sqlite3.Connection, party_id: int) -> list[int]:
     return [r[0] for r in conn.execute(
         "SELECT id FROM threads WHERE buyer_id = ? OR seller_id = ? ORDER BY id", (party_id, party_id))]

@@ -17,11 +17,15 @@ import pytest
 
 RELAY = Path(__file__).resolve().parents[2] / "relay"
 
-#: Directories (relative to relay/) not checked yet, and why.
+#: Directories (relative to relay/) not checked, and why.
 EXEMPT = {
     "store": "the store itself",
-    "cli": "the `relay` command still works on sync connections (issue 23, a later step)",
-    "review": "transcripts and dispute bundles, built only by `relay review` on the CLI's connection (moves with the CLI)",
+}
+#: Files (relative to relay/) not checked, and why.
+EXEMPT_FILES = {
+    "cli/cmd_db.py": "`relay db check` asks whether either backend can be reached at all and which schema version"
+                     " it holds, changing nothing (no migration, no file created): it opens a read-only connection"
+                     " itself, where opening a Store would migrate and create",
 }
 FORBIDDEN_IMPORTS = {"sqlite3", "aiosqlite", "relay.store.db"}
 SQL_CALLS = {"execute", "executemany", "executescript"}
@@ -29,7 +33,8 @@ DB_CALLS = {"write", "read", "read_in_thread"}
 
 
 def _checked() -> list[Path]:
-    return sorted(p for p in RELAY.rglob("*.py") if p.relative_to(RELAY).parts[0] not in EXEMPT)
+    return sorted(p for p in RELAY.rglob("*.py") if p.relative_to(RELAY).parts[0] not in EXEMPT
+                  and p.relative_to(RELAY).as_posix() not in EXEMPT_FILES)
 
 
 def _named_db(node: ast.expr) -> bool:
@@ -92,3 +97,5 @@ def test_the_check_sees_what_it_should(source: str, caught: bool) -> None:
 def test_every_exemption_still_exists() -> None:
     for name in EXEMPT:
         assert (RELAY / name).is_dir(), name
+    for name in EXEMPT_FILES:
+        assert (RELAY / name).is_file(), name
