@@ -41,22 +41,35 @@ def settings(args: argparse.Namespace) -> config.Settings:
 
 
 def on_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Run `work` on the daemon's store through the same async methods (and the same group-commit
-    writer, queued on the daemon's write lock) that the daemon uses, in one event loop for this
-    command. A store's refusal (StoreError) or its being unavailable becomes a one-line CLI error."""
+    """Run `work` on the daemon's store (the one store.url names, relay/store/open.py) through the
+    same async methods the daemon uses (on SQLite the same group-commit writer, queued on the
+    daemon's write lock), in one event loop for this command. SQLite's file is migrated first;
+    PostgreSQL applies pending migrations when the store opens. A store's refusal (StoreError) or
+    its being unavailable becomes a one-line CLI error; a bad store.url a configuration error."""
     import asyncio
 
+    from relay.errors import EX_CONFIG
     from relay.store.errors import StoreError, StoreUnavailable
-    from relay.store.migrate import migrate_file
-    from relay.store.sqlite import SqliteStore
+    from relay.store.open import open_store
+    from relay.store.url import SqliteTarget, StoreUrlError
 
     s = settings(args)
-    migrate_file(s.db_path)
+    try:
+        target = s.store_target
+    except StoreUrlError as exc:
+        raise CliError(str(exc), EX_CONFIG) from None
+    if isinstance(target, SqliteTarget):
+        from relay.store.migrate import migrate_file
+
+        migrate_file(target.path)
 
     async def run() -> T:
-        async with SqliteStore.at(s.db_path, busy_timeout=s.store.busy_timeout,
-                                  checkpoint_interval=s.store.checkpoint_interval) as store:
+        store = open_store(s, pool_size=2)
+        await store.open()
+        try:
             return await work(store)
+        finally:
+            await store.close()
 
     try:
         try:

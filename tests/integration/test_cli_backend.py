@@ -207,3 +207,32 @@ def test_thread_find(cfg: Path) -> None:
     assert "is not at relay.example" in refused(cfg, "thread", "find", "--alias", f"{local}@other.example")
     refused(cfg, "thread", "find", status=64)
     refused(cfg, "thread", "find", "--order", "ORD-1", "--alias", local, status=64)
+
+
+def test_audit_verify_and_party_list_on_postgresql(pg_store_url: str, tmp_path: Path) -> None:
+    """store.url naming PostgreSQL: the commands run on that store (migrated when it opens), not on a
+    SQLite file in the state directory."""
+    cfg = tmp_path / "pg.toml"
+    cfg.write_text(f'[relay]\ndomain = "relay.example"\nstate_dir = "{tmp_path / "state"}"\n'
+                   f'[store]\nurl = "{pg_store_url}"\n')
+    s = ok_json(cfg, *SELLER)
+    b = ok_json(cfg, "party", "add", "--role", "buyer", "--email", "a@buyer.example", "--name", "Alice")
+    assert ok_json(cfg, *SELLER) == s | {"created": False}
+    listed = ok_json(cfg, "party", "list")
+    assert listed["count"] == 2
+    assert listed["parties"] == [{k: v for k, v in p.items() if k != "created"} for p in (s, b)]
+    verified = ok_json(cfg, "audit", "verify")
+    assert verified["ok"] is True and verified["count"] == 2
+    assert relay(cfg, "audit", "verify").stdout.startswith("OK: 2 events")
+    assert not (tmp_path / "state" / "relay.db").exists()
+
+    async def read() -> list[int]:
+        import asyncpg
+
+        conn = await asyncpg.connect(pg_store_url)
+        try:
+            return [r[0] for r in await conn.fetch("SELECT id FROM parties ORDER BY id")]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(read()) == [s["party"], b["party"]]

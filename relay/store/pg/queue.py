@@ -152,14 +152,20 @@ async def bounce(conn: asyncpg.Connection, item: QueueItem, now: float, reason: 
 
 
 async def enqueue_notice(conn: asyncpg.Connection, message_id: int, thread_id: int | None, now: float,
-                         recipient: str, envelope_from: str, data: bytes, lifetime: float = 5 * 86400) -> int:
+                         recipient: str, envelope_from: str, data: bytes, lifetime: float = 5 * 86400,
+                         later: audit.Deferred | None = None) -> int:
+    """Queue a notice for the sender; its event appended at once, or held in `later` for the end of
+    the transaction."""
     digest = await messages.put_blob(conn, data)
     qid = int(await conn.fetchval(
         "INSERT INTO queue (message_id, recipient, envelope_from, blob_sha256, state, created_at, next_attempt_at,"
         " expires_at, kind) VALUES ($1, $2, $3, $4, 'queued', $5, $5, $6, 'notice') RETURNING id",
         message_id, recipient, envelope_from, digest, now, now + lifetime))
-    await audit.append(conn, "notice.queued", reason="notice", thread_id=thread_id, message_id=message_id,
-                       detail={"queue": qid, "notice_sha256": digest}, ts=now)
+    events = later if later is not None else audit.Deferred()
+    events.append("notice.queued", reason="notice", thread_id=thread_id, message_id=message_id,
+                  detail={"queue": qid, "notice_sha256": digest}, ts=now)
+    if later is None:
+        await events.flush(conn)
     await notify_work(conn)
     return qid
 
@@ -254,30 +260,41 @@ async def rows_of_message(conn: asyncpg.Connection, message_id: int, *, lock: bo
     return [_item(r) for r in await conn.fetch(sql + (" FOR UPDATE OF q" if lock else ""), message_id)]
 
 
-async def release_message(conn: asyncpg.Connection, message_id: int, now: float) -> int:
+async def release_message(conn: asyncpg.Connection, message_id: int, now: float,
+                          later: audit.Deferred | None = None) -> int:
+    """The message's rows locked first, its event appended last (or held in `later` for the end of
+    the caller's transaction)."""
     rows = [r for r in await rows_of_message(conn, message_id, lock=True) if r.state == "held"]
     if not rows:
         raise Conflict(f"message {message_id} is not held")
     await conn.execute("UPDATE queue SET state = 'queued', next_attempt_at = $1 WHERE id = ANY($2::bigint[])"
                        " AND state = 'held'", now, [r.id for r in rows])
     await _set_message_state(conn, message_id, "queued")
-    await audit.append(conn, "message.released", reason="operator.release", thread_id=rows[0].thread_id,
-                       message_id=message_id, detail={"queue": [r.id for r in rows]}, ts=now)
+    events = later if later is not None else audit.Deferred()
+    events.append("message.released", reason="operator.release", thread_id=rows[0].thread_id,
+                  message_id=message_id, detail={"queue": [r.id for r in rows]}, ts=now)
     await notify_work(conn)
+    if later is None:
+        await events.flush(conn)
     return len(rows)
 
 
 async def drop_message(conn: asyncpg.Connection, message_id: int, now: float, reason: str,
-                       notice: tuple[str, str, bytes] | None) -> int:
+                       notice: tuple[str, str, bytes] | None, later: audit.Deferred | None = None) -> int:
+    """The message's rows locked first, the events (the drop's, the notice's) appended last (or held
+    in `later` for the end of the caller's transaction)."""
     rows = [r for r in await rows_of_message(conn, message_id, lock=True) if r.state in ("held", "queued")]
     if not rows:
         raise Conflict(f"message {message_id} is neither held nor queued")
     await conn.execute("UPDATE queue SET state = 'dropped' WHERE id = ANY($1::bigint[])", [r.id for r in rows])
     await _set_message_state(conn, message_id, "dropped", reason)
-    await audit.append(conn, "message.dropped", reason=reason, thread_id=rows[0].thread_id, message_id=message_id,
-                       detail={"queue": [r.id for r in rows]}, ts=now)
+    events = later if later is not None else audit.Deferred()
+    events.append("message.dropped", reason=reason, thread_id=rows[0].thread_id, message_id=message_id,
+                  detail={"queue": [r.id for r in rows]}, ts=now)
     if notice is not None:
-        await enqueue_notice(conn, message_id, rows[0].thread_id, now, *notice)
+        await enqueue_notice(conn, message_id, rows[0].thread_id, now, *notice, later=events)
+    if later is None:
+        await events.flush(conn)
     return len(rows)
 
 

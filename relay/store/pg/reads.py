@@ -13,7 +13,7 @@ import orjson
 from relay.store.audit import AuditEvent
 from relay.store.labels import Label
 from relay.store.metrics import ThreadMessage
-from relay.store.pg import audit, messages, parties
+from relay.store.pg import audit, messages, parties, queue
 from relay.store.pg.db import PgRepo
 from relay.store.review import THREAD_EVENTS, AliasRow, BlobRow, QueueRow
 
@@ -83,7 +83,9 @@ def _label(row: Any) -> Label:
 
 async def record_label(conn: asyncpg.Connection, message_id: int, decision: str, held_for: Sequence[str],
                        categories: Sequence[str], *, corrected: bool, reason: str | None, by: str,
-                       now: float) -> Label:
+                       now: float, later: audit.Deferred | None = None) -> Label:
+    """relay/store/labels.py's record; its event appended at once, or held in `later` for the end of
+    the transaction."""
     row = await conn.fetchrow("SELECT thread_id, direction FROM messages WHERE id = $1", message_id)
     thread_id, direction = (row[0], row[1]) if row else (None, None)
     await conn.execute(
@@ -94,12 +96,64 @@ async def record_label(conn: asyncpg.Connection, message_id: int, decision: str,
         " decided_by = excluded.decided_by, decided_at = excluded.decided_at",
         message_id, thread_id, direction, decision, orjson.dumps(list(held_for)).decode(),
         orjson.dumps(list(categories)).decode(), int(corrected), reason, by, now)
-    await audit.append(conn, "message.labelled", reason=f"operator.{decision}", thread_id=thread_id,
-                       message_id=message_id, ts=now,
-                       detail={"decision": decision, "categories": list(categories), "held_for": list(held_for),
-                               "corrected": corrected, "reason_given": bool(reason), "by": by})
+    events = later if later is not None else audit.Deferred()
+    # the operator's free text stays out of the chain (it may quote the message or an address)
+    events.append("message.labelled", reason=f"operator.{decision}", thread_id=thread_id,
+                  message_id=message_id, ts=now,
+                  detail={"decision": decision, "categories": list(categories), "held_for": list(held_for),
+                          "corrected": corrected, "reason_given": bool(reason), "by": by})
+    if later is None:
+        await events.flush(conn)
     return Label(message_id, thread_id, direction, decision, tuple(held_for), tuple(categories), corrected,
                  reason, by, now)
+
+
+async def held_by_policy(conn: asyncpg.Connection, message_id: int) -> bool:
+    if await conn.fetchval("SELECT 1 FROM queue WHERE message_id = $1 AND kind = 'message'"
+                           " AND state = 'held'", message_id) is None:
+        return False
+    return bool(await audit.events_after(conn, message_id=message_id, event="message.held", limit=1))
+
+
+async def has_label(conn: asyncpg.Connection, message_id: int) -> bool:
+    return await conn.fetchval("SELECT 1 FROM policy_labels WHERE message_id = $1", message_id) is not None
+
+
+async def _lock_message_rows(conn: asyncpg.Connection, message_id: int) -> None:
+    """The message's queue rows, locked before the decision reads whether the policy held it: a
+    second operator's decision on it waits, then reads the state the first one committed."""
+    await conn.execute("SELECT id FROM queue WHERE message_id = $1 AND kind = 'message' ORDER BY id FOR UPDATE",
+                       message_id)
+
+
+async def release_with_label(conn: asyncpg.Connection, message_id: int, now: float, held_for: Sequence[str],
+                             categories: Sequence[str], *, corrected: bool, reason: str | None,
+                             by: str) -> tuple[int, Label | None]:
+    """relay/store/labels.py's release_with_label: queue rows locked first, the release and the label
+    written, their audit events (message.released, message.labelled) appended last."""
+    await _lock_message_rows(conn, message_id)
+    held = await held_by_policy(conn, message_id)
+    later = audit.Deferred()
+    n = await queue.release_message(conn, message_id, now, later)
+    label = await record_label(conn, message_id, "released", held_for, categories, corrected=corrected,
+                               reason=reason, by=by, now=now, later=later) if held else None
+    await later.flush(conn)
+    return n, label
+
+
+async def drop_with_label(conn: asyncpg.Connection, message_id: int, now: float,
+                          notice: tuple[str, str, bytes] | None, held_for: Sequence[str], categories: Sequence[str],
+                          *, corrected: bool, reason: str | None, by: str) -> tuple[int, Label | None]:
+    """relay/store/labels.py's drop_with_label: queue rows locked first, the drop (and the sender's
+    notice) and the label written, their audit events appended last."""
+    await _lock_message_rows(conn, message_id)
+    decided = await held_by_policy(conn, message_id) or await has_label(conn, message_id)
+    later = audit.Deferred()
+    n = await queue.drop_message(conn, message_id, now, "operator.drop", notice, later)
+    label = await record_label(conn, message_id, "dropped", held_for, categories, corrected=corrected,
+                               reason=reason, by=by, now=now, later=later) if decided else None
+    await later.flush(conn)
+    return n, label
 
 
 class PgLabels(PgRepo):
@@ -111,20 +165,31 @@ class PgLabels(PgRepo):
 
     async def held_by_policy(self, message_id: int) -> bool:
         async with self.db.snapshot() as conn:
-            if await conn.fetchval("SELECT 1 FROM queue WHERE message_id = $1 AND kind = 'message'"
-                                   " AND state = 'held'", message_id) is None:
-                return False
-            return bool(await audit.events_after(conn, message_id=message_id, event="message.held", limit=1))
+            return await held_by_policy(conn, message_id)
 
     async def has_label(self, message_id: int) -> bool:
         async with self.db.connection() as conn:
-            return await conn.fetchval("SELECT 1 FROM policy_labels WHERE message_id = $1", message_id) is not None
+            return await has_label(conn, message_id)
 
     async def record(self, message_id: int, decision: str, held_for: Sequence[str], categories: Sequence[str], *,
                      corrected: bool, reason: str | None, by: str, now: float) -> Label:
         async with self.db.transaction() as conn:
             return await record_label(conn, message_id, decision, held_for, categories, corrected=corrected,
                                       reason=reason, by=by, now=now)
+
+    async def release_with_label(self, message_id: int, now: float, held_for: Sequence[str],
+                                 categories: Sequence[str], *, corrected: bool, reason: str | None,
+                                 by: str) -> tuple[int, Label | None]:
+        async with self.db.transaction() as conn:
+            return await release_with_label(conn, message_id, now, held_for, categories, corrected=corrected,
+                                            reason=reason, by=by)
+
+    async def drop_with_label(self, message_id: int, now: float, notice: tuple[str, str, bytes] | None,
+                              held_for: Sequence[str], categories: Sequence[str], *, corrected: bool,
+                              reason: str | None, by: str) -> tuple[int, Label | None]:
+        async with self.db.transaction() as conn:
+            return await drop_with_label(conn, message_id, now, notice, held_for, categories, corrected=corrected,
+                                         reason=reason, by=by)
 
     async def get(self, message_id: int) -> Label | None:
         async with self.db.connection() as conn:
@@ -141,6 +206,23 @@ class PgLabels(PgRepo):
 
 
 # -- credentials ------------------------------------------------------------------------------------
+async def set_password(conn: asyncpg.Connection, party_id: int, password_hash: str, now: float | None = None) -> None:
+    await conn.execute(
+        "INSERT INTO party_credentials (party_id, password, updated_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (party_id) DO UPDATE SET password = excluded.password, updated_at = excluded.updated_at",
+        party_id, password_hash, time.time() if now is None else now)
+
+
+async def change_password(conn: asyncpg.Connection, party_id: int, password_hash: str, *, reason: str = "cli",
+                          now: float | None = None) -> None:
+    """relay/store/credentials.py's change_password: NotFound for an unknown party; the hash written,
+    then its event party.password_set appended (last)."""
+    await parties.get(conn, party_id)
+    now = time.time() if now is None else now
+    await set_password(conn, party_id, password_hash, now)
+    await audit.append(conn, "party.password_set", reason=reason, party_id=party_id, ts=now)
+
+
 class PgCredentials(PgRepo):
     async def password_of_address(self, address: str) -> tuple[int | None, str | None]:
         async with self.db.connection() as conn:
@@ -152,10 +234,12 @@ class PgCredentials(PgRepo):
 
     async def set_password(self, party_id: int, password_hash: str, now: float | None = None) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO party_credentials (party_id, password, updated_at) VALUES ($1, $2, $3)"
-                " ON CONFLICT (party_id) DO UPDATE SET password = excluded.password, updated_at = excluded.updated_at",
-                party_id, password_hash, time.time() if now is None else now)
+            await set_password(conn, party_id, password_hash, now)
+
+    async def change_password(self, party_id: int, password_hash: str, *, reason: str = "cli",
+                              now: float | None = None) -> None:
+        async with self.db.transaction() as conn:
+            await change_password(conn, party_id, password_hash, reason=reason, now=now)
 
     async def password_hash(self, party_id: int) -> str | None:
         async with self.db.connection() as conn:

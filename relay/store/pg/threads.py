@@ -139,6 +139,56 @@ async def threads_of(conn: asyncpg.Connection, party_id: int) -> list[int]:
         "SELECT id FROM threads WHERE buyer_id = $1 OR seller_id = $1 ORDER BY id", party_id)]
 
 
+async def _with_orders(conn: asyncpg.Connection, rows: list[Any]) -> list[tuple[Thread, list[Order]]]:
+    """Threads (their live aliases) and their orders from thread rows, in three queries."""
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    live: dict[tuple[int, int], str] = {}
+    for tid, pid, local in await conn.fetch(
+            "SELECT thread_id, party_id, local FROM aliases WHERE thread_id = ANY($1::bigint[])"
+            " AND revoked_at IS NULL", ids):
+        live[(tid, pid)] = local
+    placed: dict[int, list[Order]] = {tid: [] for tid in ids}
+    for tid, ref, at in await conn.fetch(
+            "SELECT thread_id, ref, placed_at FROM orders WHERE thread_id = ANY($1::bigint[])"
+            " ORDER BY placed_at, id", ids):
+        placed[tid].append(Order(ref, at))
+    return [(Thread(id=tid, buyer_id=b, seller_id=s, buyer_alias=live.get((tid, b), ""),
+                    seller_alias=live.get((tid, s), ""), created_at=created), placed[tid])
+            for tid, b, s, created in rows]
+
+
+async def listing(conn: asyncpg.Connection, party_id: int | None = None, *, after: int = 0,
+                  limit: int = 1000) -> list[tuple[Thread, list[Order]]]:
+    """Threads with an id above `after` (of one party, buyer or seller, or all), by id, at most
+    `limit`, each with its orders: one page."""
+    if party_id is None:
+        rows = await conn.fetch("SELECT id, buyer_id, seller_id, created_at FROM threads WHERE id > $1"
+                                " ORDER BY id LIMIT $2", after, limit)
+    else:
+        rows = await conn.fetch("SELECT id, buyer_id, seller_id, created_at FROM threads"
+                                " WHERE id > $1 AND (buyer_id = $2 OR seller_id = $2) ORDER BY id LIMIT $3",
+                                after, party_id, limit)
+    return await _with_orders(conn, list(rows))
+
+
+async def find_by_order(conn: asyncpg.Connection, ref: str) -> list[tuple[Thread, list[Order]]]:
+    """The threads on which this order reference was recorded (normally one), by id."""
+    rows = await conn.fetch("SELECT id, buyer_id, seller_id, created_at FROM threads WHERE id IN"
+                            " (SELECT thread_id FROM orders WHERE ref = $1) ORDER BY id", ref)
+    return await _with_orders(conn, list(rows))
+
+
+async def find_by_alias(conn: asyncpg.Connection, local: str) -> tuple[Thread, list[Order], AliasTarget] | None:
+    """The thread of an alias (live or revoked), its orders, and what the alias stands for."""
+    target = await resolve_alias(conn, local)
+    if target is None:
+        return None
+    thread = await get(conn, target.thread_id)
+    return thread, await orders(conn, thread.id), target
+
+
 async def resolve_recipient(conn: asyncpg.Connection, local: str,
                             sender: str) -> tuple[AliasTarget | None, int | None, int | None]:
     target = await resolve_alias(conn, local)
@@ -205,3 +255,16 @@ class PgThreads(PgRepo):
     async def threads_of(self, party_id: int) -> list[int]:
         async with self.db.connection() as conn:
             return await threads_of(conn, party_id)
+
+    async def listing(self, party_id: int | None = None, *, after: int = 0,
+                      limit: int = 1000) -> list[tuple[Thread, list[Order]]]:
+        async with self.db.snapshot() as conn:
+            return await listing(conn, party_id, after=after, limit=limit)
+
+    async def find_by_order(self, ref: str) -> list[tuple[Thread, list[Order]]]:
+        async with self.db.snapshot() as conn:
+            return await find_by_order(conn, ref)
+
+    async def find_by_alias(self, local: str) -> tuple[Thread, list[Order], AliasTarget] | None:
+        async with self.db.snapshot() as conn:
+            return await find_by_alias(conn, local)
