@@ -199,6 +199,8 @@ async def measure(backend: str, n: int, scenario: str, work: Path, cluster: Any)
         tx1, units1 = store.transactions, getattr(store, "units", store.transactions)
         rows1 = await _table_counts(store, url, db_path)
     finally:
+        if url in _conns:
+            await _conns.pop(url).close()
         await relay.stop(grace=5)
         await sink.stop()
         sqlite_db.STATEMENT_TRACE = None
@@ -242,15 +244,16 @@ def _files_size(db_path: Path) -> int:
     return sum(p.stat().st_size for p in (db_path, Path(f"{db_path}-wal")) if p.exists())
 
 
+_conns: dict[str, Any] = {}
+
+
 async def _pending(store: Any, url: str | None, db_path: Path) -> int:
-    if url:
+    if url:  # one connection (a new one per poll forks a backend, whose CPU would count as the server's)
         import asyncpg
 
-        conn = await asyncpg.connect(url)
-        try:
-            return int(await conn.fetchval("SELECT count(*) FROM queue WHERE state IN ('queued', 'sending')"))
-        finally:
-            await conn.close()
+        if url not in _conns:
+            _conns[url] = await asyncpg.connect(url)
+        return int(await _conns[url].fetchval("SELECT count(*) FROM queue WHERE state IN ('queued', 'sending')"))
     conn2 = sqlite3.connect(db_path, timeout=10)
     try:
         return int(conn2.execute("SELECT count(*) FROM queue WHERE state IN ('queued', 'sending')").fetchone()[0])

@@ -55,6 +55,7 @@ class RelayTarget:
         self._cluster: Any = None
         self._pg_url = ""
         self._pg_db = ""
+        self._pg_conn: Any = None
         self.key = base / "relay-dkim" / "relay.pem"
         self.port = 0
         self.sender = self.sender_alias = ""
@@ -182,13 +183,14 @@ class RelayTarget:
     async def pending(self) -> int:
         """Queue rows not yet delivered (or given up)."""
         if self.store == "postgresql":
+            # one connection for the run: a new one every poll would fork a server backend each time,
+            # whose CPU would count as the relay's (the postmaster's reaped children are in roots)
             import asyncpg
 
-            conn = await asyncpg.connect(self._pg_url)
-            try:
-                return int(await conn.fetchval("SELECT count(*) FROM queue WHERE state IN ('queued', 'sending')"))
-            finally:
-                await conn.close()
+            if self._pg_conn is None:
+                self._pg_conn = await asyncpg.connect(self._pg_url)
+            return int(await self._pg_conn.fetchval(
+                "SELECT count(*) FROM queue WHERE state IN ('queued', 'sending')"))
 
         def count() -> int:
             conn = sqlite3.connect(self.work / "state" / "relay.db", timeout=10)
@@ -226,6 +228,9 @@ class RelayTarget:
         if self._dns:
             self._dns.stop()
             self._dns = None
+        if self._pg_conn is not None:
+            await self._pg_conn.close()
+            self._pg_conn = None
         if self._cluster is not None and self._pg_db:
             await asyncio.to_thread(self._cluster.drop_database, self._pg_db)
             self._pg_db = ""
