@@ -233,10 +233,10 @@ async def relay_message(driver: Driver, i: int) -> None:
         mids.append(int(mid))
 
     async def claim(c: Conn) -> None:
-        await c.fetchrow("WITH due AS (SELECT id FROM queue WHERE state = 'queued' AND next_attempt_at <= $1"
+        await c.execute("WITH due AS (SELECT id FROM queue WHERE state = 'queued' AND next_attempt_at <= $1"
                          " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
                          " UPDATE queue q SET state = 'sending', attempts = q.attempts + 1 FROM due"
-                         " WHERE q.id = due.id RETURNING q.id", now + 1)
+                         " WHERE q.id = due.id", now + 1)
 
     async def delivered(c: Conn) -> None:
         await c.execute("UPDATE queue SET state = 'delivered' WHERE message_id = $1", mids[0])

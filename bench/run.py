@@ -83,6 +83,8 @@ async def measure(target: Any, scenario: Scenario, args: argparse.Namespace, wor
         await settle(target, sink, warm.accepted, 60)
         base = sink.count
         cpu0 = cpu_seconds(target.roots())
+        server = getattr(target, "server_roots", list)()
+        server_cpu0 = cpu_seconds(server)
         profiler = None
         if args.profile and target.name.startswith("relay"):
             from bench.profile import Profiler
@@ -100,6 +102,8 @@ async def measure(target: Any, scenario: Scenario, args: argparse.Namespace, wor
                    msgs_per_s=load.accepted / elapsed if elapsed else 0.0,
                    accept_per_s=load.accepted / load.seconds if load.seconds else 0.0,
                    cpu_per_1000=(cpu_seconds(target.roots()) - cpu0) / load.accepted * 1000 if load.accepted else None)
+        if server and load.accepted:  # the database server's share of CPU s/1k
+            out["server_cpu_per_1000"] = (cpu_seconds(server) - server_cpu0) / load.accepted * 1000
         if scenario.latency_pass and load.accepted and not args.no_latency:
             rate = 0.5 * out["msgs_per_s"]
             base = sink.count

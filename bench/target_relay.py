@@ -173,12 +173,16 @@ class RelayTarget:
         """The relay's process (and its children); on PostgreSQL also the server's postmaster (and its
         backends): CPU s/1k and memory count the database's share too, as SQLite's is in the relay."""
         pids = [self._proc.pid] if self._proc and self._proc.poll() is None else []
-        if pids and self._cluster is not None and self._cluster.root is not None:
+        return pids + self.server_roots() if pids else pids
+
+    def server_roots(self) -> list[int]:
+        """The PostgreSQL server's postmaster (none on SQLite)."""
+        if self._cluster is not None and self._cluster.root is not None:
             try:
-                pids.append(int((self._cluster.root / "data" / "postmaster.pid").read_text().split()[0]))
+                return [int((self._cluster.root / "data" / "postmaster.pid").read_text().split()[0])]
             except (OSError, ValueError, IndexError):
                 pass
-        return pids
+        return []
 
     async def pending(self) -> int:
         """Queue rows not yet delivered (or given up)."""
