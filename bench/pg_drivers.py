@@ -11,6 +11,11 @@ tasks (50) share a pool of `--pool` connections. Modes (how the audit row is wri
   headrow    SELECT … FROM audit_head FOR UPDATE (one round trip less under the lock), UPDATE head
   grouped    one writer per process puts everything that is waiting (≤ 64 messages) into one
              transaction, with one lock and one flush for the group (the SQLite store's group commit)
+  relay      the relay's own shape per message, as bench/capacity.py measured it on PgStore
+             (docs/capacity.md): an accept transaction (two 5 KB contents, message, queue row, the
+             lock, three chained events), a claim transaction (FOR UPDATE SKIP LOCKED), a delivered
+             transaction (queue and message updated, the lock, one chained event), and 15 indexed
+             reads; three commits, two of them under the chain's lock
 
 Prints msgs/s and the p50/p99 latency of one message (from submit to commit). Figures only:
 nothing here passes or fails. Needs `psycopg[binary]` and `psycopg_pool` beside asyncpg (bench only).
@@ -199,6 +204,55 @@ async def one_message(mode: str, c: Conn, i: int) -> None:
         await c.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", values[0], values[4])
 
 
+async def _append(c: Conn, now: float, mid: int, n: int) -> None:
+    """n chained events under the advisory lock (taken here, held to COMMIT)."""
+    await c.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+    row = await c.fetchrow("SELECT COALESCE(MAX(seq), 0), COALESCE((SELECT hash FROM audit_events"
+                           " ORDER BY seq DESC LIMIT 1), $1) FROM audit_events", GENESIS)
+    seq, prev = int(row[0]), row[1]
+    for _ in range(n):
+        seq += 1
+        values = _chained(seq, prev, now, mid)
+        await c.execute(INS_AUDIT, *values)
+        prev = values[4]
+
+
+async def relay_message(driver: Driver, i: int) -> None:
+    """The relay's transactions for one message (mode `relay`)."""
+    now = time.time()
+    mids: list[int] = []
+
+    async def accept(c: Conn) -> None:
+        digest, data = _payload(i)
+        delivered = data + b"\r\n-- \r\nrelayed\r\n"
+        await c.execute(INS_BLOB, digest, len(data), data)
+        await c.execute(INS_BLOB, hashlib.sha256(delivered).hexdigest(), len(delivered), delivered)
+        mid = (await c.fetchrow(INS_MSG, now, f"s{i}@example.com", f"alias{i}", digest))[0]
+        await c.execute(INS_QUEUE, mid, f"r{i}@example.net", "bounces@relay.test", digest, now, now + 5 * 86400)
+        await _append(c, now, int(mid), 3)
+        mids.append(int(mid))
+
+    async def claim(c: Conn) -> None:
+        await c.execute("WITH due AS (SELECT id FROM queue WHERE state = 'queued' AND next_attempt_at <= $1"
+                         " ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                         " UPDATE queue q SET state = 'sending', attempts = q.attempts + 1 FROM due"
+                         " WHERE q.id = due.id", now + 1)
+
+    async def delivered(c: Conn) -> None:
+        await c.execute("UPDATE queue SET state = 'delivered' WHERE message_id = $1", mids[0])
+        await c.execute("UPDATE messages SET state = 'delivered' WHERE id = $1", mids[0])
+        await _append(c, now, mids[0], 1)
+
+    async def reads(c: Conn) -> None:
+        for _ in range(15):
+            await c.fetchrow("SELECT id, state FROM messages WHERE id = $1", mids[0])
+
+    await driver.transaction(accept)
+    await driver.transaction(claim)
+    await driver.transaction(reads)
+    await driver.transaction(delivered)
+
+
 async def group_messages(c: Conn, items: list[int]) -> None:
     now = time.time()
     mids = [await _rows(c, i, now) for i in items]
@@ -253,6 +307,8 @@ async def run(driver: Driver, url: str, mode: str, messages: int, concurrency: i
     async def send(i: int) -> None:
         if grouper is not None:
             await grouper.submit(i)
+        elif mode == "relay":
+            await relay_message(driver, i)
         else:
             await driver.transaction(lambda c: one_message(mode, c, i))
 

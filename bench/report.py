@@ -51,6 +51,9 @@ def print_table(rows: list[dict[str, Any]], scenarios: dict[str, Any], *, header
         title = scenarios[row["scenario"]].title if i == 0 else ""
         print(f"{title:28} {row['target']:14} {row['loader']:12} {row.get('accepted', 0):>6}"
               + "".join(f" {_cell(row, key, fmt)}" for key, _, fmt in _COLS))
+        if isinstance(row.get("server_cpu_per_1000"), float):
+            notes.append(f"{row['target']}: CPU s/1k includes the database server's"
+                         f" {row['server_cpu_per_1000']:.2f}")
         if row.get("error"):
             notes.append(f"{row['target']}: {row['error']}")
         if row.get("refused") or row.get("latency_refused"):

@@ -5,6 +5,7 @@ pass (messages/s until the sink has them all, CPU s per 1,000, peak RSS of all p
 pass at half that rate (p50/p95/p99 from end of DATA to 250). Figures only: nothing passes or fails.
 
     python -m bench [--peer postfix [--peer-signing opendkim|none|both]] [--smoke] [--scenario 5k,100k,2m,10m] [--messages N] [--rounds N]
+                    [--store sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ async def measure(target: Any, scenario: Scenario, args: argparse.Namespace, wor
         await settle(target, sink, warm.accepted, 60)
         base = sink.count
         cpu0 = cpu_seconds(target.roots())
+        server = getattr(target, "server_roots", list)()
+        server_cpu0 = cpu_seconds(server)
         profiler = None
-        if args.profile and target.name == "relay":
+        if args.profile and target.name.startswith("relay"):
             from bench.profile import Profiler
             args.profile.mkdir(parents=True, exist_ok=True)
             profiler = Profiler(args.profile / f"relay-{scenario.name}", target.roots())
@@ -99,6 +102,8 @@ async def measure(target: Any, scenario: Scenario, args: argparse.Namespace, wor
                    msgs_per_s=load.accepted / elapsed if elapsed else 0.0,
                    accept_per_s=load.accepted / load.seconds if load.seconds else 0.0,
                    cpu_per_1000=(cpu_seconds(target.roots()) - cpu0) / load.accepted * 1000 if load.accepted else None)
+        if server and load.accepted:  # the database server's share of CPU s/1k
+            out["server_cpu_per_1000"] = (cpu_seconds(server) - server_cpu0) / load.accepted * 1000
         if scenario.latency_pass and load.accepted and not args.no_latency:
             rate = 0.5 * out["msgs_per_s"]
             base = sink.count
@@ -152,7 +157,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     root_dir = "/var/lib" if args.peer == "postfix" and os.geteuid() == 0 else None  # opendkim refuses /tmp
     work = Path(args.workdir or tempfile.mkdtemp(prefix="relay-bench-", dir=root_dir))
     work.mkdir(parents=True, exist_ok=True)
-    targets: list[Any] = [RelayTarget(work, workers=args.workers, extra_config=args.relay_config)]
+    targets: list[Any] = [RelayTarget(work, workers=args.workers, extra_config=args.relay_config, store=store)
+                          for store in args.store]
     if args.peer == "postfix":
         why = unavailable()
         if why:
@@ -172,7 +178,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 problems = await verify(target)
             except Exception as e:  # it could not even start
                 print(f"{target.describe()}: cannot run here ({type(e).__name__}: {e})")
-                if target.name != "relay":
+                if not target.name.startswith("relay"):
                     print("measuring the relay only")
                     targets.remove(target)
                     continue
@@ -191,6 +197,9 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
             print_table([r for r in rows if r["scenario"] == name], SCENARIOS, header=len(rows) == len(runs))
         return rows
     finally:
+        for target in targets:
+            if hasattr(target, "close"):
+                target.close()
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -218,10 +227,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--no-latency", action="store_true", help="skip the latency pass")
     ap.add_argument("--profile", type=Path, metavar="DIR",
                     help="py-spy the relay during each throughput pass (raw stacks in DIR, summary printed)")
+    ap.add_argument("--store", default="sqlite", metavar="sqlite,postgresql",
+                    help="the relay's store: sqlite, postgresql (a throwaway local cluster) or both, side by side")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
     ap.add_argument("--workdir", type=Path, help="keep state here (default: a temporary directory, removed)")
     args = ap.parse_args(argv)
     args.scenario = [s.strip() for s in args.scenario.split(",") if s.strip()]
+    args.store = [s.strip() for s in args.store.split(",") if s.strip()]
+    if not args.store or any(s not in ("sqlite", "postgresql") for s in args.store):
+        ap.error("--store: sqlite, postgresql or sqlite,postgresql")
     for s in args.scenario:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")

@@ -1,4 +1,6 @@
 """relay db check [--json] — can this node reach its store, and is the store's schema current?
+relay db copy --to postgresql://… [--from sqlite:///PATH] [--password-file F] [--json] — a SQLite
+store, contents included, into an empty PostgreSQL database (relay/store/pg/copy.py).
 
 Reads: store.url, store.password_file (SQLite at <relay.state_dir>/relay.db when absent). Changes
 nothing (no migration, no file created). Prints the backend, where it is (never the password), the
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from relay.cli.common import CliError, add_json, emit, group, settings
@@ -22,6 +25,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = dsub.add_parser("check", help="connectivity, schema version and expired delivery leases of the store")
     add_json(c)
     c.set_defaults(handler=check)
+    cp = dsub.add_parser("copy", help="copy a SQLite store, contents included, into an empty PostgreSQL database")
+    cp.add_argument("--to", required=True, metavar="postgresql://USER@HOST:PORT/DB",
+                    help="the target database (migrated, then filled in one transaction; must be empty)")
+    cp.add_argument("--from", dest="source", metavar="sqlite:///PATH",
+                    help="the SQLite store to copy (default: this node's store)")
+    cp.add_argument("--password-file", type=Path, help="the target's password (else in --to, PGPASSWORD, ~/.pgpass)")
+    add_json(cp)
+    cp.set_defaults(handler=copy)
 
 
 def check(args: argparse.Namespace) -> int:
@@ -106,3 +117,63 @@ async def _check_pg(target: Any, now: float) -> dict[str, Any]:
         await db.close()
     return {"connected": True, "server_version": server, "schema_version": version, "expected_version": expected,
             "expired_leases": leases}
+
+
+def copy(args: argparse.Namespace) -> int:
+    """Exit 0: copied and the chain verified; 1: refused or failed (nothing written); 78: a bad URL."""
+    import asyncio
+
+    from relay.errors import EX_CONFIG
+    from relay.store.url import PgTarget, SqliteTarget, StoreUrlError, parse
+
+    try:
+        target = parse(args.to, Path("."), args.password_file)
+        source = parse(args.source, Path(".")) if args.source else settings(args).store_target
+    except StoreUrlError as exc:
+        raise CliError(str(exc).replace("store.url", "--to/--from"), EX_CONFIG) from None
+    if not isinstance(target, PgTarget):
+        raise CliError("--to: name a PostgreSQL database (postgresql://user@host:5432/dbname)", EX_CONFIG)
+    if not isinstance(source, SqliteTarget):
+        raise CliError("--from: the store to copy is not a SQLite store (name one with --from sqlite:///PATH)",
+                       EX_CONFIG)
+    out = asyncio.run(_copy(source.path, target))
+    out = {"from": source.safe_url(), "to": target.safe_url(), **out}
+    if getattr(args, "json", False):
+        emit(args, out)
+    else:
+        print(f"copied {out['from']} to {out['to']} (schema {out['schema_version']}):"
+              f" {out['contents']} contents ({out['content_files']} from files, {out['content_bytes']} bytes)")
+        for table, n in out["tables"].items():
+            print(f"  {table:<20} {n:>10}")
+        audit = out["audit"]
+        print(f"audit chain verified in PostgreSQL: {audit['count']} events, head {audit['head_seq']}")
+    return 0
+
+
+async def _copy(source: Path, target: Any) -> dict[str, Any]:
+    import asyncpg
+
+    from relay.store.db import StoreUnavailable
+    from relay.store.pg.copy import CopyRefused, copy_sqlite_to_pg
+    from relay.store.pg.db import CONNECTION_ERRORS, PgDatabase
+
+    failures = (asyncpg.PostgresError, *[e for e in CONNECTION_ERRORS if issubclass(e, Exception)])
+    db = PgDatabase(target, min_size=1, max_size=1, command_timeout=3600)
+    try:
+        await db.open()
+    except StoreUnavailable as exc:
+        raise CliError(str(exc)) from None
+    try:
+        report = await copy_sqlite_to_pg(source, db)
+    except CopyRefused as exc:
+        raise CliError(f"db copy refused: {exc}") from None
+    except StoreUnavailable as exc:
+        raise CliError(f"db copy failed, nothing was written: {exc}") from None
+    except failures as exc:
+        detail = str(exc).replace(target.password, "***") if target.password else str(exc)
+        raise CliError(f"db copy failed, nothing was written: {type(exc).__name__}: {detail}") from None
+    finally:
+        await db.close()
+    assert report.audit is not None
+    return {"schema_version": report.schema_version, "tables": report.counts, "contents": report.contents,
+            "content_files": report.files, "content_bytes": report.content_bytes, "audit": report.audit.as_dict()}

@@ -37,6 +37,11 @@ __all__ = ["Database", "StoreUnavailable", "connect_sync", "run_in_transaction"]
 T = TypeVar("T")
 Unit = Callable[[sqlite3.Connection], Any]
 
+#: Called with the text of every statement the store's connections run (sqlite3's trace callback),
+#: when set before Database.open(): the capacity bench (bench/capacity.py) counts round trips with
+#: it. None (the default) adds nothing to a statement.
+STATEMENT_TRACE: Callable[[str], object] | None = None
+
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
@@ -217,6 +222,10 @@ class Database:
             self.checkpointer = Checkpointer(self.path, self.checkpoint_interval)
             self.checkpointer.start()
         inline = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        if STATEMENT_TRACE is not None:
+            inline.set_trace_callback(STATEMENT_TRACE)
+            for conn in (self._writer, self._reader):
+                await conn.set_trace_callback(STATEMENT_TRACE)
         inline.execute("PRAGMA foreign_keys=ON")
         inline.execute("PRAGMA query_only=ON")   # a read that tried to write would fail, not write
         inline.execute("PRAGMA busy_timeout=0")  # never block the loop: busy → the reader thread

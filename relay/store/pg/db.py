@@ -37,6 +37,11 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class PgDatabase:
+    #: Called with the text of every statement sent on the pool's connections (asyncpg's query
+    #: logger: BEGIN, COMMIT and the pool's reset included; COPY is not), when set before open():
+    #: the capacity bench (bench/capacity.py) counts round trips with it. None: no logger at all.
+    statement_trace: Callable[[str], object] | None = None
+
     def __init__(self, target: PgTarget, *, min_size: int = 1, max_size: int = 10,
                  command_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
         self.target = target
@@ -64,9 +69,16 @@ class PgDatabase:
     async def open(self) -> None:
         try:
             self._pool = await asyncpg.create_pool(min_size=self.min_size, max_size=self.max_size,
+                                                   init=self._trace if PgDatabase.statement_trace else None,
                                                    **self._connect_args())
         except CONNECTION_ERRORS as exc:
             raise self.unavailable(exc) from None
+
+    @staticmethod
+    async def _trace(conn: asyncpg.Connection) -> None:
+        trace = PgDatabase.statement_trace
+        if trace is not None:
+            conn.add_query_logger(lambda record: trace(record.query))
 
     async def close(self) -> None:
         if self._listener is not None:
