@@ -260,9 +260,11 @@ async def test_record_get_set_state_and_contents(world: World) -> None:
     message_id, queue_id = await store.messages.record_accepted(msg)
     row = await store.messages.get(message_id)
     assert row is not None and (row.state, row.subject, row.thread_id) == ("queued", "hello", world.thread.id)
-    assert await store.messages.get_blob(row.original_sha256 or "") == msg.original
-    assert await store.messages.small_blob(row.original_sha256 or "", 100) == (len(msg.original), None)
-    assert await store.messages.small_blob(row.original_sha256 or "", 10**6) == (len(msg.original), msg.original)
+    digest = row.original_sha256
+    assert digest is not None
+    assert await store.messages.get_blob(digest) == msg.original
+    assert await store.messages.small_blob(digest, 100) == (len(msg.original), None)
+    assert await store.messages.small_blob(digest, 10**6) == (len(msg.original), msg.original)
     assert await store.messages.get_blob("0" * 64) is None
     assert await store.messages.small_blob("0" * 64, 10) == (None, None)
     await store.messages.set_state(message_id, "held", "test.reason")
